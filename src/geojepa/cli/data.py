@@ -1,0 +1,3 @@
+"""Data verbs: ``ingest``, ``info``, ``readings`` (DESIGN §6)."""
+
+from __future__ import annotations
