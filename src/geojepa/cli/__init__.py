@@ -20,7 +20,15 @@ from geojepa.errors import GeoJEPAError, InputError
 from geojepa.logs import configure
 
 # Each verb group lives in its own module; importing it registers its commands.
-VERB_MODULES: tuple[str, ...] = ("data",)
+VERB_MODULES: tuple[str, ...] = (
+    "data",
+    "simulate",
+    "train",
+    "detect",
+    "forecast",
+    "export",
+    "report",
+)
 
 for _name in VERB_MODULES:
     importlib.import_module(f"geojepa.cli.{_name}")

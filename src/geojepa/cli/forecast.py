@@ -1,0 +1,3 @@
+"""Verbs of group forecast (DESIGN §6); each is a thin layer over the library."""
+
+from __future__ import annotations
