@@ -28,6 +28,7 @@ VERB_MODULES: tuple[str, ...] = (
     "forecast",
     "export",
     "report",
+    "demo",
 )
 
 for _name in VERB_MODULES:
