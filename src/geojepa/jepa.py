@@ -145,7 +145,7 @@ class JEPA(nn.Module):
         )  # (B, Nt, D)
         target = gather_tokens(self.target_repr(batch), batch.target)  # (B, Nt, D)
         weight = ~batch.target_pad & batch.token_valid.gather(1, batch.target)  # (B, Nt)
-        loss, per_token = self._latent_loss(pred.float(), target, weight)
+        loss, _ = self._latent_loss(pred.float(), target, weight)
         total = loss
         stats: dict[str, float] = {}
         if self.config.sigreg_weight > 0:
