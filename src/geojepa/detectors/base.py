@@ -1,0 +1,236 @@
+"""The detector contract every anomaly scorer follows, and the registry the harness uses.
+
+A detector is fitted on the training period of a `SensorFrame` and then scores any frame
+of the same sensors:
+
+- ``fit(frame, train_end) -> self`` may use rows ``< train_end`` only. `SensorwiseDetector`
+  enforces this by handing its subclasses a frame cut at ``train_end``; they never see a
+  later row.
+- ``score(frame) -> DetectorScores``: a per-time score (T,) and a per-sensor score (T, C),
+  higher = more anomalous (PyOD's convention). NaN is allowed only where nothing is
+  observed: a per-sensor cell may be NaN only where that cell is unobserved, a per-time
+  value only where the whole row is unobserved.
+
+Detectors follow scikit-learn's estimator contract: the constructor stores its arguments
+unchanged, ``fit`` returns ``self``, fitted attributes end in ``_``; ``get_params`` comes
+from `sklearn.base.BaseEstimator`, so a benchmark can record every setting.
+
+The registry maps a name to a factory ``seed -> Detector``; the benchmark builds detectors
+by name, so a new detector (the JEPA's energy, a reconstruction baseline) joins the same
+harness with one `register_detector` call in its own module, listed in `PLUGIN_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from geojepa.errors import InputError
+from geojepa.frame import SensorFrame
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PLUGIN_MODULES",
+    "Detector",
+    "DetectorScores",
+    "SensorwiseDetector",
+    "available_detectors",
+    "check_train_end",
+    "make_detector",
+    "register_detector",
+]
+
+
+@dataclass(frozen=True)
+class DetectorScores:
+    """Scores of one frame: ``score`` (T,) and ``sensor_scores`` (T, C), higher = more anomalous."""
+
+    score: np.ndarray  # (T,) float64
+    sensor_scores: np.ndarray  # (T, C) float64
+    sensor_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        score = np.asarray(self.score, dtype=np.float64)
+        sensor = np.asarray(self.sensor_scores, dtype=np.float64)
+        if score.ndim != 1 or sensor.ndim != 2 or sensor.shape[0] != score.shape[0]:
+            raise ValueError(
+                f"DetectorScores needs score (T,) and sensor_scores (T, C); "
+                f"got {score.shape} and {sensor.shape}"
+            )
+        if sensor.shape[1] != len(self.sensor_ids):
+            raise ValueError(
+                f"sensor_scores has {sensor.shape[1]} columns for {len(self.sensor_ids)} sensors"
+            )
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "sensor_scores", sensor)
+        object.__setattr__(self, "sensor_ids", tuple(str(s) for s in self.sensor_ids))
+
+    @property
+    def n_times(self) -> int:
+        return int(self.score.shape[0])
+
+    def slice(self, start: int, stop: int) -> DetectorScores:
+        return DetectorScores(
+            self.score[start:stop], self.sensor_scores[start:stop], self.sensor_ids
+        )
+
+    def check_nan(self, frame: SensorFrame) -> None:
+        """Raise ValueError if a score is NaN where something is observed."""
+        bad_cells = np.isnan(self.sensor_scores) & frame.observed
+        bad_rows = np.isnan(self.score) & frame.observed.any(axis=1)
+        if bad_cells.any() or bad_rows.any():
+            t = int(np.flatnonzero(bad_rows | bad_cells.any(axis=1))[0])
+            raise ValueError(f"NaN score at row {t}, where a sensor is observed")
+
+
+def check_train_end(frame: SensorFrame, train_end: int) -> int:
+    """Validate ``train_end`` against the frame and return it as an int."""
+    end = int(train_end)
+    if not 0 < end <= frame.n_times:
+        raise ValueError(f"train_end must be in 1..{frame.n_times}, got {train_end}")
+    return end
+
+
+class Detector(BaseEstimator):
+    """Base of every detector: ``fit(frame, train_end) -> self`` and ``score(frame)``."""
+
+    def fit(self, frame: SensorFrame, train_end: int) -> Self:
+        """Learn normal behaviour from rows ``< train_end`` of `frame` only."""
+        raise NotImplementedError
+
+    def score(self, frame: SensorFrame) -> DetectorScores:
+        """Per-time (T,) and per-sensor (T, C) scores of `frame`; higher = more anomalous."""
+        raise NotImplementedError
+
+
+def _robust_scale(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column centre (median) and spread (q99 - median, else max - median, else 1).
+
+    raw (T, C) -> centre (C,), scale (C,). Columns with no finite value get (0, 1).
+    """
+    centre = np.zeros(raw.shape[1])
+    scale = np.ones(raw.shape[1])
+    for c in range(raw.shape[1]):
+        col = raw[:, c]
+        col = col[np.isfinite(col)]
+        if col.size == 0:
+            continue
+        med = float(np.median(col))
+        spread = float(np.quantile(col, 0.99)) - med
+        if not spread > 1e-12:
+            spread = float(col.max()) - med
+        if not spread > 1e-12:
+            spread = 1.0
+        centre[c], scale[c] = med, spread
+    return centre, scale
+
+
+class SensorwiseDetector(Detector):
+    """A detector that scores each sensor and takes the per-time score as the row maximum.
+
+    Subclasses implement ``_fit_train(train)`` (``train`` is the frame cut at ``train_end``:
+    later rows do not exist for them) and ``_raw(frame) -> (T, C)``. When ``normalise`` is
+    true, each sensor's raw score is centred on its training median and divided by its
+    training spread (q99 - median), so sensors of different kinds compare on one scale;
+    the per-time score is then the largest per-sensor score in the row.
+    """
+
+    normalise: ClassVar[bool] = True
+
+    def _fit_train(self, train: SensorFrame) -> np.ndarray | None:
+        """Fit on the training frame; may return its raw scores (T_train, C) to save work."""
+        raise NotImplementedError
+
+    def _raw(self, frame: SensorFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, frame: SensorFrame, train_end: int) -> Self:
+        end = check_train_end(frame, train_end)
+        train = frame.slice_time(0, end)
+        counts = train.observed.sum(axis=0)  # (C,)
+        if (counts < 2).any():
+            c = int(np.flatnonzero(counts < 2)[0])
+            raise InputError(
+                f"sensor {frame.sensor_ids[c]!r} has {int(counts[c])} readings before the end "
+                "of the training period; a detector needs at least 2",
+                hint="leave the sensor out, or move the split later",
+            )
+        self.sensor_ids_ = tuple(frame.sensor_ids)
+        raw = self._fit_train(train)
+        if self.normalise:
+            if raw is None:
+                raw = self._raw(train)  # (T_train, C)
+            self.centre_, self.scale_ = _robust_scale(raw)
+        else:
+            self.centre_ = np.zeros(frame.n_sensors)
+            self.scale_ = np.ones(frame.n_sensors)
+        return self
+
+    def score(self, frame: SensorFrame) -> DetectorScores:
+        if not hasattr(self, "sensor_ids_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit first")
+        if tuple(frame.sensor_ids) != self.sensor_ids_:
+            raise ValueError(
+                "the frame's sensors differ from those the detector was fitted on: "
+                f"{list(frame.sensor_ids)[:5]} vs {list(self.sensor_ids_)[:5]}"
+            )
+        raw = self._raw(frame)  # (T, C)
+        sensor = (raw - self.centre_[None, :]) / self.scale_[None, :]
+        per_time = _row_max(sensor)
+        return DetectorScores(per_time, sensor, self.sensor_ids_)
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """Row-wise max ignoring NaN; NaN where the whole row is NaN. (T, C) -> (T,)."""
+    filled = np.where(np.isnan(x), -np.inf, x)
+    out = filled.max(axis=1) if x.shape[1] else np.full(x.shape[0], -np.inf)
+    out[np.isneginf(out) & np.isnan(x).all(axis=1)] = np.nan
+    return out
+
+
+# ----------------------------------------------------------------------------- registry
+
+DetectorFactory = Callable[[int], Detector]
+_REGISTRY: dict[str, DetectorFactory] = {}
+
+PLUGIN_MODULES: list[str] = []
+"""Modules imported (when installed) before the registry is read; each registers its
+detectors on import. A JEPA detector module appends its own name here."""
+
+
+def register_detector(name: str, factory: DetectorFactory) -> None:
+    """Make `factory` (``seed -> Detector``) available under `name`."""
+    if name in _REGISTRY and _REGISTRY[name] is not factory:
+        log.debug("detector %r re-registered", name)
+    _REGISTRY[name] = factory
+
+
+def _load_plugins() -> None:
+    for module in list(PLUGIN_MODULES):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def available_detectors() -> list[str]:
+    """Names of every registered detector, in registration order."""
+    _load_plugins()
+    return list(_REGISTRY)
+
+
+def make_detector(name: str, seed: int = 0) -> Detector:
+    """A fresh, unfitted detector registered under `name`."""
+    _load_plugins()
+    if name not in _REGISTRY:
+        raise InputError(
+            f"unknown detector {name!r}",
+            hint="choose from " + ", ".join(_REGISTRY),
+        )
+    return _REGISTRY[name](seed)

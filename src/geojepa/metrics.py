@@ -1,0 +1,287 @@
+"""Anomaly-detection metrics for time series, chosen to be hard to flatter.
+
+- `auc_pr`: area under the point-wise precision-recall curve (average precision).
+- `range_auc_pr` / `vus_pr`: the range-based PR area of Paparrizos et al. (VLDB 2022): labels
+  get a soft buffer of `window` rows around each event, recall is weighted by the share
+  of events touched ("existence"); VUS-PR averages it over buffer sizes 0..max_window,
+  so it does not depend on one arbitrary tolerance.
+- `event_metrics`: event-wise precision / recall / F1 with no point-adjust: an event counts
+  once, detected when an alarm is on somewhere inside it; an alarm episode counts once,
+  false when it touches no event. Also detection delay and false alarms per month.
+- `point_adjusted_f1`: the common, inflated point-adjusted F1. It is reported only beside a
+  random score's value under the same protocol (the harness does this), because random
+  scores reach high point-adjusted F1 on long events.
+- `false_alarms_at_recall`: the fewest false alarms per month at which a score reaches a
+  given event recall, over all thresholds (an evaluation curve, not a calibration).
+
+Guarantees: a NaN score ranks below every finite score and never raises an alarm; metrics
+that are undefined (no positives, no events) return NaN rather than a made-up number.
+Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "EventMetrics",
+    "Segment",
+    "auc_pr",
+    "event_metrics",
+    "false_alarms_at_recall",
+    "point_adjusted_f1",
+    "range_auc_pr",
+    "segments",
+    "vus_pr",
+]
+
+DAYS_PER_MONTH = 365.25 / 12.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Rows ``start .. stop-1`` of a series."""
+
+    start: int
+    stop: int
+
+    def __post_init__(self) -> None:
+        if self.stop <= self.start:
+            raise ValueError(f"empty segment {self.start}..{self.stop}")
+
+
+def segments(mask: np.ndarray) -> list[Segment]:
+    """Contiguous True runs of a (T,) bool mask."""
+    m = np.asarray(mask, dtype=bool)
+    edges = np.diff(np.concatenate([[0], m.astype(np.int8), [0]]))
+    return [
+        Segment(int(a), int(b))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+    ]
+
+
+def _finite_scores(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    return np.where(np.isfinite(s), s, -np.inf)
+
+
+def _ap(ranked_tp: np.ndarray, n_pred: np.ndarray, recall: np.ndarray) -> float:
+    """Step-wise area sum (R_i - R_{i-1}) * P_i over thresholds in descending order."""
+    precision = np.where(n_pred > 0, ranked_tp / np.maximum(n_pred, 1), 1.0)
+    r = np.concatenate([[0.0], recall])
+    return float(np.sum(np.diff(r) * precision))
+
+
+def _threshold_ranks(s_sorted: np.ndarray) -> np.ndarray:
+    """Indices (into the descending order) of the last element of each tie group."""
+    finite = np.isfinite(s_sorted)
+    last = np.flatnonzero(np.concatenate([s_sorted[1:] != s_sorted[:-1], [True]]) & finite)
+    return last
+
+
+def auc_pr(scores: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Average precision of per-time `scores` (T,) against `truth` (T,) bool on `valid` rows."""
+    s = _finite_scores(scores)
+    y = np.asarray(truth, dtype=bool)
+    if valid is not None:
+        keep = np.asarray(valid, dtype=bool)
+        s, y = s[keep], y[keep]
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    ranks = _threshold_ranks(s_sorted)
+    tp = np.cumsum(y_sorted)[ranks].astype(np.float64)
+    return _ap(tp, ranks + 1.0, tp / y.sum())
+
+
+def _soft_labels(truth: np.ndarray, window: int) -> np.ndarray:
+    """Labels with a sqrt ramp of `window` rows on both sides of every event: (T,) -> (T,)."""
+    y = np.asarray(truth, dtype=bool)
+    soft = y.astype(np.float64)
+    if window <= 0 or not y.any():
+        return soft
+    idx = np.flatnonzero(y)
+    t = np.arange(y.size)
+    # distance to the nearest positive row
+    pos = np.searchsorted(idx, t)
+    left = np.where(pos > 0, t - idx[np.maximum(pos - 1, 0)], np.inf)
+    right = np.where(pos < idx.size, idx[np.minimum(pos, idx.size - 1)] - t, np.inf)
+    d = np.minimum(np.abs(left), np.abs(right))
+    ramp = np.sqrt(np.clip(1.0 - d / (window + 1.0), 0.0, 1.0))
+    return np.maximum(soft, np.where(d <= window, ramp, 0.0))
+
+
+def range_auc_pr(
+    scores: np.ndarray, truth: np.ndarray, window: int = 0, valid: np.ndarray | None = None
+) -> float:
+    """Range-based PR area with a soft buffer of `window` rows (Paparrizos et al., 2022).
+
+    For each threshold: precision = sum(soft * pred) / sum(pred); recall =
+    min(1, sum(soft * pred) / P) * existence, with P the mean of the hard and soft positive
+    mass and existence the share of (buffered) events holding a predicted row.
+    """
+    s = _finite_scores(scores)
+    y = np.asarray(truth, dtype=bool)
+    if valid is not None:
+        keep = np.asarray(valid, dtype=bool)
+        s = np.where(keep, s, -np.inf)
+        y = y & keep
+    if not y.any():
+        return float("nan")
+    soft = _soft_labels(y, window)
+    if valid is not None:
+        soft = np.where(keep, soft, 0.0)
+    events = segments(soft > 0)
+    best = np.array([s[e.start : e.stop].max() for e in events])  # (E,) best score per event
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    ranks = _threshold_ranks(s_sorted)
+    if ranks.size == 0:
+        return 0.0
+    tp = np.cumsum(soft[order])[ranks]
+    p_eff = 0.5 * (y.sum() + soft.sum())
+    thr = s_sorted[ranks]  # descending thresholds
+    existence = (best[None, :] >= thr[:, None]).mean(axis=1)  # (K,)
+    recall = np.minimum(tp / p_eff, 1.0) * existence
+    return _ap(tp, ranks + 1.0, np.maximum.accumulate(recall))
+
+
+def vus_pr(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    max_window: int = 24,
+    n_windows: int = 7,
+    valid: np.ndarray | None = None,
+) -> float:
+    """Volume under the range-PR surface: mean `range_auc_pr` over windows 0..max_window."""
+    windows = sorted({round(w) for w in np.linspace(0, max_window, n_windows)})
+    vals = [range_auc_pr(scores, truth, w, valid) for w in windows]
+    return float(np.mean(vals)) if vals and not np.isnan(vals).any() else float("nan")
+
+
+@dataclass(frozen=True)
+class EventMetrics:
+    """Event-wise results of one alarm series against labelled events (no point-adjust)."""
+
+    precision: float
+    recall: float
+    f1: float
+    n_events: int
+    n_detected: int
+    n_alarms: int
+    n_false_alarms: int
+    false_alarms_per_month: float
+    mean_delay: float  # grid steps from event start to first alarm, detected events only
+    median_delay: float
+    delays: tuple[int, ...]
+    detected: tuple[bool, ...]  # per event
+
+
+def _months(n_rows: int, interval: pd.Timedelta) -> float:
+    return n_rows * pd.Timedelta(interval).total_seconds() / (86400.0 * DAYS_PER_MONTH)
+
+
+def event_metrics(
+    alarm: np.ndarray,
+    events: Sequence[Segment],
+    interval: pd.Timedelta,
+    tolerance: int = 0,
+) -> EventMetrics:
+    """Event-wise precision/recall/F1, delay and false alarms per month.
+
+    alarm (T,) bool. An event is detected when the alarm is on in rows
+    ``start .. stop - 1 + tolerance``; its delay is the first such row minus ``start``.
+    An alarm episode (contiguous run) is false when it overlaps no event so extended.
+    """
+    on = np.asarray(alarm, dtype=bool)
+    t = on.size
+    ext = np.zeros(t, dtype=bool)
+    delays: list[int] = []
+    detected: list[bool] = []
+    for ev in events:
+        a, b = max(ev.start, 0), min(ev.stop + tolerance, t)
+        ext[a:b] = True
+        hit = np.flatnonzero(on[a:b])
+        detected.append(bool(hit.size))
+        if hit.size:
+            delays.append(int(hit[0]))
+    episodes = segments(on)
+    n_false = sum(1 for e in episodes if not ext[e.start : e.stop].any())
+    n_alarms = len(episodes)
+    n_events = len(events)
+    n_det = int(sum(detected))
+    precision = (n_alarms - n_false) / n_alarms if n_alarms else float("nan")
+    recall = n_det / n_events if n_events else float("nan")
+    if n_alarms and n_events and precision + recall > 0:
+        f1 = 2 * precision * recall / (precision + recall)
+    elif n_events:
+        f1 = 0.0
+    else:
+        f1 = float("nan")
+    months = _months(t, interval)
+    return EventMetrics(
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        n_events=n_events,
+        n_detected=n_det,
+        n_alarms=n_alarms,
+        n_false_alarms=n_false,
+        false_alarms_per_month=n_false / months if months > 0 else float("nan"),
+        mean_delay=float(np.mean(delays)) if delays else float("nan"),
+        median_delay=float(np.median(delays)) if delays else float("nan"),
+        delays=tuple(delays),
+        detected=tuple(detected),
+    )
+
+
+def point_adjusted_f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Point-adjusted F1: every row of an event counts as found if any of its rows is.
+
+    Inflated by construction; report it only beside a random score's.
+    """
+    p = np.asarray(pred, dtype=bool).copy()
+    y = np.asarray(truth, dtype=bool)
+    if not y.any():
+        return float("nan")
+    for seg in segments(y):
+        if p[seg.start : seg.stop].any():
+            p[seg.start : seg.stop] = True
+    tp = float((p & y).sum())
+    if tp == 0:
+        return 0.0
+    precision = tp / p.sum()
+    recall = tp / y.sum()
+    return 2 * precision * recall / (precision + recall)
+
+
+def false_alarms_at_recall(
+    scores: np.ndarray,
+    events: Sequence[Segment],
+    interval: pd.Timedelta,
+    recall: float,
+    n_thresholds: int = 200,
+    tolerance: int = 0,
+) -> float:
+    """Fewest false alarms per month over thresholds whose event recall is >= `recall`.
+
+    The alarm at a threshold is simply ``score >= threshold``. An evaluation curve read at
+    one recall (it looks at the labels), never a way to choose an operating threshold.
+    Returns NaN when no threshold reaches the recall or there are no events.
+    """
+    s = _finite_scores(scores)
+    if not events or not np.isfinite(s).any():
+        return float("nan")
+    finite = s[np.isfinite(s)]
+    cands = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_thresholds)))
+    best = float("nan")
+    for thr in cands[::-1]:
+        m = event_metrics(s >= thr, events, interval, tolerance)
+        if m.recall >= recall and not (m.false_alarms_per_month >= best):
+            best = m.false_alarms_per_month
+    return best

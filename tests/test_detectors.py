@@ -1,0 +1,271 @@
+"""The detector contract, run over every registered detector, and each baseline's behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from test_detectors_synth import make_site
+
+from geojepa.detectors import (
+    Catch22Detector,
+    DetectorScores,
+    EmbeddingDensity,
+    RandomDetector,
+    RateOfChange,
+    RobustZ,
+    TriggerLevels,
+    WindowIsolationForest,
+    available_detectors,
+    make_detector,
+    register_detector,
+)
+from geojepa.errors import InputError
+from geojepa.evaluate import ground_truth
+from geojepa.frame import SensorFrame, to_frame
+from geojepa.metrics import auc_pr
+
+BASELINES = (
+    "trigger",
+    "rate_of_change",
+    "robust_z",
+    "iforest_raw",
+    "catch22_iforest",
+    "catch22_knn",
+    "random",
+)
+
+
+def _small(name: str, seed: int = 0):  # type: ignore[no-untyped-def]
+    """The registered detector, made cheaper for contract tests where it has windows."""
+    det = make_detector(name, seed)
+    if "window" in det.get_params() and name.startswith("catch22"):
+        det.set_params(window=24, n_estimators=50)
+    return det
+
+
+@pytest.fixture(scope="module")
+def frame() -> SensorFrame:
+    return to_frame(make_site(3, n_sensors=3, days=20))
+
+
+def test_registry_lists_every_baseline() -> None:
+    assert set(BASELINES) <= set(available_detectors())
+    with pytest.raises(InputError, match="unknown detector"):
+        make_detector("no-such-detector")
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_contract(name: str, frame: SensorFrame) -> None:
+    train_end = frame.n_times // 2
+    det = _small(name)
+    assert det.fit(frame, train_end) is det
+    scores = det.score(frame)
+    assert isinstance(scores, DetectorScores)
+    assert scores.score.shape == (frame.n_times,)
+    assert scores.sensor_scores.shape == (frame.n_times, frame.n_sensors)
+    assert scores.sensor_ids == tuple(frame.sensor_ids)
+    # NaN only where nothing is observed, and the per-time score is the row's maximum
+    assert not np.isnan(scores.sensor_scores[frame.observed]).any()
+    scores.check_nan(frame)
+    np.testing.assert_allclose(scores.score, np.nanmax(scores.sensor_scores, axis=1))
+    # fitted attributes end in "_", constructor arguments are stored unchanged
+    fitted = [k for k in vars(det) if k.endswith("_") and not k.startswith("_")]
+    assert fitted
+    assert clone(det).get_params() == det.get_params()
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_causal_and_fit_sees_training_rows_only(name: str, frame: SensorFrame) -> None:
+    train_end = frame.n_times // 2
+    det = _small(name).fit(frame, train_end)
+    full = det.score(frame)
+    # causal: a prefix of the frame gives the prefix of the scores
+    cut = frame.n_times * 3 // 4
+    prefix = det.score(frame.slice_time(0, cut))
+    np.testing.assert_allclose(prefix.sensor_scores, full.sensor_scores[:cut], equal_nan=True)
+    # fit uses rows < train_end only: wrecking later rows changes nothing fitted
+    wrecked_values = frame.values.copy()
+    wrecked_values[train_end:] = 1e6
+    wrecked = SensorFrame(
+        wrecked_values, frame.observed, frame.time, frame.sensors, frame.interval, frame.counts
+    )
+    det2 = _small(name).fit(wrecked, train_end)
+    np.testing.assert_allclose(det2.score(frame).sensor_scores, full.sensor_scores, equal_nan=True)
+
+
+def test_unfitted_or_mismatched_frames_are_refused(frame: SensorFrame) -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        RobustZ().score(frame)
+    det = RobustZ().fit(frame, 100)
+    other = SensorFrame(
+        frame.values[:, :2],
+        frame.observed[:, :2],
+        frame.time,
+        frame.sensors.iloc[:2],
+        frame.interval,
+    )
+    with pytest.raises(ValueError, match="sensors differ"):
+        det.score(other)
+    with pytest.raises(ValueError, match="train_end"):
+        RobustZ().fit(frame, 0)
+
+
+def test_sensor_without_training_readings_is_an_input_error(frame: SensorFrame) -> None:
+    observed = frame.observed.copy()
+    observed[:200, 1] = False
+    values = np.where(observed, frame.values, np.nan).astype(np.float32)
+    late = SensorFrame(values, observed, frame.time, frame.sensors, frame.interval)
+    with pytest.raises(InputError, match="'S1' has 0 readings before the end"):
+        TriggerLevels().fit(late, 200)
+
+
+def _frame_with(values: np.ndarray) -> SensorFrame:
+    t, c = values.shape
+    return SensorFrame(
+        values.astype(np.float32),
+        np.isfinite(values),
+        pd.date_range("2024-01-01", periods=t, freq="h").to_numpy(),
+        pd.DataFrame({"id": [f"S{i}" for i in range(c)]}),
+        pd.Timedelta("1h"),
+    )
+
+
+def test_trigger_levels_are_training_percentiles() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 1))
+    x[700, 0] = 10.0
+    fr = _frame_with(x)
+    det = TriggerLevels(lower_pct=1, upper_pct=99).fit(fr, 500)
+    lo, hi = np.percentile(x[:500, 0], [1, 99])
+    assert det.lower_[0] == pytest.approx(lo) and det.upper_[0] == pytest.approx(hi)
+    s = det.score(fr).sensor_scores[:, 0]
+    assert s[700] == pytest.approx((10.0 - hi) / (hi - lo), rel=1e-5)
+    assert (s[:500] > 0).mean() == pytest.approx(0.02, abs=0.005)  # outside [p1, p99]
+
+
+def test_rate_of_change_sees_a_jump_but_not_a_level() -> None:
+    x = np.concatenate([np.zeros(300), np.full(300, 5.0)])[:, None] + np.sin(np.arange(600) / 5)[:, None]
+    fr = _frame_with(x)
+    s = RateOfChange(lags=(1,)).fit(fr, 200).score(fr).sensor_scores[:, 0]
+    assert int(np.argmax(s)) == 300
+    assert s[310:].max() < s[300] / 2
+
+
+def test_robust_z_global_and_rolling() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(800, 1))
+    x[600, 0] = 8.0
+    fr = _frame_with(x)
+    g = RobustZ(window=None).fit(fr, 400).score(fr).sensor_scores[:, 0]
+    r = RobustZ(window=24).fit(fr, 400).score(fr).sensor_scores[:, 0]
+    assert int(np.argmax(g)) == 600 and int(np.argmax(r)) == 600
+    assert g[600] == pytest.approx(8.0 / 1.0, rel=0.15)  # MAD of N(0,1) * 1.4826 ~ 1
+
+
+def test_random_detector_is_seeded_and_uniform(frame: SensorFrame) -> None:
+    a = RandomDetector(seed=1).fit(frame, 100).score(frame)
+    b = RandomDetector(seed=1).fit(frame, 100).score(frame)
+    c = RandomDetector(seed=2).fit(frame, 100).score(frame)
+    np.testing.assert_array_equal(a.sensor_scores, b.sensor_scores)
+    assert not np.allclose(np.nan_to_num(a.sensor_scores), np.nan_to_num(c.sensor_scores))
+    vals = a.sensor_scores[frame.observed]
+    assert 0.0 <= vals.min() and vals.max() < 1.0 and abs(vals.mean() - 0.5) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds", "floor"),
+    [
+        ("robust_z", ("spike",), 0.5),
+        ("rate_of_change", ("spike",), 0.3),  # a spike is two jumps: up, then down
+        ("trigger", ("step",), 0.3),
+        ("iforest_raw", ("drift", "step"), 0.2),
+        ("catch22_knn", ("noise", "stuck"), 0.2),
+    ],
+)
+def test_baselines_beat_random_where_they_should(
+    name: str, kinds: tuple[str, ...], floor: float
+) -> None:
+    """Quality floors on the synthetic site: each baseline on the events it is built for."""
+    site = make_site(5, n_sensors=3, days=60, intensity=2.0, kinds=kinds, events_per_kind=2)
+    fr = to_frame(site)
+    truth = ground_truth(site.labels, fr)
+    mask = truth.mask(truth.events)
+    a = fr.n_times // 2
+    det = _small(name).fit(fr, a)
+    rnd = RandomDetector(seed=0).fit(fr, a)
+    ap = auc_pr(det.score(fr).score[a:], mask[a:])
+    ap_random = auc_pr(rnd.score(fr).score[a:], mask[a:])
+    assert ap > max(floor, ap_random + 0.2), (ap, ap_random)
+
+
+def test_attribution_points_at_the_faulty_sensor() -> None:
+    site = make_site(9, n_sensors=5, days=30, intensity=3.0, kinds=("spike",), events_per_kind=4)
+    fr = to_frame(site)
+    truth = ground_truth(site.labels, fr)
+    scores = RobustZ().fit(fr, fr.n_times // 2).score(fr)
+    hits = [int(np.nanargmax(scores.sensor_scores[e.start])) in e.columns for e in truth.events]
+    assert np.mean(hits) >= 0.75
+
+
+def test_window_detectors_accept_hop() -> None:
+    fr = to_frame(make_site(2, n_sensors=2, days=12))
+    for det in (WindowIsolationForest(window=12, hop=4), Catch22Detector(window=12, hop=4)):
+        s = det.fit(fr, 120).score(fr)
+        s.check_nan(fr)
+        # constant over each hop block: the window ending at the block's first row
+        blk = s.sensor_scores[120:124, 0]
+        assert np.allclose(blk, blk[0])
+
+
+def test_plugin_registration() -> None:
+    register_detector("test-plugin", lambda seed: RobustZ(window=seed + 1))
+    det = make_detector("test-plugin", 5)
+    assert isinstance(det, RobustZ) and det.window == 6
+
+
+# ----------------------------------------------------------------------------- EmbeddingDensity
+
+
+@pytest.mark.parametrize("method", ["knn", "mahalanobis", "iforest"])
+def test_embedding_density_ranks_outliers_high(method: str) -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(500, 8))  # (N, D)
+    query = np.concatenate([rng.normal(size=(50, 8)), rng.normal(size=(10, 8)) + 4.0])
+    dens = EmbeddingDensity(method=method, seed=1).fit(z)
+    assert dens.fit(z) is dens
+    s = dens.score(query)
+    assert s.shape == (60,)
+    assert s[50:].min() > np.quantile(s[:50], 0.9)
+
+
+def test_knn_scores_training_rows_leave_one_out() -> None:
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(200, 4))
+    dens = EmbeddingDensity(method="knn", n_neighbors=3).fit(z)
+    s_train = dens.score(z)
+    # reference: mean distance to the 3 nearest *other* rows
+    d = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)) / 1.0
+    zs = (z - z.mean(0)) / z.std(0)
+    d = np.sqrt(((zs[:, None, :] - zs[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    expected = np.sort(d, axis=1)[:, :3].mean(axis=1)
+    np.testing.assert_allclose(s_train, expected, rtol=1e-6)
+    # fresh draws from the same law score like training rows (no in-sample optimism)
+    s_new = dens.score(rng.normal(size=(200, 4)))
+    assert abs(np.median(s_new) / np.median(s_train) - 1.0) < 0.15
+
+
+def test_embedding_density_refuses_bad_input() -> None:
+    z = np.random.default_rng(0).normal(size=(20, 3))
+    bad = z.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="row 4"):
+        EmbeddingDensity().fit(bad)
+    with pytest.raises(ValueError, match="method"):
+        EmbeddingDensity(method="nope").fit(z)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        EmbeddingDensity().score(z)
+    with pytest.raises(ValueError, match="columns"):
+        EmbeddingDensity().fit(z).score(z[:, :2])
