@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from test_detectors_synth import make_site
 
 from geojepa.detectors import (
     Catch22Detector,
@@ -25,6 +24,7 @@ from geojepa.errors import InputError
 from geojepa.evaluate import ground_truth
 from geojepa.frame import SensorFrame, to_frame
 from geojepa.metrics import auc_pr
+from test_detectors_synth import make_site
 
 BASELINES = (
     "trigger",
@@ -146,7 +146,10 @@ def test_trigger_levels_are_training_percentiles() -> None:
 
 
 def test_rate_of_change_sees_a_jump_but_not_a_level() -> None:
-    x = np.concatenate([np.zeros(300), np.full(300, 5.0)])[:, None] + np.sin(np.arange(600) / 5)[:, None]
+    x = (
+        np.concatenate([np.zeros(300), np.full(300, 5.0)])[:, None]
+        + np.sin(np.arange(600) / 5)[:, None]
+    )
     fr = _frame_with(x)
     s = RateOfChange(lags=(1,)).fit(fr, 200).score(fr).sensor_scores[:, 0]
     assert int(np.argmax(s)) == 300
