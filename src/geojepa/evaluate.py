@@ -176,6 +176,7 @@ class Protocol:
     n_on: int = 1
     n_off: int = 1
     tolerance: int = 0  # rows after an event's end still counted as detecting it
+    grace: int = 24  # rows an alarm may take to clear after an event before it counts as false
     vus_max_window: int = 24
     fa_recall: float = 0.5  # event recall at which false alarms per month are compared
 
@@ -234,7 +235,7 @@ def evaluate_scores(
 
     out: dict[str, dict[str, float]] = {}
     all_mask = truth.mask(test_events)[a:]
-    em = event_metrics(alarm_test, segs(test_events), frame.interval, tol)
+    em = event_metrics(alarm_test, segs(test_events), frame.interval, tol, protocol.grace)
     attr, n_attr = _attribution(scores, levels, test_events, tol)
     out[ALL] = {
         "auc_pr": auc_pr(s_test, all_mask, ~excluded),
@@ -250,6 +251,7 @@ def evaluate_scores(
             frame.interval,
             protocol.fa_recall,
             tolerance=tol,
+            grace=protocol.grace,
         ),
         "pa_f1": point_adjusted_f1(alarm_test & ~excluded, all_mask),
         "attribution_top1": attr,
@@ -264,7 +266,7 @@ def evaluate_scores(
             continue
         kmask = truth.mask(evts)[a:]
         valid = ~excluded & ~(all_mask & ~kmask)  # leave out rows of other kinds' events
-        km = event_metrics(alarm_test, segs(evts), frame.interval, tol)
+        km = event_metrics(alarm_test, segs(evts), frame.interval, tol, protocol.grace)
         out[kind] = {
             "auc_pr": auc_pr(s_test, kmask, valid),
             "vus_pr": vus_pr(s_test, kmask, protocol.vus_max_window, valid=valid),

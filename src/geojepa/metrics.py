@@ -6,13 +6,14 @@
   of events touched ("existence"); VUS-PR averages it over buffer sizes 0..max_window,
   so it does not depend on one arbitrary tolerance.
 - `event_metrics`: event-wise precision / recall / F1 with no point-adjust: an event counts
-  once, detected when an alarm is on somewhere inside it; an alarm episode counts once,
-  false when it touches no event. Also detection delay and false alarms per month.
+  once, detected when an alarm is on somewhere inside it; a false alarm is a run of alarm
+  rows outside the events (and a short clearing grace after each). Also detection delay
+  and false alarms per month.
 - `point_adjusted_f1`: the common, inflated point-adjusted F1. It is reported only beside a
   random score's value under the same protocol (the harness does this), because random
   scores reach high point-adjusted F1 on long events.
-- `false_alarms_at_recall`: the fewest false alarms per month at which a score reaches a
-  given event recall, over all thresholds (an evaluation curve, not a calibration).
+- `false_alarms_at_recall`: false alarms per month at the highest threshold that reaches a
+  given event recall (a point on an evaluation curve, not a calibration).
 
 Guarantees: a NaN score ranks below every finite score and never raises an alarm; metrics
 that are undefined (no positives, no events) return NaN rather than a made-up number.
@@ -173,8 +174,8 @@ class EventMetrics:
     f1: float
     n_events: int
     n_detected: int
-    n_alarms: int
-    n_false_alarms: int
+    n_alarms: int  # contiguous alarm episodes
+    n_false_alarms: int  # alarm runs outside events (see `event_metrics`)
     false_alarms_per_month: float
     mean_delay: float  # grid steps from event start to first alarm, detected events only
     median_delay: float
@@ -191,33 +192,37 @@ def event_metrics(
     events: Sequence[Segment],
     interval: pd.Timedelta,
     tolerance: int = 0,
+    grace: int = 0,
 ) -> EventMetrics:
     """Event-wise precision/recall/F1, delay and false alarms per month.
 
     alarm (T,) bool. An event is detected when the alarm is on in rows
     ``start .. stop - 1 + tolerance``; its delay is the first such row minus ``start``.
-    An alarm episode (contiguous run) is false when it overlaps no event so extended.
+    A false alarm is a contiguous run of alarm rows outside every event's rows
+    ``start .. stop - 1 + max(tolerance, grace)`` (`grace`: rows an alarm may take to clear
+    after an event). An alarm that starts before an event therefore counts a false alarm
+    for its early part, and an alarm that never clears counts one per gap between events:
+    a permanent alarm cannot look precise. Precision = detected / (detected + false alarms).
     """
     on = np.asarray(alarm, dtype=bool)
     t = on.size
-    ext = np.zeros(t, dtype=bool)
+    allowed = np.zeros(t, dtype=bool)
     delays: list[int] = []
     detected: list[bool] = []
     for ev in events:
         a, b = max(ev.start, 0), min(ev.stop + tolerance, t)
-        ext[a:b] = True
+        allowed[a : min(ev.stop + max(tolerance, grace), t)] = True
         hit = np.flatnonzero(on[a:b])
         detected.append(bool(hit.size))
         if hit.size:
             delays.append(int(hit[0]))
-    episodes = segments(on)
-    n_false = sum(1 for e in episodes if not ext[e.start : e.stop].any())
-    n_alarms = len(episodes)
+    n_false = len(segments(on & ~allowed))
+    n_alarms = len(segments(on))
     n_events = len(events)
     n_det = int(sum(detected))
-    precision = (n_alarms - n_false) / n_alarms if n_alarms else float("nan")
+    precision = n_det / (n_det + n_false) if n_det + n_false else float("nan")
     recall = n_det / n_events if n_events else float("nan")
-    if n_alarms and n_events and precision + recall > 0:
+    if n_events and n_det + n_false and precision + recall > 0:
         f1 = 2 * precision * recall / (precision + recall)
     elif n_events:
         f1 = 0.0
@@ -265,23 +270,25 @@ def false_alarms_at_recall(
     events: Sequence[Segment],
     interval: pd.Timedelta,
     recall: float,
-    n_thresholds: int = 200,
     tolerance: int = 0,
+    grace: int = 0,
 ) -> float:
-    """Fewest false alarms per month over thresholds whose event recall is >= `recall`.
+    """False alarms per month at the highest threshold whose event recall is >= `recall`.
 
-    The alarm at a threshold is simply ``score >= threshold``. An evaluation curve read at
-    one recall (it looks at the labels), never a way to choose an operating threshold.
-    Returns NaN when no threshold reaches the recall or there are no events.
+    The alarm at a threshold is simply ``score >= threshold``; recall changes only at each
+    event's best score, so the threshold is the k-th best of those (k = ceil(recall * E)).
+    An evaluation curve read at one recall (it looks at the labels), never a way to choose
+    an operating threshold. NaN when there are no events or too few can be reached.
     """
     s = _finite_scores(scores)
-    if not events or not np.isfinite(s).any():
+    if not events:
         return float("nan")
-    finite = s[np.isfinite(s)]
-    cands = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_thresholds)))
-    best = float("nan")
-    for thr in cands[::-1]:
-        m = event_metrics(s >= thr, events, interval, tolerance)
-        if m.recall >= recall and not (m.false_alarms_per_month >= best):
-            best = m.false_alarms_per_month
-    return best
+    t = s.size
+    best = np.sort(
+        [s[max(e.start, 0) : min(e.stop + tolerance, t)].max(initial=-np.inf) for e in events]
+    )[::-1]
+    k = max(int(np.ceil(recall * len(events) - 1e-9)), 1)
+    thr = best[k - 1]
+    if not np.isfinite(thr):
+        return float("nan")
+    return event_metrics(s >= thr, events, interval, tolerance, grace).false_alarms_per_month
