@@ -1,3 +1,85 @@
-"""Verbs of group forecast (DESIGN §6); each is a thin layer over the library."""
+"""Verbs of group forecast (DESIGN §6); each is a thin layer over the library.
+
+``geojepa forecast [RUN] SITE --target SENSOR --cutoff TIME --horizon H --out forecast.csv``
+writes ``timestamp,prediction,lower,upper`` for the H grid steps after the cutoff, using only
+readings up to it. ``--method jepa`` (the default) forecasts from a trained RUN; the classic
+methods (``--method hyperbolic|asaoka|linear|persistence|fukuzono``) need no RUN.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geojepa.cli._app import app
+from geojepa.errors import UsageError
+
+METHODS = ("jepa", "hyperbolic", "asaoka", "linear", "persistence", "fukuzono")
+
+
+@app.command("forecast")
+def forecast(
+    paths: list[Path] = typer.Argument(..., help="[RUN] SITE: run folder (for jepa) and site."),
+    target: str = typer.Option(..., "--target", help="Sensor id to forecast."),
+    cutoff: str = typer.Option(
+        ...,
+        "--cutoff",
+        help="ISO 8601 time; only readings at or before it are used (UTC if naive).",
+    ),
+    horizon: int = typer.Option(..., "--horizon", min=1, help="Grid steps to forecast."),
+    out: Path = typer.Option(..., "--out", help="CSV to write: timestamp,prediction,lower,upper."),
+    method: str = typer.Option(
+        "jepa", "--method", help="jepa (needs RUN) or a classic: " + ", ".join(METHODS[1:])
+    ),
+    load: str | None = typer.Option(
+        None,
+        "--load",
+        help="Load / fill-height sensor for hyperbolic and asaoka stages "
+        "(default: the site's only load sensor, if one).",
+    ),
+    interval: str | None = typer.Option(
+        None, "--interval", help="Grid step, e.g. 1D (default: the target's reading interval)."
+    ),
+) -> None:
+    """Forecast one sensor after a cutoff, with an uncertainty band."""
+    if len(paths) > 2:
+        raise UsageError(f"expected [RUN] SITE, got {len(paths)} paths")
+    run, site_path = (paths[0], paths[1]) if len(paths) == 2 else (None, paths[0])
+    if method not in METHODS:
+        raise UsageError(f"unknown --method {method!r}", hint="use one of " + ", ".join(METHODS))
+    if method == "jepa":
+        if run is None:
+            raise UsageError(
+                "the jepa forecaster needs a RUN folder before SITE",
+                hint="give RUN SITE, or pick a classic --method (hyperbolic, asaoka, linear, "
+                "persistence, fukuzono)",
+            )
+        raise UsageError(
+            "this version has no forecasting head for a trained run yet",
+            file=run,
+            hint="use a classic --method",
+        )
+    if run is not None:
+        raise UsageError(
+            f"--method {method} uses no RUN", hint="give only SITE for the classic methods"
+        )
+
+    from geojepa.atomic import atomic_path
+    from geojepa.forecast.apply import forecast_site
+    from geojepa.site import Site
+
+    site = Site.load(site_path)
+    result = forecast_site(site, target, cutoff, horizon, method, load=load, interval=interval)
+    with atomic_path(out) as tmp:
+        result.table.to_csv(tmp, index=False)
+    model = result.model
+    note = ""
+    if getattr(model, "fallback_", None) is not None:
+        note = f" (could not fit: {model.fallback_}; persistence used)"  # type: ignore[attr-defined]
+    elif method in ("hyperbolic", "asaoka"):
+        note = f", final settlement {model.final_:.4g}"  # type: ignore[attr-defined]
+    elif method == "fukuzono":
+        when = result.at(model.time_of_failure_)  # type: ignore[attr-defined]
+        note = ", no failure predicted" if when is None else f", time of failure {when.isoformat()}"
+    typer.echo(f"forecast: {len(result.table)} steps of {target} by {method}{note} -> {out}")

@@ -1,0 +1,1 @@
+"""Forecasting: the forecaster contract, classic methods and the evaluation harness."""

@@ -1,0 +1,173 @@
+"""Forecast one sensor of a `Site` from a cutoff: the library side of ``geojepa forecast``.
+
+`site_series` turns a sensor's readings (up to a cutoff) into a forecasting `Series`:
+days since the sensor's first reading, the values of usable readings, and optionally a load
+driver taken as the last load reading at or before each reading (a load stays until changed).
+`forecast_site` fits a method on it and forecasts ``horizon`` grid steps after the cutoff.
+
+Guarantees: readings after the cutoff are never read (the site is cut before anything else);
+the forecast times are the next ``horizon`` times of the sensor's grid strictly after the
+cutoff; readings flagged missing or non-finite are not used, and several readings at one
+time are averaged (logged). Bad names and times raise `InputError` saying what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geojepa.errors import InputError
+from geojepa.forecast.base import Forecaster
+from geojepa.forecast.classic import CLASSIC
+from geojepa.forecast.evaluate import Series
+from geojepa.frame import infer_interval
+from geojepa.site import Quality, Site
+
+log = logging.getLogger(__name__)
+
+LOAD_METHODS = ("hyperbolic", "asaoka")
+"""Methods that fit from the start of the current load stage when a load sensor is known."""
+
+
+def utc(when: pd.Timestamp | str) -> pd.Timestamp:
+    """A UTC timestamp; naive times are read as UTC."""
+    try:
+        t = pd.Timestamp(when)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"cannot read time {when!r}", hint="write ISO 8601, e.g. 2024-05-01T12:00"
+        ) from err
+    if t is pd.NaT:
+        raise InputError(f"cannot read time {when!r}", hint="write ISO 8601")
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _usable(site: Site, sensor: str, cutoff: pd.Timestamp) -> pd.DataFrame:
+    r = site.readings
+    r = r[(r["sensor_id"] == sensor) & (r["timestamp"] <= cutoff)]
+    bad = r["quality"].isin([Quality.MISSING.value, Quality.NON_FINITE.value])
+    r = r[~bad & np.isfinite(r["value"].to_numpy())]
+    g = r.groupby("timestamp", sort=True)["value"].agg(["mean", "size"])
+    if (g["size"] > 1).any():
+        log.info("%s: %d times with several readings averaged", sensor, int((g["size"] > 1).sum()))
+    return g
+
+
+def default_load_sensor(site: Site, target: str) -> str | None:
+    """The site's one ``load`` sensor (preferring the target's group), or None."""
+    s = site.sensors
+    loads = s[s["kind"] == "load"]
+    group = s.loc[s["id"] == target, "group"]
+    if len(group) and str(group.iloc[0]):
+        same = loads[loads["group"] == group.iloc[0]]
+        if len(same) == 1:
+            return str(same["id"].iloc[0])
+    return str(loads["id"].iloc[0]) if len(loads) == 1 else None
+
+
+def site_series(
+    site: Site, target: str, cutoff: pd.Timestamp | str, load: str | None = None
+) -> Series:
+    """`target`'s readings at or before `cutoff` as a `Series` (driver ``load`` if given)."""
+    cut = utc(cutoff)
+    site.sensor(target)  # raises InputError naming the known sensors' command
+    g = _usable(site, target, cut)
+    if g.empty:
+        raise InputError(
+            f"sensor {target!r} has no usable reading at or before {cut.isoformat()}",
+            hint="choose a later --cutoff",
+        )
+    origin = pd.Timestamp(g.index[0])
+    t = ((pd.DatetimeIndex(g.index) - origin) / pd.Timedelta("1D")).to_numpy(dtype=np.float64)
+    drivers: dict[str, np.ndarray] = {}
+    if load is not None:
+        site.sensor(load)
+        lg = _usable(site, load, cut)
+        if lg.empty:
+            raise InputError(
+                f"load sensor {load!r} has no usable reading at or before {cut.isoformat()}",
+                hint="choose another --load sensor or leave it out",
+            )
+        pos = np.searchsorted(lg.index.to_numpy(), g.index.to_numpy(), side="right") - 1
+        vals = lg["mean"].to_numpy(dtype=np.float64)
+        drivers["load"] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
+    return Series(target, t, g["mean"].to_numpy(dtype=np.float64), drivers, origin)
+
+
+@dataclass(frozen=True)
+class SiteForecast:
+    """A forecast table (timestamp, prediction, lower, upper) and the fitted method."""
+
+    table: pd.DataFrame
+    model: Forecaster
+    method: str
+    load: str | None
+    origin: pd.Timestamp  # time of t = 0 days for the model's fitted attributes
+
+    def at(self, days: float) -> pd.Timestamp | None:
+        """The UTC time `days` after `origin` (None when not finite, e.g. no failure)."""
+        if not np.isfinite(days):
+            return None
+        return self.origin + pd.to_timedelta(days, unit="D")
+
+
+def make_classic(method: str, load: str | None, **kwargs: Any) -> Forecaster:
+    if method not in CLASSIC:
+        raise InputError(
+            f"unknown forecasting method {method!r}", hint="use one of " + ", ".join(CLASSIC)
+        )
+    if method in LOAD_METHODS and load is not None:
+        kwargs.setdefault("load", "load")
+    return CLASSIC[method](**kwargs)
+
+
+def forecast_site(
+    site: Site,
+    target: str,
+    cutoff: pd.Timestamp | str,
+    horizon: int,
+    method: str = "hyperbolic",
+    load: str | None = None,
+    interval: pd.Timedelta | str | None = None,
+    **kwargs: Any,
+) -> SiteForecast:
+    """Forecast `horizon` grid steps of `target` after `cutoff` with a classic `method`.
+
+    `load` None picks the site's single load sensor for the load-stage methods (if any).
+    `interval` None: the target's own reading interval (`geojepa.frame.infer_interval`).
+    """
+    if horizon < 1:
+        raise InputError(f"--horizon must be at least 1, got {horizon}")
+    cut = utc(cutoff)
+    if load is None and method in LOAD_METHODS:
+        load = default_load_sensor(site, target)
+        if load is not None:
+            log.info("load stages from sensor %s", load)
+    series = site_series(site, target, cut, load if method in LOAD_METHODS else None)
+    mine = site.readings[site.readings["sensor_id"] == target]
+    step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
+    if step <= pd.Timedelta(0):
+        raise InputError(f"--interval must be positive, got {interval!r}")
+    first = pd.Timestamp(mine["timestamp"].min()).floor(step)
+    k = int((cut - first) // step) + 1
+    times = pd.DatetimeIndex([first + (k + i) * step for i in range(horizon)])
+    assert series.origin is not None
+    t_future = ((times - series.origin) / pd.Timedelta("1D")).to_numpy(dtype=np.float64)
+    model = make_classic(method, load if method in LOAD_METHODS else None, **kwargs)
+    fc = model.fit(series.t, series.y, series.drivers).predict(t_future)
+    fb = getattr(model, "fallback_", None)
+    if fb is not None:
+        log.warning("%s could not be fitted (%s): the forecast is persistence", method, fb)
+    table = pd.DataFrame(
+        {
+            "timestamp": [ts.isoformat() for ts in times],
+            "prediction": fc.prediction,
+            "lower": fc.lower,
+            "upper": fc.upper,
+        }
+    )
+    return SiteForecast(table=table, model=model, method=method, load=load, origin=series.origin)

@@ -1,0 +1,528 @@
+"""The classic forecasting methods geotechnical engineers trust, under one contract.
+
+- `Persistence`   the last observed value; band of a driftless random walk whose variance per
+                  day is estimated from the history's increments.
+- `LinearTrend`   ordinary least squares on the last `k` observed points; band from the
+                  regression's standard errors (Student t prediction interval).
+- `Hyperbolic`    settlement under constant load: ``t'/s' = a + b t'`` with ``t' = t - t0`` and
+                  ``s' = s - s0`` measured from the first reading of the current load stage;
+                  final settlement ``s0 + 1/b``.
+- `Asaoka`        ``s_i = b0 + b1 s_{i-1}`` on **equal** time steps; final settlement
+                  ``b0 / (1 - b1)``. Readings are irregular, so the stage's readings are
+                  resampled explicitly by linear interpolation onto a grid of step `dt`
+                  (never extrapolated) before the regression.
+- `Fukuzono`      inverse velocity ``1/v = A + B t`` on an accelerating displacement record:
+                  time of failure ``-A/B`` where ``1/v`` reaches zero; the displacement forecast
+                  integrates that velocity from the last reading.
+
+Units: t in days; the target in its own unit (the methods never convert it).
+
+Guarantees: every method is exact on curves of its own form without noise (tests check the
+known answers); the three curve methods' bands come from a moving-block residual bootstrap,
+seeded by ``random_state`` and computed in `fit`, so `predict` is deterministic; bands
+always contain the prediction. A method that cannot fit falls back to `Persistence` and says so
+in ``fallback_`` (see `geojepa.forecast.base`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from abc import abstractmethod
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Self
+
+import numpy as np
+from scipy import stats
+
+from geojepa.forecast.base import (
+    DEFAULT_LEVEL,
+    Drivers,
+    FitError,
+    Forecast,
+    Forecaster,
+    as_history,
+    as_times,
+    observed,
+    rng_of,
+)
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- helpers
+def _ols(x: np.ndarray, z: np.ndarray) -> tuple[float, float]:
+    """Intercept and slope of z on x by least squares (x centred for conditioning)."""
+    xm = float(x.mean())
+    xc = x - xm
+    sxx = float(xc @ xc)
+    if sxx <= 0.0:
+        raise FitError("all points at one time: no slope")
+    slope = float(xc @ (z - z.mean())) / sxx
+    return float(z.mean()) - slope * xm, slope
+
+
+def stage_start(load: np.ndarray, tol: float = 1e-9) -> int:
+    """Index of the first reading of the last load stage (where `load` last changed).
+
+    NaN load values carry the previous value forward (a load stays until changed).
+    """
+    vals = np.asarray(load, dtype=np.float64)  # (T,)
+    filled = vals.copy()
+    for i in range(1, filled.size):
+        if not np.isfinite(filled[i]):
+            filled[i] = filled[i - 1]
+    changes = np.flatnonzero(np.abs(np.diff(filled)) > tol)
+    return int(changes[-1] + 1) if changes.size else 0
+
+
+def _block_resample(resid: np.ndarray, rng: np.random.Generator, block: int) -> np.ndarray:
+    """Moving-block resample of residuals (keeps short-range correlation)."""
+    n = resid.size
+    block = max(1, min(block, n))
+    n_blocks = -(-n // block)
+    starts = rng.integers(0, n - block + 1, size=n_blocks)
+    idx = (starts[:, None] + np.arange(block)[None, :]).reshape(-1)[:n]  # (n,)
+    return resid[idx]
+
+
+def _z(level: float) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+# --------------------------------------------------------------------------- persistence
+class Persistence(Forecaster):
+    """The last observed value, with a driftless random-walk band.
+
+    Band: variance per day ``mean(dy^2 / dt)`` over the last `window` increments (all when
+    None); half-width ``z * sqrt(rate * (t - t_last))``.
+    """
+
+    name = "persistence"
+
+    def __init__(self, window: int | None = None, level: float = DEFAULT_LEVEL) -> None:
+        self.window = window
+        self.level = level
+
+    def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
+        t, y, _ = as_history(t, y, drivers)
+        to, yo = observed(t, y)
+        if to.size == 0:
+            raise ValueError("persistence needs at least one observed value")
+        self.t_last_ = float(to[-1])
+        self.y_last_ = float(yo[-1])
+        dy, dt = np.diff(yo), np.diff(to)
+        if self.window is not None:
+            dy, dt = dy[-self.window :], dt[-self.window :]
+        self.rate_ = float(np.mean(dy**2 / dt)) if dy.size else 0.0
+        self.fallback_: str | None = None
+        return self
+
+    def predict(self, t_future: np.ndarray) -> Forecast:
+        tf = as_times(t_future)
+        pred = np.full(tf.shape, self.y_last_)
+        half = _z(self.level) * np.sqrt(self.rate_ * np.clip(tf - self.t_last_, 0.0, None))
+        return Forecast(tf, pred, pred - half, pred + half, self.level, self.name)
+
+
+# --------------------------------------------------------------------------- linear trend
+class LinearTrend(Forecaster):
+    """Least-squares line through the last `k` observed points, extrapolated.
+
+    Band: the OLS prediction interval ``t_{n-2} * s * sqrt(1 + 1/n + (t - mean)^2 / Sxx)``.
+    Fewer than 3 observed points: falls back to persistence.
+    """
+
+    name = "linear"
+
+    def __init__(self, k: int = 10, level: float = DEFAULT_LEVEL) -> None:
+        self.k = k
+        self.level = level
+
+    def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
+        t, y, _ = as_history(t, y, drivers)
+        to, yo = observed(t, y)
+        self.fallback_: str | None = None
+        self._persist = Persistence(level=self.level).fit(t, y)
+        to, yo = to[-self.k :], yo[-self.k :]
+        if to.size < 3:
+            self.fallback_ = f"linear trend needs 3 observed points, has {to.size}"
+            log.info("%s; using persistence", self.fallback_)
+            return self
+        self.intercept_, self.slope_ = _ols(to, yo)
+        resid = yo - (self.intercept_ + self.slope_ * to)
+        n = to.size
+        self.n_ = n
+        self.t_mean_ = float(to.mean())
+        self.sxx_ = float(((to - self.t_mean_) ** 2).sum())
+        self.s_ = float(np.sqrt((resid @ resid) / (n - 2)))
+        return self
+
+    def predict(self, t_future: np.ndarray) -> Forecast:
+        if self.fallback_ is not None:
+            fc = self._persist.predict(t_future)
+            return Forecast(fc.t, fc.prediction, fc.lower, fc.upper, fc.level, self.name)
+        tf = as_times(t_future)
+        pred = self.intercept_ + self.slope_ * tf
+        q = float(stats.t.ppf(0.5 + self.level / 2.0, self.n_ - 2))
+        se = self.s_ * np.sqrt(1.0 + 1.0 / self.n_ + (tf - self.t_mean_) ** 2 / self.sxx_)
+        return Forecast(tf, pred, pred - q * se, pred + q * se, self.level, self.name)
+
+
+# --------------------------------------------------------------------------- curve methods
+@dataclass(frozen=True)
+class HyperbolicParams:
+    t0: float
+    s0: float
+    a: float
+    b: float
+
+
+@dataclass(frozen=True)
+class AsaokaParams:
+    b0: float
+    b1: float
+    dt: float
+    t_ref: float
+    s_ref: float
+
+    @property
+    def final(self) -> float:
+        return self.b0 / (1.0 - self.b1)
+
+
+@dataclass(frozen=True)
+class FukuzonoParams:
+    a: float  # intercept of 1/v on t (days / unit)
+    b: float  # slope of 1/v on t (1 / unit); < 0 when accelerating
+    t_ref: float
+    x_ref: float
+    sign: float
+
+    @property
+    def time_of_failure(self) -> float:
+        return -self.a / self.b if self.b < 0 else float("inf")
+
+
+class CurveForecaster(Forecaster):
+    """A parametric curve fitted to a window of the history, with a residual-bootstrap band.
+
+    Subclasses choose the window (`_window`), fit parameters (`_fit_params`, raising
+    `FitError` when they cannot) and evaluate the curve (`_curve`). The band: refit on
+    ``fitted + block-resampled residuals`` `n_boot` times, add one resampled residual as
+    observation noise, take the central `level` quantiles.
+    """
+
+    name = "curve"
+
+    def __init__(
+        self,
+        *,
+        n_boot: int = 200,
+        level: float = DEFAULT_LEVEL,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> None:
+        self.n_boot = n_boot
+        self.level = level
+        self.random_state = random_state
+
+    @abstractmethod
+    def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
+        """Index of the first history point the curve is fitted on."""
+
+    @abstractmethod
+    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> object:
+        """Fit on observed (t, y) of the window; raise FitError when impossible."""
+
+    @abstractmethod
+    def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
+        """The fitted curve at times t (NaN where undefined)."""
+
+    def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
+        t, y, drv = as_history(t, y, drivers)
+        self._persist = Persistence(level=self.level).fit(t, y)
+        self.fallback_: str | None = None
+        start = self._window(t, y, drv)
+        tw, yw = observed(t[start:], y[start:])
+        self.window_start_ = float(t[start]) if t.size else float("nan")
+        self.n_fit_ = int(tw.size)
+        try:
+            self.params_ = self._fit_params(tw, yw)
+        except FitError as err:
+            self.fallback_ = str(err)
+            log.info("%s: %s; using persistence", self.name, err)
+            self.boot_params_: list[object] = []
+            return self
+        fitted = self._curve(self.params_, tw)
+        resid = yw - fitted
+        resid = resid[np.isfinite(resid)]
+        self.resid_ = resid
+        rng = rng_of(self.random_state)
+        block = max(1, round(resid.size ** (1.0 / 3.0)))
+        boot: list[object] = []
+        failed = 0
+        for _ in range(self.n_boot if resid.size >= 2 else 0):
+            y_star = fitted + _block_resample(resid, rng, block)
+            try:
+                boot.append(self._fit_params(tw, y_star))
+            except FitError:
+                failed += 1
+        self.boot_params_ = boot
+        self.boot_failed_ = failed
+        self._noise = (
+            resid[rng.integers(0, resid.size, size=len(boot))] if resid.size else np.zeros(0)
+        )
+        return self
+
+    def predict(self, t_future: np.ndarray) -> Forecast:
+        if self.fallback_ is not None:
+            fc = self._persist.predict(t_future)
+            return Forecast(fc.t, fc.prediction, fc.lower, fc.upper, fc.level, self.name)
+        tf = as_times(t_future)
+        pred = self._curve(self.params_, tf)
+        if not self.boot_params_:
+            return Forecast(tf, pred, pred.copy(), pred.copy(), self.level, self.name)
+        sims = np.stack([self._curve(p, tf) for p in self.boot_params_])  # (B, H)
+        sims = sims + self._noise[:, None]
+        tail = (1.0 - self.level) / 2.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+            lo = np.nanquantile(sims, tail, axis=0)
+            hi = np.nanquantile(sims, 1.0 - tail, axis=0)
+        lo = np.fmin(lo, pred)
+        hi = np.fmax(hi, pred)
+        return Forecast(tf, pred, lo, hi, self.level, self.name)
+
+
+def _load_stage(
+    method: str, load: str | None, t: np.ndarray, drivers: dict[str, np.ndarray]
+) -> int:
+    if load is None:
+        return 0
+    if load not in drivers:
+        raise ValueError(
+            f"{method}: driver {load!r} (the load stage) not given; have {sorted(drivers)}"
+        )
+    return stage_start(drivers[load])
+
+
+class Hyperbolic(CurveForecaster):
+    """Hyperbolic settlement from the first reading of the current load stage.
+
+    ``(t - t0) / (s - s0) = a + b (t - t0)``, so ``s = s0 + (t - t0) / (a + b (t - t0))`` and
+    the final settlement is ``s0 + 1/b``. `load` names the driver holding the applied load
+    (fill height): the stage starts where it last changed; None uses the whole history.
+    Points with ``s - s0 <= 0`` cannot enter ``t'/s'`` and are left out of the fit.
+    """
+
+    name = "hyperbolic"
+
+    def __init__(
+        self,
+        load: str | None = None,
+        min_points: int = 4,
+        *,
+        n_boot: int = 200,
+        level: float = DEFAULT_LEVEL,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> None:
+        super().__init__(n_boot=n_boot, level=level, random_state=random_state)
+        self.load = load
+        self.min_points = min_points
+
+    def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
+        return _load_stage(self.name, self.load, t, drivers)
+
+    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> HyperbolicParams:
+        if t.size < self.min_points:
+            raise FitError(f"{t.size} readings in the current stage, need {self.min_points}")
+        t0, s0 = float(t[0]), float(y[0])
+        x, s = t[1:] - t0, y[1:] - s0
+        ok = s > 0
+        if ok.sum() < self.min_points - 1:
+            raise FitError("too few readings with settlement above the stage start")
+        a, b = _ols(x[ok], x[ok] / s[ok])
+        if b <= 0:
+            raise FitError(f"slope b = {b:.3g} <= 0: no finite final settlement")
+        if a + b * float(x[-1]) <= 0:
+            raise FitError("hyperbola has a pole inside the fitted stage")
+        return HyperbolicParams(t0, s0, a, b)
+
+    def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
+        p = params
+        assert isinstance(p, HyperbolicParams)
+        x = np.clip(t - p.t0, 0.0, None)
+        den = p.a + p.b * x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = p.s0 + np.where(x > 0, x / den, 0.0)
+        return np.where((x > 0) & (den <= 0), np.nan, out)
+
+    @property
+    def final_(self) -> float:
+        """Final settlement ``s0 + 1/b`` (NaN after a fallback)."""
+        if self.fallback_ is not None:
+            return float("nan")
+        p = self.params_
+        assert isinstance(p, HyperbolicParams)
+        return p.s0 + 1.0 / p.b
+
+
+class Asaoka(CurveForecaster):
+    """Asaoka's method on the current load stage, after explicit resampling to steps of `dt`.
+
+    The stage's observed readings are linearly interpolated onto ``t0, t0 + dt, ...`` (up to
+    the last reading, never beyond); ``s_i = b0 + b1 s_{i-1}`` is fitted by least squares;
+    ``0 < b1 < 1`` is required (else the settlement does not converge: fallback). Forecast from
+    the last reading ``(t_n, s_n)``: ``s(t) = s_f + (s_n - s_f) b1^((t - t_n)/dt)`` with
+    ``s_f = b0/(1 - b1)``. `dt` None: the median spacing of the stage's readings.
+    """
+
+    name = "asaoka"
+
+    def __init__(
+        self,
+        dt: float | None = None,
+        load: str | None = None,
+        min_steps: int = 4,
+        *,
+        n_boot: int = 200,
+        level: float = DEFAULT_LEVEL,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> None:
+        super().__init__(n_boot=n_boot, level=level, random_state=random_state)
+        self.dt = dt
+        self.load = load
+        self.min_steps = min_steps
+
+    def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
+        return _load_stage(self.name, self.load, t, drivers)
+
+    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> AsaokaParams:
+        if t.size < 2:
+            raise FitError(f"{t.size} readings in the current stage, need at least 2")
+        dt = float(self.dt) if self.dt is not None else float(np.median(np.diff(t)))
+        if dt <= 0:
+            raise FitError("resampling step dt must be positive")
+        grid = t[0] + dt * np.arange(int(np.floor((t[-1] - t[0]) / dt + 1e-9)) + 1)  # (G,)
+        if grid.size < self.min_steps:
+            raise FitError(f"stage spans {grid.size} steps of {dt:g} days, need {self.min_steps}")
+        s = np.interp(grid, t, y)  # (G,) explicit linear resampling
+        b0, b1 = _ols(s[:-1], s[1:])
+        if not 0.0 < b1 < 1.0:
+            raise FitError(f"Asaoka slope b1 = {b1:.4g} outside (0, 1): not converging")
+        return AsaokaParams(b0, b1, dt, float(t[-1]), float(y[-1]))
+
+    def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
+        p = params
+        assert isinstance(p, AsaokaParams)
+        return p.final + (p.s_ref - p.final) * p.b1 ** ((t - p.t_ref) / p.dt)
+
+    @property
+    def final_(self) -> float:
+        """Final settlement ``b0 / (1 - b1)`` (NaN after a fallback)."""
+        if self.fallback_ is not None:
+            return float("nan")
+        p = self.params_
+        assert isinstance(p, AsaokaParams)
+        return p.final
+
+
+class Fukuzono(CurveForecaster):
+    """Fukuzono's inverse-velocity method: time of failure and a displacement forecast.
+
+    Velocity ``v`` by finite differences over `lag` readings at mid-times; points with
+    ``v <= 0`` (in the direction of net movement) are left out; ``1/v = A + B t`` by least
+    squares over the readings of the last `window` days (all when None). ``B < 0`` means
+    accelerating, with failure at ``t_f = -A/B``; otherwise ``t_f = inf``. Displacement:
+    ``x(t) = x_n + sign * ln((A + B t)/(A + B t_n)) / B`` from the last reading; NaN at and
+    after ``t_f``. ``time_of_failure_`` and its bootstrap band ``failure_lower_``,
+    ``failure_upper_`` are set by `fit`.
+    """
+
+    name = "fukuzono"
+
+    def __init__(
+        self,
+        window: float | None = None,
+        lag: int = 1,
+        min_points: int = 4,
+        *,
+        n_boot: int = 200,
+        level: float = DEFAULT_LEVEL,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> None:
+        super().__init__(n_boot=n_boot, level=level, random_state=random_state)
+        self.window = window
+        self.lag = lag
+        self.min_points = min_points
+
+    def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
+        if self.window is None or t.size == 0:
+            return 0
+        return int(np.searchsorted(t, t[-1] - self.window, side="left"))
+
+    def inverse_velocity(self, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mid-times (M,) and inverse velocities (M,) of the positive velocities."""
+        lag = max(1, self.lag)
+        if t.size <= lag:
+            return np.zeros(0), np.zeros(0)
+        sign = 1.0 if y[-1] >= y[0] else -1.0
+        v = sign * (y[lag:] - y[:-lag]) / (t[lag:] - t[:-lag])  # (T - lag,)
+        tm = 0.5 * (t[lag:] + t[:-lag])
+        ok = v > 0
+        return tm[ok], 1.0 / v[ok]
+
+    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> FukuzonoParams:
+        tm, iv = self.inverse_velocity(t, y)
+        if tm.size < self.min_points - 1:
+            raise FitError(f"{tm.size} positive velocities, need {self.min_points - 1}")
+        a, b = _ols(tm, iv)
+        t_ref = float(t[-1])
+        if a + b * t_ref <= 0:
+            raise FitError("inverse velocity already reached zero before the last reading")
+        sign = 1.0 if y[-1] >= y[0] else -1.0
+        return FukuzonoParams(a, b, t_ref, float(y[-1]), sign)
+
+    def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
+        p = params
+        assert isinstance(p, FukuzonoParams)
+        den0 = p.a + p.b * p.t_ref
+        u = p.b * (t - p.t_ref) / den0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            small = np.abs(u) < 1e-12
+            factor = np.where(small, 1.0, np.log1p(u) / np.where(small, 1.0, u))
+            out = p.x_ref + p.sign * factor * (t - p.t_ref) / den0
+        return np.where(u > -1.0, out, np.nan)
+
+    def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
+        super().fit(t, y, drivers)
+        if self.fallback_ is not None:
+            self.time_of_failure_ = float("nan")
+            self.failure_lower_ = self.failure_upper_ = float("nan")
+            return self
+        p = self.params_
+        assert isinstance(p, FukuzonoParams)
+        self.time_of_failure_ = p.time_of_failure
+        tfs = np.array([q.time_of_failure for q in self.boot_params_])  # type: ignore[attr-defined]
+        if tfs.size:
+            tail = (1.0 - self.level) / 2.0
+            self.failure_lower_ = float(
+                min(np.quantile(tfs, tail, method="inverted_cdf"), self.time_of_failure_)
+            )
+            self.failure_upper_ = float(
+                max(np.quantile(tfs, 1 - tail, method="inverted_cdf"), self.time_of_failure_)
+            )
+        else:
+            self.failure_lower_ = self.failure_upper_ = self.time_of_failure_
+        return self
+
+
+CLASSIC: dict[str, type[Forecaster]] = {
+    "persistence": Persistence,
+    "linear": LinearTrend,
+    "hyperbolic": Hyperbolic,
+    "asaoka": Asaoka,
+    "fukuzono": Fukuzono,
+}
+"""The classic methods by name (the `--method` choices of ``geojepa forecast``)."""
