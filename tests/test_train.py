@@ -1,0 +1,233 @@
+"""The pretraining loop: schedules, exact resume, --until, collapse stop, tracking, sites."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from geojepa.checkpoint import load_run, read_checkpoint
+from geojepa.config import RunConfig, preset
+from geojepa.errors import CollapseError, InputError
+from geojepa.site import Sensor, Site, sensors_frame
+from geojepa.train import Schedule, batch_plan, pretrain
+
+
+def toy_site(
+    seed: int = 0,
+    n_piezo: int = 4,
+    days: int = 20,
+    freq: str = "1h",
+    name: str = "toy",
+    start: str = "2024-01-01",
+) -> Site:
+    """Rain gauge, piezometers responding to rain with lags, one creeping GNSS point."""
+    rng = np.random.default_rng(seed)
+    n = int(pd.Timedelta(f"{days}D") / pd.Timedelta(freq))
+    times = pd.date_range(start, periods=n, freq=freq, tz="UTC")
+    rain = np.where(rng.random(n) < 0.03, rng.gamma(2.0, 3.0, n), 0.0)
+    kernel = np.exp(-np.arange(48) / 12.0)
+    sensors = [Sensor("R1", "rain_gauge", "mm", 0.0, 0.0, 0.0, "")]
+    cols = {"R1": rain}
+    for i in range(n_piezo):
+        resp = np.convolve(rain, kernel * (0.5 + 0.2 * i))[:n]
+        cols[f"P{i}"] = 50 + 5 * i + resp + rng.normal(0, 0.2, n)
+        sensors.append(Sensor(f"P{i}", "piezometer", "kPa", 10.0 * i, 5.0, -5.0 - i, f"BH{i // 2}"))
+    cols["G1"] = np.cumsum(0.01 + 0.002 * np.convolve(rain, kernel)[:n]) + rng.normal(0, 0.05, n)
+    sensors.append(Sensor("G1", "gnss", "mm", 20.0, 20.0, 0.0, ""))
+    parts = []
+    for sid, v in cols.items():
+        keep = rng.random(n) > 0.05
+        parts.append(
+            pd.DataFrame(
+                {
+                    "timestamp": times[keep],
+                    "sensor_id": sid,
+                    "value": v[keep],
+                    "quality": "ok",
+                    "source": "toy.csv",
+                }
+            )
+        )
+    return Site(
+        name=name,
+        sensors=sensors_frame(sensors),
+        readings=pd.concat(parts, ignore_index=True),
+    )
+
+
+def small_config(steps: int = 6, **train: object) -> RunConfig:
+    """A very small model and window so loop tests take seconds."""
+    cfg = preset("tiny")
+    kw: dict[str, object] = {
+        "steps": steps,
+        "batch_size": 4,
+        "eval_every": 3,
+        "log_every": 1,
+        "checkpoint_every": 3,
+        "val_windows": 6,
+        "lidar_views": 2,
+        "threads": 1,
+    }
+    kw.update(train)
+    return replace(
+        cfg,
+        model=replace(
+            cfg.model, dim=32, depth=1, heads=2, predictor_dim=16, predictor_depth=1, patch=8
+        ),
+        window=replace(cfg.window, length=32, stride=16, patch=8),
+        train=replace(cfg.train, **kw),  # type: ignore[arg-type]
+    )
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return dict(read_checkpoint(run / "checkpoint.pt")["model"])
+
+
+def test_schedules_follow_the_actual_number_of_steps() -> None:
+    cfg = replace(
+        preset("tiny"),
+        train=replace(preset("tiny").train, steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5),
+    )
+    s = Schedule.of(cfg)
+    lr0, wd0, m0 = s.at(0)
+    assert lr0 == pytest.approx(1e-4) and wd0 == pytest.approx(0.04) and m0 == pytest.approx(0.996)
+    assert s.at(9)[0] == pytest.approx(1e-3)
+    lr_end, wd_end, m_end = s.at(99)
+    assert lr_end == pytest.approx(1e-5) and wd_end == pytest.approx(0.4) and m_end == 1.0
+    lrs = [s.at(i)[0] for i in range(10, 100)]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))  # cosine decays
+    emas = [s.at(i)[2] for i in range(100)]
+    assert all(a <= b for a, b in itertools.pairwise(emas))
+
+
+def test_batch_plan_is_a_pure_function_of_seed_and_step() -> None:
+    a = batch_plan(3, 17, [40, 10], 8)
+    assert a[0] == batch_plan(3, 17, [40, 10], 8)[0]
+    assert np.array_equal(a[1], batch_plan(3, 17, [40, 10], 8)[1])
+    assert len(set(a[1].tolist())) == 8  # no repeats within a batch
+    sites = [batch_plan(0, s, [40, 10], 4)[0] for s in range(400)]
+    assert 0.7 < sites.count(0) / 400 < 0.9  # proportional to the windows (0.8)
+
+
+def test_kill_and_resume_gives_the_same_weights(tmp_path: Path) -> None:
+    site = toy_site()
+    cfg = small_config(steps=6)
+    full = pretrain([site], tmp_path / "full", cfg, tracking_uri="none", progress=False)
+    assert full.step == 6 and not full.stopped
+    # "kill" after the checkpoint at step 3, then resume with the stored configuration
+    part = pretrain(
+        [site], tmp_path / "cut", cfg, tracking_uri="none", progress=False, stop_after=3
+    )
+    assert part.stopped and part.step == 3
+    # a record written after the checkpoint (as by a run killed later) is dropped on resume
+    with (tmp_path / "cut" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 4, "kind": "train", "loss": 123.0}) + "\n")
+    rest = pretrain(
+        [site], tmp_path / "cut", None, resume=True, tracking_uri="none", progress=False
+    )
+    assert rest.step == 6
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst <= 1e-6
+    la = [r["loss"] for r in _records(tmp_path / "full") if r["kind"] == "train"]
+    lb = [r["loss"] for r in _records(tmp_path / "cut") if r["kind"] == "train"]
+    assert la == pytest.approx(lb, abs=1e-6) and len(la) == 6
+
+
+def _records(run: Path) -> list[dict[str, object]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(x) for x in lines]
+
+
+def test_run_folder_contents_and_refusals(tmp_path: Path) -> None:
+    site = toy_site()
+    run = tmp_path / "r"
+    res = pretrain([site], run, small_config(steps=3), tracking_uri="none", progress=False)
+    assert {"config.yaml", "checkpoint.pt", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
+    kinds = [r["kind"] for r in _records(run)]
+    assert kinds.count("train") == 3 and kinds.count("eval") == 1
+    ev = next(r for r in _records(run) if r["kind"] == "eval")
+    assert {"val/rankme", "val/lidar", "val/std_ratio", "val/alignment", "val/loss"} <= set(ev)
+    assert res.quality is not None and res.quality.rankme > 1.0
+    loaded = load_run(run)
+    assert loaded.step == 3 and not loaded.model.training
+    assert loaded.config == small_config(steps=3)
+    with pytest.raises(InputError, match="already holds a checkpoint"):
+        pretrain([site], run, small_config(steps=3), tracking_uri="none", progress=False)
+    with pytest.raises(InputError, match="nothing to resume"):
+        pretrain([site], tmp_path / "new", resume=True, tracking_uri="none", progress=False)
+    with pytest.raises(InputError, match="sensors of the run"):
+        other = toy_site(n_piezo=2)
+        pretrain([other], run, resume=True, steps=4, tracking_uri="none", progress=False)
+
+
+def test_until_hides_later_readings(tmp_path: Path) -> None:
+    """Two sites equal before --until and different after train to identical weights."""
+    a = toy_site(seed=1)
+    until = pd.Timestamp("2024-01-15", tz="UTC")
+    late = a.readings["timestamp"] >= until
+    changed = a.readings.copy()
+    changed.loc[late, "value"] = changed.loc[late, "value"] * 10 + 7
+    b = Site(name="toy", sensors=a.sensors, readings=changed)
+    cfg = small_config(steps=2)
+    pretrain([a], tmp_path / "a", cfg, until=until, tracking_uri="none", progress=False)
+    pretrain([b], tmp_path / "b", cfg, until=until, tracking_uri="none", progress=False)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert load_run(tmp_path / "a").train_end == until
+    # and the same run without --until differs (the later data matters when allowed in)
+    pretrain([b], tmp_path / "c", cfg, tracking_uri="none", progress=False)
+    wc = _weights(tmp_path / "c")
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_collapse_guard_stops_the_run_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    # an unreachable rank floor makes every evaluation fail: the run must stop, not go on
+    cfg = small_config(steps=9, collapse_min_rank_fraction=1.01, collapse_patience=2)
+    with pytest.raises(CollapseError, match=r"collapsed at step 6.*RankMe"):
+        pretrain([toy_site()], tmp_path / "r", cfg, tracking_uri="none", progress=False)
+    assert read_checkpoint(tmp_path / "r" / "checkpoint.pt")["step"] == 3
+    # switched off, the same run completes
+    off = replace(cfg, train=replace(cfg.train, stop_on_collapse=False))
+    assert (
+        pretrain([toy_site()], tmp_path / "s", off, tracking_uri="none", progress=False).step == 9
+    )
+
+
+def test_a_family_of_sites_with_different_sensors(tmp_path: Path) -> None:
+    sites = [toy_site(seed=2, n_piezo=4, name="a"), toy_site(seed=3, n_piezo=2, name="b")]
+    res = pretrain(
+        sites, tmp_path / "r", small_config(steps=4), tracking_uri="none", progress=False
+    )
+    assert [s.name for s in res.sites] == ["a", "b"]
+    run = load_run(tmp_path / "r")
+    assert len(run.sites) == 2 and len(run.sites[1].sensors) == 4
+    assert run.site_record(["P0", "P1", "G1"]) is run.sites[0]
+
+
+def test_mlflow_tracking_on_sqlite_beside_the_runs(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run = tmp_path / "runs" / "r1"
+    pretrain([toy_site()], run, small_config(steps=3), progress=False)
+    db = tmp_path / "runs" / "mlflow.db"
+    assert db.is_file()
+    run_id = json.loads((run / "mlflow_run.json").read_text())["run_id"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    r = client.get_run(run_id)
+    assert r.info.status == "FINISHED"
+    assert r.data.params["train.steps"] == "3" and r.data.params["model.dim"] == "32"
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
+    assert client.get_metric_history(run_id, "val_rankme")[0].step == 3
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.yaml", "metrics.jsonl", "checkpoint.pt"} <= names
+    # artifacts live beside the database, not in the working directory
+    assert r.info.artifact_uri.startswith((tmp_path / "runs" / "mlartifacts").as_uri())
