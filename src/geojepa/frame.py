@@ -130,10 +130,10 @@ def infer_interval(readings: pd.DataFrame) -> pd.Timedelta:
     if readings.empty:
         raise InputError("the site has no readings", hint="ingest logger files first")
     medians = []
-    for _, ts in readings.groupby("sensor_id", sort=False)["timestamp"]:
-        v = ts.drop_duplicates().sort_values().to_numpy()
+    for _, ts in readings.groupby("sensor_id", sort=False, observed=True)["timestamp"]:
+        v = np.unique(ts.to_numpy(dtype="datetime64[ns]").astype(np.int64))
         if len(v) >= 2:
-            d = np.diff(v).astype("timedelta64[ns]").astype(np.int64)
+            d = np.diff(v)
             d = d[d > 0]
             if len(d):
                 medians.append(float(np.median(d)))
@@ -172,11 +172,10 @@ def to_frame(
         t_end = t_last + step
     n_t = max(int(np.ceil((t_end - t0) / step)), 0)
     ids = [str(s) for s in sensors["id"]]
-    col_of = {s: i for i, s in enumerate(ids)}
     ns = ts.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     t0_ns = t0.tz_localize(None).to_datetime64().astype("datetime64[ns]").astype(np.int64)
     row = (ns - t0_ns) // step.value
-    col = readings["sensor_id"].map(col_of).to_numpy(dtype=np.int64)
+    col = pd.Index(ids).get_indexer(pd.Index(readings["sensor_id"])).astype(np.int64)
     val = readings["value"].to_numpy(dtype=np.float64)
     q = readings["quality"].to_numpy()
     good = np.isfinite(val) & (q != Quality.MISSING.value) & (q != Quality.NON_FINITE.value)

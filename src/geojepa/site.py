@@ -207,21 +207,45 @@ def _coerce_sensors(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _text(s: pd.Series) -> pd.Series:
+    """A text column as str; a categorical of str is kept (cheap for millions of rows)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if not cats.is_monotonic_increasing:
+            s = s.cat.reorder_categories(sorted(cats))
+        return s
+    return s.astype("str")
+
+
 def _coerce_readings(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "timestamp": pd.to_datetime(df["timestamp"], utc=True).astype("datetime64[ns, UTC]"),
-            "sensor_id": df["sensor_id"].astype("str"),
+            "sensor_id": _text(df["sensor_id"]),
             "value": pd.to_numeric(df["value"], errors="raise").astype("float64"),
-            "quality": df["quality"].astype("str")
+            "quality": _text(df["quality"])
             if "quality" in df
             else pd.Series(Quality.OK.value, index=df.index, dtype="str"),
-            "source": df["source"].astype("str")
+            "source": _text(df["source"])
             if "source" in df
             else pd.Series("", index=df.index, dtype="str"),
         }
     )
     return out.reset_index(drop=True)
+
+
+def _sorted_readings(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` sorted by (sensor_id, timestamp); skips the sort when it already is (cheap check
+    for categorical ids with sorted categories, the ingest path)."""
+    sid = df["sensor_id"]
+    if len(df) < 2:
+        return df.reset_index(drop=True)
+    if isinstance(sid.dtype, pd.CategoricalDtype):
+        c = np.diff(sid.cat.codes.to_numpy().astype(np.int64))
+        t = np.diff(df["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64))
+        if bool(((c > 0) | ((c == 0) & (t >= 0))).all()):
+            return df.reset_index(drop=True)
+    return df.sort_values(["sensor_id", "timestamp"], kind="stable", ignore_index=True)
 
 
 def _coerce_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +269,7 @@ class Site:
     """A monitoring site: sensors, readings, labels and metadata.
 
     `readings` is sorted by (sensor_id, timestamp); every reading's sensor is in `sensors`.
+    Text columns are str (a site built from categoricals keeps them; `load` gives str).
     """
 
     name: str
@@ -255,9 +280,9 @@ class Site:
 
     def __post_init__(self) -> None:
         sensors = _coerce_sensors(self.sensors)
-        readings = (
+        readings = _sorted_readings(
             _coerce_readings(self.readings) if len(self.readings) else empty_readings()
-        ).sort_values(["sensor_id", "timestamp"], kind="stable", ignore_index=True)
+        )
         labels = _coerce_labels(self.labels)
         dup = sensors["id"][sensors["id"].duplicated()]
         if len(dup):
@@ -360,6 +385,9 @@ class Site:
         )
         rpath = root / "readings.parquet"
         readings = pd.read_parquet(rpath) if rpath.is_file() else empty_readings()
+        for col in ("sensor_id", "quality", "source"):
+            if col in readings and isinstance(readings[col].dtype, pd.CategoricalDtype):
+                readings[col] = readings[col].astype("str")  # loaded sites always hold str
         lpath = root / "labels.csv"
         labels = pd.read_csv(lpath, dtype="str", keep_default_na=False) if lpath.is_file() else None
         return cls(
