@@ -1,0 +1,351 @@
+"""Score readings with an exported model: numpy, pandas and onnxruntime only.
+
+`EdgeModel.load(DIR)` reads what ``geojepa export`` wrote and checks it; `OnnxEngine` runs
+the two graphs behind the `geojepa.energy.TokenEngine` interface, so the energy is
+computed by the same shared code as ``geojepa detect``; `score_frame` turns a
+`SensorFrame` into per-sensor and per-time scores and TARP levels (`geojepa.alarms`);
+`write_scores_csv` writes ``timestamp,score,alarm,score:<sensor_id>...``, one row per
+grid time.
+
+Guarantees: no torch import; per-sensor scores are the raw energy centred and scaled by
+the training-period statistics stored at export, the per-time score is their row maximum
+(NaN only where nothing is observed), alarm levels come from one `AlarmTracker` run over
+the rows in order; readings of sensors the model does not know are counted and reported,
+never silently used or dropped; the CSV appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geojepa.alarms import AlarmTracker, Level, TarpPolicy
+from geojepa.atomic import atomic_path
+from geojepa.edge.bundle import ExportMeta, load_meta
+from geojepa.energy import EnergySpec, TokenInputs, frame_energy, row_max
+from geojepa.errors import InputError
+from geojepa.frame import SensorFrame, to_frame
+from geojepa.site import Site
+from geojepa.windows import Normaliser, WindowSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Calibration",
+    "EdgeModel",
+    "OnnxEngine",
+    "Scores",
+    "json_line",
+    "score_frame",
+    "scores_table",
+    "write_scores_csv",
+]
+
+
+class OnnxEngine:
+    """`TokenEngine` on onnxruntime sessions of ``encoder.onnx`` and ``predictor.onnx``."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        meta: ExportMeta,
+        *,
+        int8: bool = False,
+        threads: int = 1,
+    ) -> None:
+        import onnxruntime as ort
+
+        root = Path(folder)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        self.sessions: dict[str, Any] = {}
+        self.inputs: dict[str, list[str]] = {}
+        for name in ("encoder", "predictor"):
+            if name not in meta.graphs:
+                raise InputError(
+                    f"the export has no {name} graph", file=root, hint="re-export the run"
+                )
+            g = meta.graphs[name]
+            file = g.int8_file if int8 and g.int8_file else g.file
+            if int8 and not g.int8_file:
+                log.warning("no int8 %s graph in this export: using fp32", name)
+            sess = ort.InferenceSession(str(root / file), opts, providers=["CPUExecutionProvider"])
+            self.sessions[name] = sess
+            self.inputs[name] = [i.name for i in sess.get_inputs()]
+        self.kinds: Mapping[str, int] = {k: int(v) for k, v in meta.energy["kinds"].items()}
+
+    @staticmethod
+    def _feed(inputs: TokenInputs) -> dict[str, np.ndarray]:
+        return {
+            "values": np.ascontiguousarray(inputs.values, dtype=np.float32),
+            "observed": np.ascontiguousarray(inputs.observed, dtype=bool),
+            "sensor_feats": np.ascontiguousarray(inputs.sensor_feats, dtype=np.float32),
+            "time_feats": np.ascontiguousarray(inputs.time_feats, dtype=np.float32),
+            "token_valid": np.ascontiguousarray(inputs.token_valid, dtype=bool),
+        }
+
+    def target_repr(self, inputs: TokenInputs) -> np.ndarray:
+        feed = self._feed(inputs)
+        out = self.sessions["encoder"].run(None, {k: feed[k] for k in self.inputs["encoder"]})
+        return np.asarray(out[0])  # (B, N, D)
+
+    def predict(
+        self,
+        inputs: TokenInputs,
+        context: np.ndarray,
+        context_pad: np.ndarray,
+        target: np.ndarray,
+        target_pad: np.ndarray,
+        mask_kind: np.ndarray,
+    ) -> np.ndarray:
+        feed = self._feed(inputs)
+        feed.update(
+            context=np.ascontiguousarray(context, dtype=np.int64),
+            context_pad=np.ascontiguousarray(context_pad, dtype=bool),
+            target=np.ascontiguousarray(target, dtype=np.int64),
+            target_pad=np.ascontiguousarray(target_pad, dtype=bool),
+            mask_kind=np.ascontiguousarray(mask_kind, dtype=np.int64),
+        )
+        out = self.sessions["predictor"].run(None, {k: feed[k] for k in self.inputs["predictor"]})
+        return np.asarray(out[0])  # (B, Nt, D)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Training-period statistics of the energy: per-sensor centre and scale (C,), and the
+    TARP policy whose thresholds were calibrated on training-period per-time scores."""
+
+    centre: np.ndarray
+    scale: np.ndarray
+    policy: TarpPolicy
+    top_k: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.policy
+        return {
+            "centre": [float(v) for v in self.centre],
+            "scale": [float(v) for v in self.scale],
+            "policy": {
+                "amber": p.amber,
+                "red": p.red,
+                "n_on": p.n_on,
+                "n_off": p.n_off,
+                "amber_clear": p.amber_clear,
+                "red_clear": p.red_clear,
+            },
+            "top_k": self.top_k,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], n_sensors: int) -> Calibration:
+        centre = np.asarray(d["centre"], dtype=np.float64)
+        scale = np.asarray(d["scale"], dtype=np.float64)
+        if centre.shape != (n_sensors,) or scale.shape != (n_sensors,) or (scale <= 0).any():
+            raise InputError(
+                "energy calibration does not match the sensors (or a scale is not positive)",
+                hint="re-export the run",
+            )
+        pol = dict(d["policy"])
+        return cls(centre, scale, TarpPolicy(**pol), int(d.get("top_k", 3)))
+
+    def sensor_scores(self, raw: np.ndarray) -> np.ndarray:
+        """Raw energy (T, C) -> per-sensor scores (T, C) on the training scale."""
+        return (raw - self.centre[None, :]) / self.scale[None, :]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores of T grid times: time (T,) datetime64[ns] UTC, score (T,), sensor (T, C),
+    level (T,) int8 (0 green, 1 amber, 2 red), sensors ranked at each alarm onset."""
+
+    time: np.ndarray
+    score: np.ndarray
+    sensor: np.ndarray
+    level: np.ndarray
+    sensor_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EdgeModel:
+    """An export folder, loaded: engine, normaliser, window, energy and alarm settings."""
+
+    folder: Path
+    meta: ExportMeta
+    engine: OnnxEngine
+    normaliser: Normaliser
+    window: WindowSpec
+    energy: EnergySpec
+    calibration: Calibration
+
+    @classmethod
+    def load(cls, folder: str | Path, *, int8: bool | None = None, threads: int = 1) -> EdgeModel:
+        """Load DIR. `int8` None: use the int8 graphs when the export recommends them."""
+        root = Path(folder)
+        meta = load_meta(root)
+        use_int8 = bool(meta.quantization.get("recommended", False)) if int8 is None else int8
+        engine = OnnxEngine(root, meta, int8=use_int8, threads=threads)
+        normaliser = Normaliser.from_dict(meta.normaliser)
+        if list(normaliser.sensor_ids) != meta.sensor_ids:
+            raise InputError(
+                "export metadata: normaliser and sensors disagree", file=root, hint="re-export"
+            )
+        return cls(
+            folder=root,
+            meta=meta,
+            engine=engine,
+            normaliser=normaliser,
+            window=WindowSpec.from_dict(meta.window),
+            energy=EnergySpec.from_dict(meta.energy["spec"]),
+            calibration=Calibration.from_dict(meta.alarms, len(meta.sensor_ids)),
+        )
+
+    @property
+    def sensor_ids(self) -> list[str]:
+        return self.meta.sensor_ids
+
+    @property
+    def history(self) -> int:
+        """Grid steps of data one scored window needs."""
+        return self.window.span(self.window.scales[0])
+
+    @property
+    def stride(self) -> int:
+        return self.energy.stride(self.window)
+
+    def tracker(self) -> AlarmTracker:
+        return AlarmTracker(self.calibration.policy, self.sensor_ids, self.calibration.top_k)
+
+
+def score_frame(model: EdgeModel, frame: SensorFrame) -> Scores:
+    """Scores and alarm levels of every grid time of `frame` (the model's sensors, in order)."""
+    if frame.sensor_ids != model.sensor_ids:
+        raise InputError(
+            "the frame's sensors differ from the exported model's",
+            hint="build the frame with the model's sensor list",
+        )
+    raw = frame_energy(model.engine, frame, model.normaliser, model.window, model.energy)
+    sensor = model.calibration.sensor_scores(raw)  # (T, C)
+    score = row_max(sensor)  # (T,)
+    tracker = model.tracker()
+    level = np.array([int(tracker.step(s).level) for s in score], dtype=np.int8)
+    return Scores(frame.time, score, sensor, level, tuple(model.sensor_ids))
+
+
+def read_site(
+    model: EdgeModel,
+    path: str | Path,
+    *,
+    fmt: str = "auto",
+    tz: str = "UTC",
+    sep: str | None = None,
+    time_col: str | None = None,
+) -> Site:
+    """Read FILE (long table, wide CSV or TOA5) into a site over the model's sensors."""
+    from geojepa.edge.stream import LineFollower, StreamParser
+
+    parser = StreamParser(
+        model.sensor_ids, file=path, fmt=fmt, tz=tz, sep=sep, time_col=time_col, strict=True
+    )
+    times, cols, vals, good = [], [], [], []
+    for batch in LineFollower(path, follow=False).batches():
+        chunk = parser.parse(batch)
+        times.append(chunk.time_ns)
+        cols.append(chunk.column)
+        vals.append(chunk.value)
+        good.append(chunk.good)
+    if parser.header is None:
+        raise InputError("the file is empty", file=path, hint="point at a logger file")
+    for name, n in parser.stats.unknown_sensors.items():
+        log.warning(
+            "%s: %d reading(s) of sensor %r not known to the model: not used", path, n, name
+        )
+    t = np.concatenate(times) if times else np.zeros(0, np.int64)
+    if t.size == 0:
+        raise InputError("no readings of the model's sensors in the file", file=path)
+    ids = np.asarray(model.sensor_ids, dtype=object)
+    g = np.concatenate(good)
+    readings = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(t, utc=True),
+            "sensor_id": ids[np.concatenate(cols)].astype(str),
+            "value": np.concatenate(vals),
+            "quality": np.where(g, "ok", "missing"),
+            "source": Path(path).name,
+        }
+    )
+    return Site(name=Path(path).stem, sensors=model.meta.sensors_frame(), readings=readings)
+
+
+def scores_table(scores: Scores) -> pd.DataFrame:
+    """``timestamp,score,alarm,score:<sensor_id>...`` (ISO 8601 UTC, alarm as its label)."""
+    labels = np.array([lv.label for lv in Level], dtype=object)
+    table = pd.DataFrame(
+        {
+            "timestamp": pd.DatetimeIndex(scores.time)
+            .tz_localize("UTC")
+            .map(lambda t: t.isoformat()),
+            "score": scores.score,
+            "alarm": labels[scores.level.astype(np.int64)],
+        }
+    )
+    for j, sid in enumerate(scores.sensor_ids):
+        table[f"score:{sid}"] = scores.sensor[:, j]
+    return table
+
+
+def write_scores_csv(scores: Scores, out: str | Path) -> None:
+    with atomic_path(out) as tmp:
+        scores_table(scores).to_csv(tmp, index=False)
+
+
+def score_file(
+    folder: str | Path,
+    file: str | Path,
+    out: str | Path | None = None,
+    *,
+    fmt: str = "auto",
+    tz: str = "UTC",
+    int8: bool | None = None,
+    threads: int = 1,
+) -> Scores:
+    """`geojepa-edge score`: read FILE, grid it like `to_frame`, score every grid time."""
+    model = EdgeModel.load(folder, int8=int8, threads=threads)
+    site = read_site(model, file, fmt=fmt, tz=tz)
+    frame = to_frame(site, interval=model.meta.interval, sensor_ids=model.sensor_ids)
+    scores = score_frame(model, frame)
+    if out is not None:
+        write_scores_csv(scores, out)
+    return scores
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """One JSON line; NaN and infinities become null (JSON has neither)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, Mapping):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(dict(record)), separators=(",", ":"))
+
+
+def ranked(sensor_row: np.ndarray, ids: Sequence[str], top_k: int) -> list[str]:
+    """Sensor ids by descending score (NaN left out), at most top_k."""
+    from geojepa.alarms import attribute
+
+    return list(attribute(sensor_row, ids, top_k))

@@ -1,0 +1,612 @@
+"""Follow a growing logger file and keep the last window of a regular grid in memory.
+
+Three pieces, each usable alone:
+
+- `LineFollower` reads a file that another process appends to and yields batches of
+  COMPLETE lines. A last line without its newline is held back until the newline arrives
+  (a logger may be half-way through writing it); only when the file is read once
+  (``follow=False``) is such a line taken as the file's true last line.
+- `StreamParser` turns batches of lines of a long table (``timestamp,sensor_id,value,...``,
+  what `geojepa readings` writes), a wide CSV (one time column, one column per sensor) or a
+  Campbell TOA5 file into `ReadingsChunk` arrays over a FIXED list of sensors.
+- `GridRing` accumulates readings into grid cells (the cell of time t is
+  ``floor(t / interval)``, the same rule as `geojepa.frame.to_frame`) and keeps only the
+  last `length` cells: memory is O(length x sensors) however long the stream runs.
+
+Guarantees: no line is misread because it was incomplete; nothing is dropped silently —
+unknown sensor columns, missing/non-finite values, late readings (for a cell already
+closed) and unparseable lines are counted in `StreamStats` and logged; a line longer than
+`max_line_bytes` raises `InputError` instead of growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geojepa.errors import InputError
+from geojepa.frame import SensorFrame
+
+log = logging.getLogger(__name__)
+
+MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "-9999", "#n/a"})
+NON_FINITE_TEXT = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts")
+TOA5_SKIP_COLUMNS = frozenset({"RECORD", "RN"})
+
+
+# ------------------------------------------------------------------------------ lines
+@dataclass(frozen=True)
+class LineBatch:
+    """Complete lines read in one go; `first_line` is the 1-based line number of lines[0]."""
+
+    first_line: int
+    lines: tuple[str, ...]
+
+
+class LineFollower:
+    """Yield batches of complete lines of `path`, following the file as it grows.
+
+    With ``follow=False`` the file is read once to its end. With ``follow=True`` the reader
+    polls every `poll` seconds for new bytes until `stop()` returns True or no byte arrived
+    for `idle_timeout` seconds (None: forever). A file that shrinks (truncated or replaced
+    by a logger's rotation) is read again from its start; this is logged.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        follow: bool = False,
+        poll: float = 0.5,
+        idle_timeout: float | None = None,
+        stop: Callable[[], bool] | None = None,
+        max_lines: int = 20_000,
+        max_line_bytes: int = 1 << 20,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = Path(path)
+        self.follow = follow
+        self.poll = poll
+        self.idle_timeout = idle_timeout
+        self.stop = stop
+        self.max_lines = max_lines
+        self.max_line_bytes = max_line_bytes
+        self.sleep = sleep
+        self.pending = b""  # bytes of a line whose newline has not arrived yet
+        self.lines_read = 0
+        self.restarts = 0
+
+    def _open(self) -> io.BufferedReader:
+        try:
+            return open(self.path, "rb")  # closed in batches()
+        except FileNotFoundError as err:
+            raise InputError(
+                "file not found", file=self.path, hint="check the path or wait for the logger"
+            ) from err
+
+    def batches(self) -> Iterator[LineBatch]:
+        fh = self._open()
+        try:
+            ino = os.fstat(fh.fileno()).st_ino
+            idle_since = time.monotonic()
+            while True:
+                data = fh.read(1 << 20)
+                if data:
+                    idle_since = time.monotonic()
+                    yield from self._split(data)
+                    continue
+                # at the end of what is written so far
+                if not self.follow:
+                    if self.pending:
+                        yield self._emit([self.pending])
+                        self.pending = b""
+                    return
+                if self.stop is not None and self.stop():
+                    break
+                if self.idle_timeout is not None and (
+                    time.monotonic() - idle_since >= self.idle_timeout
+                ):
+                    break
+                fh, ino = self._maybe_reopen(fh, ino)
+                self.sleep(self.poll)
+            if self.pending:
+                log.warning(
+                    "%s: stopped with an incomplete last line (%d bytes) left unread",
+                    self.path,
+                    len(self.pending),
+                )
+        finally:
+            fh.close()
+
+    def _maybe_reopen(self, fh: io.BufferedReader, ino: int) -> tuple[io.BufferedReader, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return fh, ino  # being replaced: keep reading the old handle until it is back
+        if st.st_ino != ino or st.st_size < fh.tell():
+            log.warning("%s was truncated or replaced: reading it again from its start", self.path)
+            fh.close()
+            self.restarts += 1
+            self.pending = b""
+            self.lines_read = 0
+            fh = self._open()
+            return fh, os.fstat(fh.fileno()).st_ino
+        return fh, ino
+
+    def _split(self, data: bytes) -> Iterator[LineBatch]:
+        parts = (self.pending + data).split(b"\n")
+        self.pending = parts.pop()  # b"" when data ended on a newline
+        if len(self.pending) > self.max_line_bytes:
+            raise InputError(
+                f"a line is longer than {self.max_line_bytes} bytes",
+                file=self.path,
+                line=self.lines_read + len(parts) + 1,
+                hint="is this a logger text file? binary files cannot be followed",
+            )
+        for i in range(0, len(parts), self.max_lines):
+            yield self._emit(parts[i : i + self.max_lines])
+
+    def _emit(self, raw: Sequence[bytes]) -> LineBatch:
+        first = self.lines_read + 1
+        self.lines_read += len(raw)
+        return LineBatch(first, tuple(_decode(b) for b in raw))
+
+
+def _decode(raw: bytes) -> str:
+    raw = raw.rstrip(b"\r")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # old loggers write a Latin-1 degree sign
+
+
+# ------------------------------------------------------------------------------ parsing
+@dataclass(frozen=True)
+class ReadingsChunk:
+    """Readings parsed from a batch of lines, over the fixed sensor list of the parser.
+
+    Shapes: (n,) each. `time_ns` is UTC nanoseconds since the epoch; `column` indexes the
+    parser's `sensor_ids`; `good` is False for missing or non-finite values.
+    """
+
+    time_ns: np.ndarray  # (n,) int64
+    column: np.ndarray  # (n,) int64
+    value: np.ndarray  # (n,) float64
+    good: np.ndarray  # (n,) bool
+
+    def __len__(self) -> int:
+        return int(self.time_ns.shape[0])
+
+    @staticmethod
+    def empty() -> ReadingsChunk:
+        return ReadingsChunk(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
+        )
+
+
+@dataclass
+class StreamStats:
+    """Counters of everything that did not become a good reading (mutable, reported)."""
+
+    lines: int = 0
+    readings: int = 0
+    missing: int = 0
+    non_finite: int = 0
+    bad_lines: int = 0
+    late: int = 0
+    unknown_sensors: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "lines": self.lines,
+            "readings": self.readings,
+            "missing": self.missing,
+            "non_finite": self.non_finite,
+            "bad_lines": self.bad_lines,
+            "late": self.late,
+            "unknown_sensors": dict(self.unknown_sensors),
+        }
+
+
+class StreamParser:
+    """Parse batches of lines of one file into `ReadingsChunk` over `sensor_ids`.
+
+    The format (``auto`` | ``long`` | ``wide`` | ``toa5``) is decided from the header.
+    Naive timestamps are read in `tz` and converted to UTC. With ``strict=True`` a line that
+    cannot be parsed raises `InputError` naming file, line and column; otherwise it is
+    counted in `stats.bad_lines` and logged (a gateway must outlive one garbled line).
+    """
+
+    def __init__(
+        self,
+        sensor_ids: Sequence[str],
+        *,
+        file: str | Path,
+        fmt: str = "auto",
+        tz: str = "UTC",
+        sep: str | None = None,
+        time_col: str | None = None,
+        strict: bool = True,
+    ) -> None:
+        if fmt not in ("auto", "long", "wide", "toa5"):
+            raise InputError(f"unknown format {fmt!r}", hint="use auto, long, wide or toa5")
+        self.sensor_ids = list(sensor_ids)
+        self.col_of = {s: i for i, s in enumerate(self.sensor_ids)}
+        self.file = str(file)
+        self.fmt = fmt
+        self.tz = tz
+        self.sep = sep
+        self.time_col = time_col
+        self.strict = strict
+        self.stats = StreamStats()
+        self.header: list[str] | None = None
+        self._header_lines: list[str] = []
+        self._header_size = 1
+        self._prev_utc: int | None = None
+
+    # --- header
+    def _take_header(self, batch: LineBatch) -> LineBatch | None:
+        """Consume header lines; return what is left of `batch` once the header is complete."""
+        lines = list(batch.lines)
+        first = batch.first_line
+        while lines and self.header is None:
+            line = lines.pop(0)
+            first += 1
+            if not self._header_lines and not line.strip():
+                continue
+            self._header_lines.append(line)
+            if len(self._header_lines) == 1:
+                self._decide_format(line)
+            if len(self._header_lines) >= self._header_size:
+                self._set_header()
+        if self.header is None:
+            return None
+        return LineBatch(first, tuple(lines))
+
+    def _decide_format(self, line: str) -> None:
+        text = line.lstrip("\ufeff")
+        if self.fmt == "auto":
+            if text.startswith('"TOA5"') or text.startswith("TOA5,"):
+                self.fmt = "toa5"
+            else:
+                names = {c.strip().strip('"').lower() for c in self._split(text)}
+                self.fmt = "long" if {"timestamp", "sensor_id", "value"} <= names else "wide"
+        if self.fmt == "toa5":
+            self._header_size = 4  # file info, field names, units, processing
+            self.sep = ","
+
+    def _split(self, line: str) -> list[str]:
+        if self.sep is None:
+            self.sep = "\t" if "\t" in line else (";" if line.count(";") > line.count(",") else ",")
+        return next(csv.reader([line], delimiter=self.sep))
+
+    def _set_header(self) -> None:
+        names_line = self._header_lines[1] if self.fmt == "toa5" else self._header_lines[0]
+        header = [c.strip().lstrip("\ufeff") for c in self._split(names_line)]
+        self.header = header
+        lower = [h.lower() for h in header]
+        if self.fmt == "long":
+            for need in ("timestamp", "sensor_id", "value"):
+                if need not in lower:
+                    raise InputError(
+                        f"long table without a {need!r} column",
+                        file=self.file,
+                        line=1,
+                        hint="expected timestamp,sensor_id,value[,quality,source]",
+                    )
+            self._time_idx = lower.index("timestamp")
+            return
+        if self.time_col is not None:
+            if self.time_col not in header:
+                raise InputError(
+                    f"no time column {self.time_col!r}",
+                    file=self.file,
+                    line=2 if self.fmt == "toa5" else 1,
+                    hint="columns are " + ", ".join(header[:12]),
+                )
+            self._time_idx = header.index(self.time_col)
+        else:
+            hits = [i for i, h in enumerate(lower) if h in TIME_NAMES]
+            self._time_idx = hits[0] if hits else 0
+        self._value_idx = [
+            i for i, h in enumerate(header) if i != self._time_idx and h not in TOA5_SKIP_COLUMNS
+        ]
+        known = 0
+        for i in self._value_idx:
+            if header[i] in self.col_of:
+                known += 1
+            else:
+                self.stats.unknown_sensors[header[i]] = 0
+                log.warning(
+                    "%s: column %r is not a sensor of the model: ignored", self.file, header[i]
+                )
+        if known == 0:
+            raise InputError(
+                "no column of this file names a sensor of the exported model",
+                file=self.file,
+                line=2 if self.fmt == "toa5" else 1,
+                hint="the model knows " + ", ".join(self.sensor_ids[:12]),
+            )
+
+    # --- rows
+    def parse(self, batch: LineBatch) -> ReadingsChunk:
+        """Readings of the complete lines in `batch` (header lines are consumed first)."""
+        if self.header is None:
+            rest = self._take_header(batch)
+            if rest is None or not rest.lines:
+                return ReadingsChunk.empty()
+            batch = rest
+        lines = list(batch.lines)
+        if not lines:
+            return ReadingsChunk.empty()
+        self.stats.lines += len(lines)
+        table = self._table(lines, batch.first_line)
+        if table is None:
+            return ReadingsChunk.empty()
+        rows, line_no = table
+        if self.fmt == "long":
+            return self._long(rows, line_no)
+        return self._wide(rows, line_no)
+
+    def _table(self, lines: list[str], first: int) -> tuple[list[list[str]], np.ndarray] | None:
+        assert self.header is not None
+        width = len(self.header)
+        rows: list[list[str]] = []
+        numbers: list[int] = []
+        for k, row in enumerate(csv.reader(lines, delimiter=self.sep or ",")):
+            n = first + k
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            if len(row) != width:
+                self._bad(n, None, f"{len(row)} fields where the header has {width}")
+                continue
+            rows.append(row)
+            numbers.append(n)
+        if not rows:
+            return None
+        return rows, np.asarray(numbers, dtype=np.int64)
+
+    def _bad(self, line: int, column: str | None, message: str) -> None:
+        if self.strict:
+            raise InputError(
+                message,
+                file=self.file,
+                line=line,
+                column=column,
+                hint="fix or remove the line",
+            )
+        self.stats.bad_lines += 1
+        log.warning("%s:%d: %s: line skipped (counted)", self.file, line, message)
+
+    def _times(self, text: list[str], line_no: np.ndarray, column: str) -> np.ndarray:
+        """UTC ns (n,) int64; unparseable -> bad line (returns -1 there)."""
+        ts = pd.to_datetime(pd.Series(text), errors="coerce", format="mixed")
+        bad = ts.isna().to_numpy()
+        for i in np.flatnonzero(bad):
+            self._bad(int(line_no[i]), column, f"cannot read time {text[i]!r}")
+        out = np.full(len(text), -1, dtype=np.int64)
+        ok = ~bad
+        if not ok.any():
+            return out
+        good = ts[ok]
+        if good.dt.tz is None:
+            out[ok] = self._localize(pd.DatetimeIndex(good))
+        else:
+            out[ok] = (
+                good.dt.tz_convert("UTC")
+                .dt.tz_localize(None)
+                .to_numpy("datetime64[ns]")
+                .view(np.int64)
+            )
+        return out
+
+    def _localize(self, naive: pd.DatetimeIndex) -> np.ndarray:
+        """Naive local times -> UTC ns. In a repeated daylight-saving hour, time order decides."""
+        if self.tz.upper() == "UTC":
+            return naive.to_numpy("datetime64[ns]").view(np.int64)
+        first = naive.tz_localize(self.tz, ambiguous=np.ones(len(naive), bool), nonexistent="NaT")
+        second = naive.tz_localize(self.tz, ambiguous=np.zeros(len(naive), bool), nonexistent="NaT")
+        a = first.tz_convert("UTC").tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+        b = second.tz_convert("UTC").tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+        out = a.copy()
+        prev = self._prev_utc
+        for i in range(len(out)):
+            if a[i] != b[i] and prev is not None and a[i] <= prev:
+                out[i] = b[i]  # the clock went back: this is the second pass of the hour
+            prev = int(out[i])
+        self._prev_utc = prev
+        return out
+
+    def _values(
+        self, text: np.ndarray, line_no: np.ndarray, column: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(value float64 (n,), good bool (n,), parsed bool (n,)) from cell texts."""
+        low = np.char.lower(np.char.strip(text.astype(str)))
+        missing = np.isin(low, list(MISSING_TEXT))
+        nonfin = np.isin(low, list(NON_FINITE_TEXT))
+        value = pd.to_numeric(pd.Series(low), errors="coerce").to_numpy(np.float64)
+        unparsed = np.isnan(value) & ~missing & ~nonfin
+        for i in np.flatnonzero(unparsed):
+            self._bad(int(line_no[i]), column, f"cannot read number {str(text[i])!r}")
+        good = np.isfinite(value) & ~unparsed
+        self.stats.missing += int(missing.sum())
+        self.stats.non_finite += int((nonfin | (~np.isfinite(value) & ~missing & ~unparsed)).sum())
+        return value, good, ~unparsed
+
+    def _long(self, rows: list[list[str]], line_no: np.ndarray) -> ReadingsChunk:
+        assert self.header is not None
+        lower = [h.lower() for h in self.header]
+        arr = np.asarray(rows, dtype=object)
+        t = self._times(list(arr[:, self._time_idx]), line_no, "timestamp")
+        sid = arr[:, lower.index("sensor_id")].astype(str)
+        value, good, parsed = self._values(arr[:, lower.index("value")], line_no, "value")
+        if "quality" in lower:
+            q = np.char.lower(arr[:, lower.index("quality")].astype(str))
+            good &= (q != "missing") & (q != "non_finite")
+        col = np.array([self.col_of.get(s, -1) for s in sid], dtype=np.int64)
+        for s in np.unique(sid[col < 0]):
+            if s not in self.stats.unknown_sensors:
+                log.warning("%s: sensor %r is not a sensor of the model: ignored", self.file, s)
+            self.stats.unknown_sensors[s] = self.stats.unknown_sensors.get(s, 0) + int(
+                (sid == s).sum()
+            )
+        keep = (col >= 0) & (t >= 0) & parsed
+        self.stats.readings += int(keep.sum())
+        return ReadingsChunk(t[keep], col[keep], value[keep], good[keep])
+
+    def _wide(self, rows: list[list[str]], line_no: np.ndarray) -> ReadingsChunk:
+        assert self.header is not None
+        arr = np.asarray(rows, dtype=object)
+        t = self._times(list(arr[:, self._time_idx]), line_no, self.header[self._time_idx])
+        row_ok = t >= 0
+        cols: list[int] = []
+        values: list[np.ndarray] = []
+        goods: list[np.ndarray] = []
+        keeps: list[np.ndarray] = []
+        for i in self._value_idx:
+            name = self.header[i]
+            c = self.col_of.get(name)
+            if c is None:
+                self.stats.unknown_sensors[name] += int(row_ok.sum())
+                continue
+            value, good, parsed = self._values(arr[:, i], line_no, name)
+            cols.append(c)
+            values.append(value)
+            goods.append(good)
+            keeps.append(row_ok & parsed)
+        if not cols:
+            return ReadingsChunk.empty()
+        # (n, k) -> row-major ravel: readings stay in line order, as they arrived
+        keep = np.stack(keeps, axis=1).ravel()
+        k = len(cols)
+        out = ReadingsChunk(
+            np.repeat(t, k)[keep],
+            np.tile(np.asarray(cols, np.int64), len(t))[keep],
+            np.stack(values, axis=1).ravel()[keep],
+            np.stack(goods, axis=1).ravel()[keep],
+        )
+        self.stats.readings += len(out)
+        return out
+
+
+# ------------------------------------------------------------------------------ grid
+class GridRing:
+    """The last `length` cells of a regular grid over `n_sensors` sensors.
+
+    A reading at UTC time t falls in cell ``k = floor(t / interval)`` (cell time k*interval,
+    the rule `to_frame` uses); several readings in one cell are averaged. A cell is CLOSED
+    once a reading for a later cell arrives (or `close_through` is called); `add` yields
+    the closed cells in order, gaps included. Readings for a closed cell are late: counted
+    in `stats.late`, never applied (a score already reported cannot change).
+    """
+
+    def __init__(
+        self,
+        n_sensors: int,
+        interval: pd.Timedelta,
+        length: int,
+        stats: StreamStats | None = None,
+    ) -> None:
+        if length < 1:
+            raise ValueError("length must be >= 1")
+        self.n_sensors = n_sensors
+        self.interval_ns = int(pd.Timedelta(interval).value)
+        self.length = length
+        self.stats = stats if stats is not None else StreamStats()
+        self.sums = np.zeros((length, n_sensors), np.float64)  # (L, C) ring
+        self.counts = np.zeros((length, n_sensors), np.int32)  # (L, C) ring
+        self.current: int | None = None  # newest open cell
+        self.first: int | None = None  # first cell ever seen
+
+    def cell_of(self, time_ns: np.ndarray) -> np.ndarray:
+        return np.floor_divide(time_ns, self.interval_ns)
+
+    def add(self, chunk: ReadingsChunk) -> Iterator[int]:
+        """Apply readings in arrival order, yielding each cell as it closes (ascending).
+
+        A generator: consume it fully. While it is suspended at cell k, `frame(k)` holds
+        that cell's window exactly; advancing clears the ring slot the next cell reuses.
+        """
+        if len(chunk) == 0:
+            return
+        cells = self.cell_of(chunk.time_ns)
+        # split the chunk where the running maximum cell increases: readings are applied
+        # in order, so a reading is late exactly when an earlier one moved past its cell
+        running = np.maximum.accumulate(cells)
+        if self.current is not None:
+            running = np.maximum(running, self.current)
+        rises = np.flatnonzero(np.diff(running) > 0) + 1
+        bounds = [0, *rises.tolist(), len(cells)]
+        for a, b in itertools.pairwise(bounds):
+            top = int(running[a])
+            if self.current is None:
+                self.current = self.first = top
+            elif top > self.current:
+                yield from self._advance(top)
+            seg = slice(a, b)
+            self._apply(cells[seg], chunk.column[seg], chunk.value[seg], chunk.good[seg])
+
+    def _apply(self, cells: np.ndarray, col: np.ndarray, val: np.ndarray, good: np.ndarray) -> None:
+        assert self.current is not None
+        late = cells < self.current
+        n_late = int(late.sum())
+        if n_late:
+            self.stats.late += n_late
+            log.warning("%d reading(s) arrived for cells already scored: counted as late", n_late)
+        use = ~late & good
+        slot = np.mod(cells[use], self.length)
+        np.add.at(self.sums, (slot, col[use]), val[use])
+        np.add.at(self.counts, (slot, col[use]), 1)
+
+    def _advance(self, top: int) -> Iterator[int]:
+        """Close cells current .. top-1 one by one, yielding each before moving past it."""
+        assert self.current is not None
+        while self.current < top:
+            yield self.current
+            self.current += 1
+            slot = self.current % self.length
+            self.sums[slot] = 0.0
+            self.counts[slot] = 0
+
+    def close_through(self, cell: int) -> Iterator[int]:
+        """Close every open cell up to and including `cell` (end of a finite file)."""
+        if self.current is None or cell < self.current:
+            return
+        yield from self._advance(cell + 1)
+
+    def frame(self, end_cell: int, sensors: pd.DataFrame, interval: pd.Timedelta) -> SensorFrame:
+        """The `length` cells ending at `end_cell` (inclusive) as a `SensorFrame`.
+
+        Cells before the first reading, or older than the ring, are unobserved.
+        """
+        assert self.current is not None and self.first is not None
+        if end_cell > self.current or end_cell <= self.current - self.length:
+            raise ValueError(f"cell {end_cell} is not in the ring")
+        cells = np.arange(end_cell - self.length + 1, end_cell + 1)  # (L,)
+        slot = np.mod(cells, self.length)
+        inside = (cells >= self.first) & (cells > self.current - self.length)
+        counts = np.where(inside[:, None], self.counts[slot], 0)  # (L, C)
+        observed = counts > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = (self.sums[slot] / counts).astype(np.float32)
+        values[~observed] = np.nan
+        time = (cells * self.interval_ns).astype("datetime64[ns]")
+        return SensorFrame(
+            values=values,
+            observed=observed,
+            time=time,
+            sensors=sensors,
+            interval=pd.Timedelta(interval),
+            counts=counts.astype(np.int32),
+        )

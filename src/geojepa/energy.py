@@ -1,0 +1,348 @@
+"""The JEPA energy score, numpy side: which tokens to hide, and how errors become scores.
+
+The energy of a (sensor, time) cell is how badly the JEPA predicts its latent
+representation when it is hidden: for a window ending at a scored grid time, the sweep
+
+- hides each sensor in turn over the whole window (the ``tube`` generator's mask token:
+  "is this gauge consistent with its neighbours?"), and
+- hides the last `recent` patches of every sensor at once (the ``future`` mask token:
+  "did the site just do what its past predicts?"),
+
+and the error of a cell in the recent patches is the mean squared difference, over the
+width D, between the predictor's output and the (layer-normed) target encoder's
+representation, averaged over the masks that hid it. Cells with no observed reading get
+NaN (nothing to predict), never 0.
+
+Scored windows are aligned on ABSOLUTE grid cells (cell k = floor(time / interval)): a
+window is scored where ``(k + 1) % stride == 0`` and gives the energy of the `stride`
+cells it ends with. The same rule serves a whole frame (`frame_energy`, used by
+``geojepa detect``) and a stream (the edge scorer), so both give the same numbers.
+
+This module is numpy only. The neural networks come in through `TokenEngine`: a torch
+engine (``geojepa.export.TorchEngine``) and an onnxruntime engine (the edge scorer's)
+implement it with the same two graphs, so everything here is shared code, not a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from geojepa.errors import InputError
+from geojepa.frame import SensorFrame
+from geojepa.windows import Normaliser, Window, WindowSpec, window_at
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EnergySpec",
+    "MaskSweep",
+    "TokenEngine",
+    "TokenInputs",
+    "frame_energy",
+    "pad_index",
+    "row_max",
+    "scored_ends",
+    "stack_windows",
+    "sweep",
+    "token_valid_of",
+    "window_energy",
+]
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """Settings of the sweep. `recent`: patches scored per window (the stride is
+    recent * patch * scale grid steps); `tube` / `future`: which masks the sweep uses."""
+
+    recent: int = 1
+    tube: bool = True
+    future: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recent < 1:
+            raise InputError(f"energy recent={self.recent} must be >= 1", hint="use 1")
+        if not (self.tube or self.future):
+            raise InputError("the energy sweep needs tube or future masks", hint="enable one")
+
+    def stride(self, window: WindowSpec) -> int:
+        """Grid steps between scored windows = grid steps covered by the recent patches."""
+        return self.recent * window.patch * window.scales[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnergySpec:
+        known = {"recent", "tube", "future"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(
+                f"unknown energy setting(s) {unknown}", hint="known: " + ", ".join(sorted(known))
+            )
+        return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class TokenInputs:
+    """A batch of windows as numpy arrays (the graphs' inputs). N = C * P, n = c * P + p.
+
+    values (B, C, L) float32, 0 where missing; observed (B, C, L) bool; sensor_feats
+    (B, C, F) float32; time_feats (B, P, Ft) float32; token_valid (B, N) bool.
+    """
+
+    values: np.ndarray
+    observed: np.ndarray
+    sensor_feats: np.ndarray
+    time_feats: np.ndarray
+    token_valid: np.ndarray
+
+    @property
+    def batch(self) -> int:
+        return int(self.values.shape[0])
+
+    def repeat(self, m: int) -> TokenInputs:
+        """One window (B = 1) repeated m times: (1, ...) -> (m, ...)."""
+        if self.batch != 1:
+            raise ValueError("repeat needs a single window")
+
+        def rep(a: np.ndarray) -> np.ndarray:
+            return np.repeat(a, m, axis=0)
+
+        return TokenInputs(
+            rep(self.values),
+            rep(self.observed),
+            rep(self.sensor_feats),
+            rep(self.time_feats),
+            rep(self.token_valid),
+        )
+
+
+def token_valid_of(observed: np.ndarray, patch: int) -> np.ndarray:
+    """(C, L) bool observed -> (C, P) bool: the patch holds at least one observed cell."""
+    c, length = observed.shape
+    p = length // patch
+    return np.asarray(observed[:, : p * patch].reshape(c, p, patch).any(axis=2), dtype=bool)
+
+
+def stack_windows(windows: Sequence[Window], patch: int) -> TokenInputs:
+    """Windows of one sensor set and length -> `TokenInputs` (B = len(windows))."""
+    if not windows:
+        raise ValueError("stack_windows needs at least one window")
+    values = np.stack([np.where(w.observed, w.values, 0.0) for w in windows]).astype(np.float32)
+    observed = np.stack([w.observed for w in windows]).astype(bool)
+    feats = np.stack([w.sensor_feats for w in windows]).astype(np.float32)
+    p = windows[0].length // patch
+    times = np.stack([w.time_feats[:p] for w in windows]).astype(np.float32)
+    valid = np.stack([token_valid_of(w.observed, patch).reshape(-1) for w in windows])
+    return TokenInputs(values, observed, feats, times, valid)  # (B, C, L) ... (B, N)
+
+
+def pad_index(rows: Sequence[np.ndarray], min_width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged index lists -> idx (B, W) int64, pad (B, W) bool (True = padding)."""
+    width = max([len(r) for r in rows] + [min_width])
+    idx = np.zeros((len(rows), width), dtype=np.int64)
+    pad = np.ones((len(rows), width), dtype=bool)
+    for i, r in enumerate(rows):
+        idx[i, : len(r)] = r
+        pad[i, : len(r)] = False
+    return idx, pad
+
+
+@dataclass(frozen=True)
+class MaskSweep:
+    """The masks of one window's sweep: M masks over N = C * P tokens.
+
+    target / context (M, Nt) / (M, Nc) int64 token indices with their pads (True = pad);
+    mask_kind (M,) int64 generator ids; hidden (M, N) bool (the target set of each mask).
+    """
+
+    target: np.ndarray
+    target_pad: np.ndarray
+    context: np.ndarray
+    context_pad: np.ndarray
+    mask_kind: np.ndarray
+    hidden: np.ndarray
+
+    @property
+    def n_masks(self) -> int:
+        return int(self.mask_kind.shape[0])
+
+
+def sweep(valid: np.ndarray, spec: EnergySpec, kinds: Mapping[str, int]) -> MaskSweep | None:
+    """Masks for one window from its token validity (C, P) bool; None if nothing to score.
+
+    A mask is kept only when it hides a valid token in the recent patches and leaves a
+    non-empty context (missing tokens are never targets; the context is never empty).
+    """
+    c, p = valid.shape
+    recent = np.zeros((c, p), dtype=bool)
+    recent[:, max(p - spec.recent, 0) :] = True
+    masks: list[np.ndarray] = []
+    kind_ids: list[int] = []
+    if spec.tube:
+        for s in range(c):
+            m = np.zeros((c, p), dtype=bool)
+            m[s] = valid[s]
+            masks.append(m)
+            kind_ids.append(int(kinds["tube"]))
+    if spec.future:
+        masks.append(valid & recent)
+        kind_ids.append(int(kinds["future"]))
+    keep = [
+        i
+        for i, m in enumerate(masks)
+        if (m & recent).any() and (valid & ~m).any()  # something to score, something to see
+    ]
+    if not keep:
+        return None
+    hidden = np.stack([masks[i].reshape(-1) for i in keep])  # (M, N)
+    ctx = valid.reshape(-1)[None, :] & ~hidden  # (M, N)
+    target, target_pad = pad_index([np.flatnonzero(h) for h in hidden])
+    context, context_pad = pad_index([np.flatnonzero(x) for x in ctx])
+    return MaskSweep(
+        target, target_pad, context, context_pad, np.asarray([kind_ids[i] for i in keep]), hidden
+    )
+
+
+class TokenEngine(Protocol):
+    """The two graphs the energy needs, on numpy arrays (torch or onnxruntime inside).
+
+    `kinds` maps ``tube`` and ``future`` to their generator ids (mask tokens).
+    """
+
+    kinds: Mapping[str, int]
+
+    def target_repr(self, inputs: TokenInputs) -> np.ndarray:
+        """Layer-normed target-encoder representations of all tokens: (B, N, D) float32."""
+        ...
+
+    def predict(
+        self,
+        inputs: TokenInputs,
+        context: np.ndarray,
+        context_pad: np.ndarray,
+        target: np.ndarray,
+        target_pad: np.ndarray,
+        mask_kind: np.ndarray,
+    ) -> np.ndarray:
+        """Predicted representations of the target tokens from the context: (B, Nt, D)."""
+        ...
+
+
+def window_energy(engine: TokenEngine, window: Window, patch: int, spec: EnergySpec) -> np.ndarray:
+    """Energy of the recent patches of one window: (C, recent) float64, NaN where invalid."""
+    inputs = stack_windows([window], patch)  # B = 1
+    c = window.n_sensors
+    p = window.length // patch
+    r = min(spec.recent, p)
+    valid = inputs.token_valid.reshape(c, p)
+    out = np.full((c, r), np.nan)
+    plan = sweep(valid, spec, engine.kinds)
+    if plan is None:
+        return out
+    target_all = engine.target_repr(inputs)[0]  # (N, D)
+    pred = engine.predict(
+        inputs.repeat(plan.n_masks),
+        plan.context,
+        plan.context_pad,
+        plan.target,
+        plan.target_pad,
+        plan.mask_kind,
+    )  # (M, Nt, D)
+    truth = target_all[plan.target]  # (M, Nt, D)
+    err = np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2, axis=-1)  # (M, Nt)
+    total = np.zeros(c * p)
+    count = np.zeros(c * p)
+    use = ~plan.target_pad
+    np.add.at(total, plan.target[use], err[use])
+    np.add.at(count, plan.target[use], 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cell = np.where(count > 0, total / np.maximum(count, 1.0), np.nan).reshape(c, p)
+    return cell[:, p - r :]
+
+
+def scored_ends(first_cell: int, n_cells: int, stride: int) -> np.ndarray:
+    """Absolute end cells k (k + 1 multiple of `stride`) of the windows that score cells
+    first_cell .. first_cell + n_cells - 1; the last one may end after the data."""
+    if n_cells <= 0:
+        return np.zeros(0, dtype=np.int64)
+    last = first_cell + n_cells - 1
+    k0 = (first_cell // stride) * stride + stride - 1
+    return np.arange(k0, last + stride, stride, dtype=np.int64)  # up to the first end >= last
+
+
+def extend_frame(frame: SensorFrame, n_extra: int) -> SensorFrame:
+    """`frame` with n_extra unobserved grid rows appended (the future has no readings)."""
+    if n_extra <= 0:
+        return frame
+    c = frame.n_sensors
+    step = np.timedelta64(int(frame.interval.value), "ns")
+    t_last = frame.time[-1].astype("datetime64[ns]")
+    extra_t = t_last + step * np.arange(1, n_extra + 1, dtype=np.int64)
+    return SensorFrame(
+        values=np.concatenate([frame.values, np.full((n_extra, c), np.nan, np.float32)]),
+        observed=np.concatenate([frame.observed, np.zeros((n_extra, c), bool)]),
+        time=np.concatenate([frame.time.astype("datetime64[ns]"), extra_t]),
+        sensors=frame.sensors,
+        interval=frame.interval,
+        counts=None,
+    )
+
+
+def first_cell(frame: SensorFrame) -> int:
+    """Absolute grid cell of the frame's first row: floor(time / interval)."""
+    if frame.n_times == 0:
+        raise InputError("the frame has no grid times", hint="ingest readings first")
+    t0 = int(frame.time[0].astype("datetime64[ns]").astype(np.int64))
+    return t0 // int(pd.Timedelta(frame.interval).value)
+
+
+def frame_energy(
+    engine: TokenEngine,
+    frame: SensorFrame,
+    normaliser: Normaliser,
+    window: WindowSpec,
+    spec: EnergySpec,
+) -> np.ndarray:
+    """Raw energy of every cell of `frame`: (T, C) float64, NaN where nothing was hidden.
+
+    Windows end at the aligned cells of `scored_ends`; each fills the `stride` rows it
+    ends with. The frame is extended with unobserved rows so the last, partial stride is
+    scored the way a stream scores it when the file ends.
+    """
+    t, c = frame.n_times, frame.n_sensors
+    out = np.full((t, c), np.nan)
+    if t == 0:
+        return out
+    stride = spec.stride(window)
+    scale = window.scales[0]
+    k_first = first_cell(frame)
+    ends = scored_ends(k_first, t, stride)
+    ext = extend_frame(frame, int(ends[-1] - k_first + 1) - t)
+    for k in ends:
+        row_end = int(k - k_first + 1)  # exclusive
+        lo_row = max(row_end - window.span(scale), 0)  # only the window's rows are normalised
+        win = window_at(
+            ext.slice_time(lo_row, row_end), normaliser, window, row_end - lo_row, scale=scale
+        )
+        e = window_energy(engine, win, window.patch, spec)  # (C, recent)
+        cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C)
+        lo = row_end - stride
+        a, b = max(lo, 0), min(row_end, t)
+        if a < b:
+            out[a:b] = cells[a - lo : b - lo]
+    return out
+
+
+def row_max(x: np.ndarray) -> np.ndarray:
+    """Row-wise max ignoring NaN; NaN where the whole row is NaN. (T, C) -> (T,)."""
+    filled = np.where(np.isnan(x), -np.inf, x)
+    out = filled.max(axis=1) if x.shape[1] else np.full(x.shape[0], -np.inf)
+    out[np.isneginf(out) & np.isnan(x).all(axis=1)] = np.nan
+    return out
