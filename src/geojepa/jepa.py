@@ -117,16 +117,26 @@ def _masked_std(x: torch.Tensor, w: torch.Tensor) -> float:
 
 
 class JEPA(nn.Module):
-    """Context encoder + EMA target encoder + predictor. forward(batch) -> JEPAOutput."""
+    """Context encoder + EMA target encoder + predictor. forward(batch) -> JEPAOutput.
 
-    def __init__(self, config: JEPAConfig) -> None:
+    `generator` (or `seed`) makes the initial weights a function of it alone.
+    """
+
+    def __init__(
+        self,
+        config: JEPAConfig,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
         self.config = config
-        self.encoder = Encoder(config.model)
+        self.encoder = Encoder(config.model, generator)
         self.target_encoder = copy.deepcopy(self.encoder)
         for p in self.target_encoder.parameters():
             p.requires_grad_(False)
-        self.predictor = Predictor(config.model)
+        self.predictor = Predictor(config.model, generator)
 
     @property
     def dim(self) -> int:

@@ -165,11 +165,14 @@ class Grid:
         return flat.gather(1, idx[..., None].expand(-1, -1, d))
 
 
-def init_weights(module: nn.Module) -> None:
-    """Truncated-normal(0.02) Linear weights, zero biases, unit LayerNorms."""
+def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """Truncated-normal(0.02) Linear weights, zero biases, unit LayerNorms.
+
+    With `generator` the result is a function of it alone (no global RNG state).
+    """
     for m in module.modules():
         if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.trunc_normal_(m.weight, std=0.02, generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):

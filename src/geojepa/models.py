@@ -166,7 +166,7 @@ class Encoder(nn.Module):
     Indexed tokens that are not valid are treated as padding.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if config.fusion not in FUSIONS:
             raise InputError(
@@ -204,7 +204,7 @@ class Encoder(nn.Module):
             "family_of_kind", torch.from_numpy(family_of_kind_table()), persistent=False
         )
         self.n_family_layers = n_a if config.fusion == "per_kind" else 0
-        init_weights(self)
+        init_weights(self, generator)
         with torch.no_grad():
             for i, blk in enumerate([*self.blocks, *self.fused_blocks]):
                 _rescale(blk, i + 1)
@@ -308,7 +308,7 @@ class Predictor(nn.Module):
     nothing else: the target encoder's output never enters.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         dp = config.predictor_dim
@@ -323,8 +323,8 @@ class Predictor(nn.Module):
         )
         self.norm = nn.LayerNorm(dp)
         self.out = nn.Linear(dp, config.dim)
-        init_weights(self)
-        nn.init.trunc_normal_(self.mask_tokens, std=0.02)
+        init_weights(self, generator)
+        nn.init.trunc_normal_(self.mask_tokens, std=0.02, generator=generator)
         with torch.no_grad():
             for i, blk in enumerate(self.blocks):
                 _rescale(blk, i + 1)
