@@ -198,7 +198,7 @@ class JEPA(nn.Module):
         """target <- momentum * target + (1 - momentum) * encoder, parameter by parameter."""
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"EMA momentum {momentum} outside [0, 1]")
-        tgt = [p for p in self.target_encoder.parameters()]
+        tgt: list[torch.Tensor] = list(self.target_encoder.parameters())
         src = [p.detach() for p in self.encoder.parameters()]
         torch._foreach_lerp_(tgt, src, 1.0 - momentum)
         for bt, bs in zip(self.target_encoder.buffers(), self.encoder.buffers(), strict=True):
