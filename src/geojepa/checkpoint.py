@@ -196,11 +196,14 @@ class LoadedRun:
         return None
 
 
-def build_model(config: RunConfig, state: Mapping[str, Any] | None = None) -> JEPA:
-    """A JEPA from the configuration; weights from `state` (a state dict) when given."""
+def build_model(
+    config: RunConfig, state: Mapping[str, Any] | None = None, seed: int | None = None
+) -> JEPA:
+    """A JEPA from the configuration; initial weights drawn from `seed`, then replaced by
+    `state` (a state dict) when given."""
     from geojepa.jepa import JEPA
 
-    model = JEPA(config.jepa_config())
+    model = JEPA(config.jepa_config(), seed=seed)
     if state is not None:
         missing, unexpected = model.load_state_dict(dict(state), strict=False)
         if missing or unexpected:

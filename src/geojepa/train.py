@@ -402,9 +402,11 @@ def _seed_of(seed: int, step: int) -> int:
 
 
 def _init_model(config: RunConfig) -> JEPA:
+    """Initial weights from the run's seed alone (the global torch RNG is left untouched)."""
+    seed = int(np.random.SeedSequence([config.seed, 0x1217]).generate_state(1)[0])
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(np.random.SeedSequence([config.seed, 0x1217]).generate_state(1)[0]))
-        return build_model(config)
+        torch.manual_seed(seed)
+        return build_model(config, seed=seed)
 
 
 def _set_schedule(opt: torch.optim.Optimizer, lr: float, wd: float) -> None:
