@@ -1,0 +1,577 @@
+"""The report's sections, each drawn from whatever inputs exist and skipped with a reason.
+
+Every function takes the `Context` (site, run outputs already read and validated) and
+returns `Section`s whose lede says in one line what is shown and how to read it.
+
+Guarantees: a missing input gives a skipped section with a one-line reason, never an
+exception; ground-truth labels are only drawn and counted, never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geojepa import plots
+from geojepa.report import analysis
+from geojepa.report.html import (
+    Section,
+    esc,
+    figure_html,
+    json_tables,
+    markdown_html,
+    pill,
+    table_html,
+)
+from geojepa.report.inputs import BenchmarkInput, Embeddings, ForecastInput, Scores
+from geojepa.site import Quality, Site
+
+log = logging.getLogger(__name__)
+
+MAX_PANELS_PER_FIGURE = 10
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the sections draw from. Absent pieces are None (or empty)."""
+
+    site: Site | None
+    config: Mapping[str, Any] | None
+    metrics: pd.DataFrame | None
+    scores: Scores | None
+    forecasts: tuple[ForecastInput, ...]
+    benchmark: BenchmarkInput | None
+    embeddings: Embeddings | None
+    triggers: Mapping[str, Mapping[str, float]]
+    split: pd.Timestamp | None  # end of training data, from the config's `until`
+    width: int | None  # embedding width D, from the config or metrics
+    episodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    attribution: pd.DataFrame = field(default_factory=pd.DataFrame)
+    max_series_sensors: int = 60
+
+
+def _labels(ctx: Context) -> pd.DataFrame:
+    if ctx.site is None:
+        return pd.DataFrame(columns=["start", "end", "kind", "sensors", "category"])
+    return ctx.site.labels
+
+
+def _events_for(labels: pd.DataFrame, sensor_id: str) -> pd.DataFrame:
+    if labels.empty:
+        return labels
+    names = labels["sensors"].fillna("").astype(str)
+    on = names.eq("") | names.map(lambda s: sensor_id in s.split(";"))
+    return labels[on.to_numpy()]
+
+
+# ----------------------------------------------------------------------------- site
+def site_section(ctx: Context) -> Section:
+    sec = Section(
+        "site",
+        "Site and sensors",
+        "Where each instrument is: plan view (x, y) and a section (elevation against distance "
+        "along the site's main axis), coloured by kind; the table lists every sensor's record.",
+    )
+    if ctx.site is None:
+        sec.skipped = "no site folder given (pass --site SITE)"
+        return sec
+    sensors = ctx.site.sensors
+    if sensors.empty:
+        sec.skipped = "the site has no sensors"
+        return sec
+    sec.body.append(
+        figure_html(
+            plots.site_plan(sensors),
+            "Plan view; labels are boreholes (groups) or sensor ids.",
+            "plan view of sensors",
+        )
+    )
+    sec.body.append(
+        figure_html(
+            plots.depth_section(sensors),
+            "Section; grey bars join the sensors of one borehole.",
+            "depth section of sensors",
+        )
+    )
+    sec.body.append("<h3>Sensors</h3>" + table_html(sensor_table(ctx)))
+    return sec
+
+
+def sensor_table(ctx: Context) -> pd.DataFrame:
+    assert ctx.site is not None
+    site = ctx.site
+    r = site.readings
+    ok = r["quality"].eq(Quality.OK.value)
+    per = r.groupby("sensor_id", sort=False)
+    stats = pd.DataFrame(
+        {
+            "readings": per.size(),
+            "first": per["timestamp"].min(),
+            "last": per["timestamp"].max(),
+            "flagged": (~ok).groupby(r["sensor_id"], sort=False).sum(),
+        }
+    )
+    out = site.sensors[["id", "kind", "unit", "x", "y", "z", "group"]].copy()
+    out = out.join(stats, on="id")
+    out["readings"] = out["readings"].fillna(0).astype(int)
+    out["flagged"] = out["flagged"].fillna(0).astype(int)
+    out["triggers"] = [
+        ", ".join(f"{k} {v:g}" for k, v in ctx.triggers.get(str(s), {}).items()) for s in out["id"]
+    ]
+    return out.rename(
+        columns={"x": "x (m)", "y": "y (m)", "z": "z (m)", "flagged": "flagged (not ok)"}
+    )
+
+
+# ----------------------------------------------------------------------------- alarms
+def alarm_section(ctx: Context) -> Section:
+    sec = Section(
+        "alarms",
+        "Anomaly score and alarms",
+        "The site's anomaly score over time (higher = more anomalous) on its alarm state: "
+        "green, amber, red; hatched spans are labelled events, the dashed line is where "
+        "training data ends — alarms after it are the ones that count.",
+    )
+    if ctx.scores is None:
+        sec.skipped = "no scores file (run `geojepa detect RUN SITE --out RUN/scores.csv`)"
+        return sec
+    t = ctx.scores.table
+    fig = plots.score_timeline(
+        plots.naive_utc(t["timestamp"]),
+        t["score"].to_numpy(),
+        t["alarm"].to_numpy(),
+        events=_labels(ctx),
+        split=ctx.split,
+    )
+    sec.body.append(
+        figure_html(
+            fig, f"{len(t)} scored times from {ctx.scores.path.name}.", "anomaly score timeline"
+        )
+    )
+    counts = t["alarm"].value_counts()
+    share = ", ".join(
+        f"{lvl} {counts.get(lvl, 0) / max(len(t), 1) * 100:.1f} %"
+        for lvl in ("green", "amber", "red")
+    )
+    sec.body.append(f'<p class="note">Time spent in each state: {esc(share)}.</p>')
+    return sec
+
+
+def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Section:
+    sec = Section(
+        "attribution",
+        "Which gauge: alarm attribution",
+        "Each alarm (a run of amber/red times) with the sensors that carry most of its score; "
+        "a large share on one gauge points at that gauge (a fault, or a local movement).",
+    )
+    if ctx.scores is None:
+        sec.skipped = "no scores file"
+        return sec
+    eps = ctx.episodes
+    if eps.empty:
+        sec.skipped = "no amber or red alarm in the scored period"
+        return sec
+    att = ctx.attribution
+    labels = _labels(ctx).reset_index(drop=True)
+    rows = []
+    for ep in eps.to_dict("records"):
+        top = att[att["episode"] == ep["episode"]] if len(att) else att
+        who = ", ".join(
+            f"{r['sensor_id']} {float(r['share']) * 100:.0f} %"
+            for r in top.head(3).to_dict("records")
+        )
+        hits = match.episode_events.get(int(ep["episode"]), []) if match else []
+        ev = "; ".join(
+            f"{labels['kind'].iloc[i]} ({labels['sensors'].iloc[i] or 'all'})" for i in hits
+        )
+        rows.append(
+            {
+                "#": int(ep["episode"]),
+                "level": pill(str(ep["level"])),
+                "start (UTC)": ep["start"],
+                "end (UTC)": ep["end"],
+                "peak score": float(ep["peak_score"]),
+                "sensors responsible": who or "(no per-sensor scores)",
+                "labelled event overlapped": ev if match else "",
+            }
+        )
+    table = pd.DataFrame(rows)
+    if match is None or labels.empty:
+        table = table.drop(columns=["labelled event overlapped"])
+    sec.body.append(table_html(table, raw_columns=["level"], max_rows=200))
+    if att.empty:
+        sec.body.append(
+            '<p class="note">The scores file has no score:&lt;sensor&gt; columns, so '
+            "alarms cannot be attributed to sensors.</p>"
+        )
+        return sec
+    order = (
+        eps.assign(_r=eps["level"].map(analysis.LEVEL_RANK))
+        .sort_values(["_r", "peak_score"], ascending=False, kind="stable")["episode"]
+        .tolist()
+    )
+    shown = order[:6]
+    label = {
+        int(
+            e["episode"]
+        ): f"#{e['episode']} {e['level']} from {pd.Timestamp(e['start']):%Y-%m-%d %H:%M}"
+        for e in eps.to_dict("records")
+    }
+    position = {e: k for k, e in enumerate(shown)}
+    bars = att[att["episode"].isin(shown)].copy()
+    bars["_pos"] = bars["episode"].map(position)
+    bars = bars.sort_values(["_pos", "share"], ascending=[True, False], kind="stable")
+    bars["episode"] = bars["episode"].map(label)
+    sec.body.append(
+        figure_html(
+            plots.attribution_bars(bars, max_episodes=6),
+            f"Share of each alarm's score per sensor, for the {len(shown)} "
+            "strongest alarms (red first).",
+            "alarm attribution bar charts",
+        )
+    )
+    return sec
+
+
+# ----------------------------------------------------------------------------- series
+def series_section(ctx: Context) -> Section:
+    sec = Section(
+        "series",
+        "Sensor time series",
+        "Readings per sensor, grouped by kind, in the sensor's unit: dashed horizontal lines "
+        "are trigger levels, amber/red shading marks alarms attributed to that sensor, hatching "
+        "marks labelled events; the grey strip under each is the sensor's own anomaly score.",
+    )
+    if ctx.site is None or ctx.site.readings.empty:
+        sec.skipped = "no site readings"
+        return sec
+    site = ctx.site
+    sensors = site.sensors
+    labels = _labels(ctx)
+    attributed = set(ctx.attribution["sensor_id"]) if len(ctx.attribution) else set()
+    with_events = {
+        s
+        for names in labels.get("sensors", pd.Series([], dtype=str))
+        for s in str(names).split(";")
+        if s
+    }
+    ids = list(sensors["id"])
+    ranked = sorted(ids, key=lambda s: (s not in attributed, s not in with_events))
+    chosen = set(ranked[: ctx.max_series_sensors])
+    if len(ids) > len(chosen):
+        sec.body.append(
+            f'<p class="note">Showing {len(chosen)} of {len(ids)} sensors: those with attributed '
+            "alarms or labelled events first.</p>"
+        )
+    readings = site.readings
+    usable = readings[np.isfinite(readings["value"])]
+    by_sensor = {str(k): g for k, g in usable.groupby("sensor_id", sort=False)}
+    scores = ctx.scores
+    for kind, grp in sensors.groupby("kind", sort=True):
+        sids = [str(s) for s in grp["id"] if s in chosen]
+        for part, start in enumerate(range(0, len(sids), MAX_PANELS_PER_FIGURE)):
+            panels = [
+                _panel(ctx, sid, by_sensor, scores, labels)
+                for sid in sids[start : start + MAX_PANELS_PER_FIGURE]
+            ]
+            n_parts = -(-len(sids) // MAX_PANELS_PER_FIGURE)
+            title = f"{kind}" + (f" ({part + 1}/{n_parts})" if n_parts > 1 else "")
+            fig = plots.sensor_series(panels, split=ctx.split)
+            sec.body.append(f"<h3>{esc(title)}</h3>")
+            sec.body.append(
+                figure_html(fig, f"{len(panels)} {kind} sensor(s).", f"{kind} time series")
+            )
+    return sec
+
+
+def _panel(
+    ctx: Context,
+    sid: str,
+    by_sensor: Mapping[str, pd.DataFrame],
+    scores: Scores | None,
+    labels: pd.DataFrame,
+) -> plots.SensorPanel:
+    assert ctx.site is not None
+    row = ctx.site.sensors.set_index("id").loc[sid]
+    g = by_sensor.get(sid)
+    times = g["timestamp"] if g is not None else pd.Series([], dtype="datetime64[ns, UTC]")
+    values = g["value"].to_numpy() if g is not None else np.array([])
+    score_t = score_v = None
+    alarms = None
+    if scores is not None and sid in scores.per_sensor.columns:
+        score_t = scores.table["timestamp"]
+        score_v = scores.per_sensor[sid].to_numpy()
+    if len(ctx.attribution):
+        eps = set(ctx.attribution.loc[ctx.attribution["sensor_id"] == sid, "episode"])
+        alarms = ctx.episodes[ctx.episodes["episode"].isin(eps)]
+    return plots.SensorPanel(
+        sensor_id=sid,
+        unit=str(row["unit"]),
+        times=np.asarray(plots.naive_utc(times)),
+        values=values,
+        triggers=ctx.triggers.get(sid) or None,
+        score_times=None if score_t is None else plots.naive_utc(score_t),
+        score=score_v,
+        alarms=alarms,
+        events=_events_for(labels, sid),
+    )
+
+
+# ----------------------------------------------------------------------------- forecasts
+CURVE_KINDS = ("settlement", "extensometer")
+DISPLACEMENT_KINDS = ("inclinometer", "gnss")
+MAX_CLASSIC_POINTS = 1000
+
+
+def forecast_section(ctx: Context) -> Section:
+    sec = Section(
+        "forecasts",
+        "Forecasts",
+        "GeoJEPA's forecast (blue, with its band) beside the classic methods engineers use, "
+        "from readings up to the cutoff; grey is what the sensor read afterwards, and the table "
+        "gives each method's error against it.",
+    )
+    if not ctx.forecasts:
+        sec.skipped = "no forecast file (run `geojepa forecast ... --out RUN/forecast_SENSOR.csv`)"
+        return sec
+    for fc in ctx.forecasts:
+        sec.body.extend(_one_forecast(ctx, fc))
+    return sec
+
+
+def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
+    t = fc.table
+    start = t["timestamp"].iloc[0]
+    sid = fc.sensor_id
+    site = ctx.site
+    known = site is not None and sid is not None and sid in set(site.sensors["id"])
+    title = f"{sid} — {fc.path.name}" if sid else fc.path.name
+    out = [f"<h3>{esc(title)}</h3>"]
+    hist_t = np.array([], dtype="datetime64[ns]")
+    hist_v = np.array([])
+    truth_t = truth_v = None
+    unit, kind = "", "other"
+    if known:
+        assert site is not None and sid is not None
+        s = site.sensor(sid)
+        unit, kind = s.unit, s.kind
+        r = site.readings[(site.readings["sensor_id"] == sid) & np.isfinite(site.readings["value"])]
+        before = r[r["timestamp"] < start]
+        after = r[r["timestamp"] >= start]
+        hist_t, hist_v = plots.naive_utc(before["timestamp"]), before["value"].to_numpy()
+        if len(after):
+            truth_t, truth_v = plots.naive_utc(after["timestamp"]), after["value"].to_numpy()
+    else:
+        out.append(
+            '<p class="note">The target sensor is unknown (name the file '
+            "forecast_SENSOR.csv or add a sensor_id column), so no history is drawn.</p>"
+        )
+    methods: dict[str, np.ndarray] = {m: t[m].to_numpy() for m in fc.methods}
+    note = ""
+    if not methods and len(hist_v) >= 4:
+        methods, note = classic_forecasts(hist_t, hist_v, plots.naive_utc(t["timestamp"]), kind)
+    cutoff = pd.Timestamp(hist_t[-1]).tz_localize("UTC") if len(hist_t) else None
+    fig = plots.forecast_plot(
+        sensor_id=sid or "target",
+        unit=unit,
+        history_times=hist_t,
+        history=hist_v,
+        times=plots.naive_utc(t["timestamp"]),
+        prediction=t["prediction"].to_numpy(),
+        lower=t["lower"].to_numpy() if "lower" in t else None,
+        upper=t["upper"].to_numpy() if "upper" in t else None,
+        methods=methods,
+        cutoff=cutoff,
+        truth_times=truth_t,
+        truth=truth_v,
+    )
+    out.append(
+        figure_html(fig, f"{len(t)} forecast steps from {fc.path.name}.", f"forecast of {sid}")
+    )
+    if note:
+        out.append(f'<p class="note">{esc(note)}</p>')
+    if truth_t is not None and truth_v is not None:
+        out.append(_error_table(t, methods, truth_t, truth_v, unit))
+    return out
+
+
+def classic_forecasts(
+    hist_t: np.ndarray, hist_v: np.ndarray, future_t: np.ndarray, kind: str
+) -> tuple[dict[str, np.ndarray], str]:
+    """Classic methods' predictions at `future_t` from a history (library methods)."""
+    try:
+        from geojepa.forecast import classic
+    except ImportError as err:
+        return {}, f"classic methods unavailable ({err})"
+    t0 = hist_t[0]
+    days = (hist_t - t0) / np.timedelta64(1, "D")
+    fut = (future_t - t0) / np.timedelta64(1, "D")
+    y = np.asarray(hist_v, dtype=float)
+    if len(days) > MAX_CLASSIC_POINTS:  # bucket means keep the curve, bound the fitting cost
+        edges = np.linspace(days[0], days[-1], MAX_CLASSIC_POINTS + 1)
+        k = np.clip(np.searchsorted(edges, days, side="right") - 1, 0, MAX_CLASSIC_POINTS - 1)
+        cnt = np.bincount(k, minlength=MAX_CLASSIC_POINTS)
+        keep = cnt > 0
+        days = np.bincount(k, weights=days, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
+        y = np.bincount(k, weights=y, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
+    chosen: list[Any] = [classic.Persistence(), classic.LinearTrend()]
+    if kind in CURVE_KINDS:
+        chosen += [classic.Hyperbolic(n_boot=50), classic.Asaoka(n_boot=50)]
+    if kind in DISPLACEMENT_KINDS:
+        chosen.append(classic.Fukuzono(n_boot=50))
+    out: dict[str, np.ndarray] = {}
+    fell_back = []
+    for method in chosen:
+        name = getattr(method, "name", type(method).__name__.lower())
+        try:
+            fitted = method.fit(days, y)
+            out[name] = np.asarray(fitted.predict(fut).prediction, dtype=float)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+            log.info("classic method %s failed: %s", name, err)
+            fell_back.append(f"{name} ({err})")
+            continue
+        if getattr(fitted, "fallback_", None):
+            fell_back.append(f"{name} fell back to persistence")
+    note = "Classic methods computed here from the readings before the cutoff."
+    if fell_back:
+        note += " " + "; ".join(fell_back) + "."
+    return out, note
+
+
+def _error_table(
+    t: pd.DataFrame,
+    methods: Mapping[str, np.ndarray],
+    truth_t: np.ndarray,
+    truth_v: np.ndarray,
+    unit: str,
+) -> str:
+    ft = plots.naive_utc(t["timestamp"])
+    # nearest reading to each forecast time, within half a step
+    step = np.median(np.diff(ft)) if len(ft) > 1 else np.timedelta64(1, "D")
+    idx = np.searchsorted(truth_t, ft)
+    lo = np.clip(idx - 1, 0, len(truth_t) - 1)
+    hi = np.clip(idx, 0, len(truth_t) - 1)
+    j = np.where(np.abs(truth_t[lo] - ft) <= np.abs(truth_t[hi] - ft), lo, hi)
+    near = np.abs(truth_t[j] - ft) <= step / 2
+    if not near.any():
+        return (
+            '<p class="note">No readings fall on the forecast times, so no error is computed.</p>'
+        )
+    y = truth_v[j][near]
+    rows = []
+    preds = {"GeoJEPA": t["prediction"].to_numpy()} | dict(methods)
+    for name, p in preds.items():
+        e = np.asarray(p, float)[near] - y
+        ok = np.isfinite(e)
+        rows.append(
+            {
+                "method": name,
+                f"MAE ({unit or 'unit'})": float(np.mean(np.abs(e[ok])))
+                if ok.any()
+                else float("nan"),
+                f"RMSE ({unit or 'unit'})": float(np.sqrt(np.mean(e[ok] ** 2)))
+                if ok.any()
+                else float("nan"),
+                "points": int(ok.sum()),
+            }
+        )
+    df = pd.DataFrame(rows)
+    if "lower" in t and "upper" in t:
+        inside = (y >= t["lower"].to_numpy()[near]) & (y <= t["upper"].to_numpy()[near])
+        cover = f"GeoJEPA's band holds {inside.mean() * 100:.0f} % of the {len(y)} later readings."
+    else:
+        cover = ""
+    return table_html(df) + (f'<p class="note">{esc(cover)}</p>' if cover else "")
+
+
+# ----------------------------------------------------------------------------- benchmark
+def benchmark_section(ctx: Context) -> Section:
+    sec = Section(
+        "benchmark",
+        "Benchmark",
+        "GeoJEPA beside every baseline on the same time-ordered splits (higher AUC-PR and F1 "
+        "are better; fewer false alarms per month are better), as the benchmark wrote it.",
+    )
+    b = ctx.benchmark
+    if b is None:
+        sec.skipped = "no benchmark file (run `geojepa benchmark` and pass --benchmark FILE)"
+        return sec
+    body = markdown_html(b.markdown) if b.markdown is not None else json_tables(b.data)
+    sec.body.append(body)
+    sec.body.append(f'<p class="note">From {esc(b.path.name)}.</p>')
+    return sec
+
+
+# ----------------------------------------------------------------------------- training
+def training_section(ctx: Context) -> Section:
+    sec = Section(
+        "training",
+        "Training and collapse checks",
+        "Loss and learning rate per optimiser step, and the collapse measures on a fixed "
+        "validation set: RankMe and LiDAR should stay well above 0.3·D and the embedding std "
+        "above zero; a fall toward 1 or 0 means the representations collapsed.",
+    )
+    m = ctx.metrics
+    if m is None:
+        sec.skipped = "no metrics.jsonl in the run folder"
+        return sec
+    sec.body.append(
+        figure_html(
+            plots.training_curves(m), f"{len(m)} logged steps.", "training loss and learning rate"
+        )
+    )
+    cm = analysis.collapse_columns(m)
+    if cm.shape[1] > 1:
+        sec.body.append(
+            figure_html(
+                plots.collapse_metrics(cm, width=ctx.width),
+                "Collapse measures on the validation set.",
+                "collapse metrics",
+            )
+        )
+        last = {
+            c: float(cm[c].dropna().iloc[-1])
+            for c in cm.columns
+            if c != "step" and cm[c].notna().any()
+        }
+        text = ", ".join(f"{k} {v:.3g}" for k, v in last.items())
+        if ctx.width and "rankme" in last:
+            text += f" (RankMe = {last['rankme'] / ctx.width:.2f}·D, D = {ctx.width})"
+        sec.body.append(f'<p class="note">Last values: {esc(text)}.</p>')
+    else:
+        sec.body.append(
+            '<p class="note">No collapse measures (RankMe, LiDAR, std) were logged.</p>'
+        )
+    return sec
+
+
+# ----------------------------------------------------------------------------- embeddings
+def embedding_section(ctx: Context) -> Section:
+    sec = Section(
+        "embeddings",
+        "Embedding projection",
+        "Each dot is one window's embedding projected on its two main axes (PCA); colours show "
+        "its start time and season. Smooth drifts follow slow site changes, separate clusters "
+        "are regimes (wet and dry seasons, load stages); isolated dots are odd windows.",
+    )
+    e = ctx.embeddings
+    if e is None:
+        sec.skipped = "no embeddings file (run `geojepa embed RUN SITE --out RUN/embeddings.npz`)"
+        return sec
+    proj = analysis.pca_2d(e.vectors)
+    fig = plots.embedding_projection(
+        proj.points, plots.naive_utc(e.times), explained=proj.explained
+    )
+    sec.body.append(
+        figure_html(
+            fig,
+            f"{e.vectors.shape[0]} windows, D = {e.vectors.shape[1]}, from {e.path.name}.",
+            "PCA projection of window embeddings",
+        )
+    )
+    return sec
