@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-import geojepa.evaluate as evaluate
+import geojepa.evaluate.protocol as evaluate
 import geojepa.thresholds as thresholds
 from geojepa.detectors import RobustZ
 from geojepa.evaluate import GroundTruth, Protocol, evaluate_detector, ground_truth, time_split

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geojepa.detectors import RobustZ
+from conftest import shared_data
+from geojepa.detectors import RobustZ, make_detector
 from geojepa.evaluate import (
     Case,
     Protocol,
@@ -35,8 +36,8 @@ def test_ground_truth_matches_label_mask() -> None:
     mask = label_mask(site.labels, frame)
     rebuilt = np.zeros_like(mask)
     for e in truth.events:
-        assert e.stop > e.start and len(e.columns) == 1
-        rebuilt[e.start : e.stop, list(e.columns)] = True
+        assert e.stop > e.start and len(e.sensors) == 1
+        rebuilt[e.start : e.stop, [frame.column(s) for s in e.sensors]] = True
     np.testing.assert_array_equal(rebuilt, mask)
     assert [e.start for e in truth.events] == sorted(e.start for e in truth.events)
 
@@ -147,3 +148,76 @@ def test_write_benchmark(tmp_path: Path, bench: object) -> None:
     assert "PA-F1 (random)" in md
     table = markdown_table(summarise(bench.rows))  # type: ignore[attr-defined]
     assert len(table.strip().splitlines()) == 2 + 2 * 3  # header, rule, 2 intensities x 3
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _exit_code(args: list[str]) -> int:
+    from geojepa.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    return int(info.value.code or 0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--detectors", "robust_z,nope"], "unknown detector 'nope'"),
+        (["--seeds", "0,x"], "--seeds: 'x' is not an integer"),
+        (["--scenarios", "moon"], "unknown scenario 'moon'"),
+        (["--source", "mars"], "unknown --source"),
+        (["--threshold", "magic"], "unknown --threshold"),
+    ],
+)
+def test_benchmark_cli_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert _exit_code(["benchmark", "--out", str(tmp_path / "b"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_benchmark_cli_simulated_quick(tmp_path: Path) -> None:
+    simulate = pytest.importorskip("geojepa.simulate")
+    if not hasattr(simulate, "simulate_site"):
+        pytest.skip("the simulator has no simulate_site yet")
+    out = tmp_path / "b"
+    args = ["benchmark", "--out", str(out), "--quick", "--scenarios", "slope"]
+    assert _exit_code([*args, "--detectors", "robust_z,trigger"]) == 0
+    doc = json.loads((out / "benchmark.json").read_text(encoding="utf-8"))
+    assert doc["detectors"] == ["robust_z", "trigger", "random"]
+    assert {r["scenario"] for r in doc["rows"]} == {"slope"}
+
+
+@pytest.mark.realdata
+def test_benchmark_cli_on_gw_challenge_with_injected_faults(tmp_path: Path) -> None:
+    root = shared_data("gw-challenge")
+    pytest.importorskip("geojepa.simulate.events")
+    out = tmp_path / "gw"
+    args = ["benchmark", "--out", str(out), "--source", "gw-challenge", "--data-root", str(root)]
+    assert _exit_code([*args, "--quick", "--detectors", "robust_z,rate_of_change"]) == 0
+    doc = json.loads((out / "benchmark.json").read_text(encoding="utf-8"))
+    wells = {r["scenario"] for r in doc["rows"]}
+    assert wells == {"Germany", "Netherlands", "Sweden_1", "Sweden_2", "USA"}
+    overall = [r for r in doc["summary"] if r["kind"] == "all"]
+    assert all(r["n_events_mean"] == 8 for r in overall)  # 2 each of spike, step, drift, stuck
+
+
+@pytest.mark.realdata
+def test_obvious_faults_in_real_heads_are_found() -> None:
+    """A floor on real data: strong injected faults (intensity 5) in a real well."""
+    root = shared_data("gw-challenge")
+    pytest.importorskip("geojepa.simulate.events")
+    from geojepa.evaluate.sites import gw_builder
+
+    site = gw_builder(root)(Case("Germany", 5.0, 0))
+    frame = to_frame(site)
+    truth = ground_truth(site.labels, frame)
+    split = time_split(frame)
+    assert len(truth.test_events(split)) == 8 == len(truth.events)
+    res = evaluate_detector(make_detector("rate_of_change"), frame, truth, split, Protocol())
+    rnd = evaluate_detector(make_detector("random"), frame, truth, split, Protocol())
+    assert res.metrics["all"]["auc_pr"] > rnd.metrics["all"]["auc_pr"]
+    assert res.metrics["spike"]["event_recall"] == 1.0

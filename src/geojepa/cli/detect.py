@@ -1,3 +1,115 @@
-"""Verbs of group detect (DESIGN §6); each is a thin layer over the library."""
+"""Verbs of group detect (DESIGN §6); each is a thin layer over the library.
+
+``geojepa benchmark --out DIR [--scenarios ...] [--seeds ...] [--intensities ...]
+[--detectors ...] [--source simulated|gw-challenge] [--quick]`` runs every detector (by
+registry name; the random score is always added) under the §5 protocol and writes
+``benchmark.json`` and ``benchmark.md`` into DIR.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geojepa.cli._app import app
+from geojepa.errors import UsageError
+
+SCENARIOS = ("slope", "embankment", "dam")
+SOURCES = ("simulated", "gw-challenge")
+
+
+def _split(text: str, option: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"{option} is empty", hint=f"give a comma-separated list to {option}")
+    return items
+
+
+def _numbers(text: str, option: str, kind: type[float] | type[int]) -> list[float] | list[int]:
+    out = []
+    for item in _split(text, option):
+        try:
+            out.append(kind(item))
+        except ValueError:
+            raise UsageError(
+                f"{option}: {item!r} is not a{'n integer' if kind is int else ' number'}",
+                hint=f"e.g. {option} " + ("0,1,2" if kind is int else "0.5,1,2"),
+            ) from None
+    return out
+
+
+@app.command("benchmark")
+def benchmark(
+    out: Path = typer.Option(..., "--out", help="Folder for benchmark.json and benchmark.md."),
+    scenarios: str = typer.Option(
+        ",".join(SCENARIOS), "--scenarios", help="Simulated scenarios, comma-separated."
+    ),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, comma-separated."),
+    intensities: str = typer.Option(
+        "0.5,1,2", "--intensities", help="Event intensities (subtle to obvious), comma-separated."
+    ),
+    detectors: str | None = typer.Option(
+        None, "--detectors", help="Detector names, comma-separated (default: all registered)."
+    ),
+    source: str = typer.Option(
+        "simulated", "--source", help="simulated, or gw-challenge (real wells, faults injected)."
+    ),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="Folder holding gw-challenge (default: ../shared/data)."
+    ),
+    sensors: int = typer.Option(16, "--sensors", min=1, help="Sensors per simulated site."),
+    days: int = typer.Option(120, "--days", min=2, help="Days per simulated site."),
+    freq: str = typer.Option("1h", "--freq", help="Reading interval of simulated sites."),
+    threshold: str = typer.Option("quantile", "--threshold", help="quantile or pot."),
+    train_fraction: float = typer.Option(
+        0.5, "--train-fraction", min=0.05, max=0.95, help="Share of time used for training."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="A small smoke run: 6 sensors, 40 days, one seed and intensity."
+    ),
+) -> None:
+    """Run the detectors and baselines under the honest protocol; write JSON and Markdown."""
+    from geojepa.detectors import available_detectors
+    from geojepa.evaluate import Case, Protocol, run_benchmark, write_benchmark
+
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}", hint="use one of " + ", ".join(SOURCES))
+    if threshold not in ("quantile", "pot"):
+        raise UsageError(f"unknown --threshold {threshold!r}", hint="use quantile or pot")
+    known = available_detectors()
+    names = _split(detectors, "--detectors") if detectors else [d for d in known if d != "random"]
+    unknown = [d for d in names if d not in known]
+    if unknown:
+        raise UsageError(f"unknown detector {unknown[0]!r}", hint="choose from " + ", ".join(known))
+    seed_list = [int(s) for s in _numbers(seeds, "--seeds", int)]
+    levels = [float(i) for i in _numbers(intensities, "--intensities", float)]
+    if any(i < 0 for i in levels):
+        raise UsageError("--intensities must be >= 0")
+    if quick:
+        sensors, days, seed_list, levels = min(sensors, 6), min(days, 40), seed_list[:1], [1.0]
+    protocol = Protocol(train_fraction=train_fraction, threshold=threshold)
+    if source == "simulated":
+        from geojepa.evaluate.sites import simulated_builder
+
+        scen = _split(scenarios, "--scenarios")
+        bad = [s for s in scen if s not in SCENARIOS]
+        if bad:
+            raise UsageError(
+                f"unknown scenario {bad[0]!r}", hint="use one of " + ", ".join(SCENARIOS)
+            )
+        cases = [Case(s, i, k) for s in scen for i in levels for k in seed_list]
+        build = simulated_builder(n_sensors=sensors, days=days, freq=freq)
+        title = f"Detectors on simulated sites ({sensors} sensors, {days} days, {freq})"
+        meta = {"source": source, "sensors": sensors, "days": days, "freq": freq}
+    else:
+        from geojepa.evaluate.sites import gw_builder, gw_cases
+
+        cases = gw_cases(data_root, levels, seed_list)
+        build = gw_builder(data_root, train_fraction=train_fraction)
+        title = "Detectors on gw-challenge heads with injected faults"
+        meta = {"source": source}
+    result = run_benchmark(cases, names, build, protocol)
+    result.meta.update(meta)
+    write_benchmark(out, result, title=title)
+    typer.echo(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'} ({len(cases)} cases)")

@@ -1,0 +1,184 @@
+"""The sites a benchmark runs on: simulated scenarios, and real series with injected faults.
+
+- `simulated_builder`: a `SiteBuilder` that draws ``simulate_site(scenario, n_sensors, days,
+  freq, seed, intensity)`` for each case (the simulator labels its own events).
+- `inject_events`: puts labelled faults (the simulator's fault models, `inject_fault`) into
+  the test period of one sensor of a real site. The series itself is kept as read
+  everywhere else; the fault amplitudes are scaled by the training period's own noise and
+  spread, so "intensity 1" means the same thing on every well.
+- `gw_builder` / `gw_cases`: the ``gw-challenge`` wells (heads only by default) with faults
+  injected, one case per (well, intensity, seed).
+
+Guarantees: the same case gives the same site; injected events lie in the test period only
+(after the split the harness uses), never overlap, and are labelled with their kind,
+sensor and category ``sensor_fault``; readings keep their source with ``+injected``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geojepa.errors import InputError
+from geojepa.evaluate.benchmark import Case, SiteBuilder
+from geojepa.frame import to_frame
+from geojepa.site import Quality, Site
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FAULT_DAYS",
+    "REAL_FAULT_KINDS",
+    "gw_builder",
+    "gw_cases",
+    "inject_events",
+    "simulated_builder",
+]
+
+REAL_FAULT_KINDS: tuple[str, ...] = ("spike", "step", "drift", "stuck")
+FAULT_DAYS: dict[str, float] = {"spike": 0.0, "step": 60.0, "drift": 120.0, "stuck": 45.0}
+"""Length of each injected fault in days (0: a single grid row)."""
+
+
+def simulated_builder(n_sensors: int = 16, days: int = 120, freq: str = "1h") -> SiteBuilder:
+    """A builder drawing ``simulate_site`` for each case (scenario, intensity, seed)."""
+
+    def build(case: Case) -> Site:
+        try:
+            from geojepa.simulate import simulate_site  # type: ignore[attr-defined,unused-ignore]
+        except ImportError as err:
+            raise InputError(
+                "the simulator is not available in this installation",
+                hint="benchmark real data instead, or install the full package",
+            ) from err
+        sim = simulate_site(
+            scenario=case.scenario,
+            n_sensors=n_sensors,
+            days=days,
+            freq=freq,
+            seed=case.seed,
+            intensity=case.intensity,
+        )
+        site = sim.site if hasattr(sim, "site") else sim
+        if not isinstance(site, Site):
+            raise TypeError(f"simulate_site returned {type(sim).__name__}, not a site")
+        return site
+
+    return build
+
+
+def inject_events(
+    site: Site,
+    sensor_id: str,
+    intensity: float,
+    seed: int,
+    kinds: Sequence[str] = REAL_FAULT_KINDS,
+    per_kind: int = 2,
+    train_fraction: float = 0.5,
+) -> Site:
+    """`site` with `per_kind` faults of each kind injected into `sensor_id`'s test period.
+
+    The site is put on its grid (`to_frame`); the sensor's readings are replaced by its grid
+    values (faults included) at the grid times, other sensors are kept as they were.
+    """
+    from geojepa.simulate.events import inject_fault, series_scale
+
+    frame = to_frame(site)
+    col = frame.column(sensor_id)
+    values = np.where(frame.observed[:, col], frame.values[:, col], np.nan).astype(np.float64)
+    n = frame.n_times
+    train_end = round(n * train_fraction)
+    scale = series_scale(values[:train_end])
+    step_days = frame.interval / pd.Timedelta("1D")
+    lengths = {k: max(1, round(FAULT_DAYS.get(k, 30.0) / step_days)) for k in kinds}
+    rng = np.random.default_rng(seed)
+    plan = [k for k in kinds for _ in range(per_kind)]
+    rng.shuffle(plan)
+    lo, hi = train_end + 2, n - 2
+    if not plan or hi - lo < sum(lengths[k] for k in plan) + 2 * len(plan):
+        raise InputError(
+            f"the test period of {sensor_id!r} ({max(hi - lo, 0)} rows) is too short for "
+            f"{len(plan)} faults",
+            hint="inject fewer faults or use a longer series",
+        )
+    slot = (hi - lo) / len(plan)
+    labels = []
+    for j, kind in enumerate(plan):
+        length = min(lengths[kind], int(slot) - 2)
+        a0 = lo + int(j * slot)
+        a = a0 + int(rng.integers(0, max(int(slot) - length - 1, 1)))
+        b = a + length
+        values = inject_fault(values, kind, a, b, intensity, rng, scale=scale)
+        labels.append(
+            {
+                "start": frame.times()[a],
+                "end": frame.times()[b - 1],
+                "kind": kind,
+                "sensors": sensor_id,
+                "category": "sensor_fault",
+                "source": f"injected seed={seed} intensity={intensity:g}",
+            }
+        )
+    keep = np.isfinite(values)
+    sources = site.readings.loc[site.readings["sensor_id"] == sensor_id, "source"]
+    source = (str(sources.iloc[0]) if len(sources) else "") + "+injected"
+    new = pd.DataFrame(
+        {
+            "timestamp": frame.times()[keep],
+            "sensor_id": sensor_id,
+            "value": values[keep],
+            "quality": Quality.OK.value,
+            "source": source,
+        }
+    )
+    others = site.readings[site.readings["sensor_id"] != sensor_id]
+    readings = pd.concat([others, new], ignore_index=True)
+    all_labels = pd.concat([site.labels, pd.DataFrame(labels)], ignore_index=True)
+    return Site(
+        name=f"{site.name}+faults",
+        sensors=site.sensors,
+        readings=readings,
+        labels=all_labels,
+        meta={**dict(site.meta), "injected": len(labels)},
+    )
+
+
+def gw_cases(
+    root: str | Path | None, intensities: Sequence[float], seeds: Sequence[int]
+) -> list[Case]:
+    """One case per (well, intensity, seed) of ``gw-challenge`` under `root`."""
+    from geojepa.datasets import load_gw_wells
+
+    names = [w.name for w in load_gw_wells(root)]
+    return [Case(name, float(i), int(s)) for name in names for i in intensities for s in seeds]
+
+
+def gw_builder(
+    root: str | Path | None = None,
+    kinds: Sequence[str] = REAL_FAULT_KINDS,
+    per_kind: int = 2,
+    with_forcing: bool = False,
+    train_fraction: float = 0.5,
+) -> SiteBuilder:
+    """A builder: the case's well (``scenario`` = well name) with faults in its head series."""
+    from geojepa.datasets import gw_site, load_gw_wells
+
+    wells = {w.name: w for w in load_gw_wells(root)}
+
+    def build(case: Case) -> Site:
+        if case.scenario not in wells:
+            raise InputError(
+                f"no well {case.scenario!r} in gw-challenge", hint="wells: " + ", ".join(wells)
+            )
+        site = gw_site(wells[case.scenario])
+        if not with_forcing:
+            site = site.select(["head"])
+        return inject_events(
+            site, "head", case.intensity, case.seed, kinds, per_kind, train_fraction
+        )
+
+    return build
