@@ -1,0 +1,250 @@
+"""Classic forecasting methods on curves with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geojepa.forecast.base import Forecast
+from geojepa.forecast.classic import (
+    CLASSIC,
+    Asaoka,
+    Fukuzono,
+    Hyperbolic,
+    LinearTrend,
+    Persistence,
+    stage_start,
+)
+
+
+def irregular_times(
+    rng: np.random.Generator, n: int, lo: float = 1.0, hi: float = 5.0
+) -> np.ndarray:
+    """Strictly increasing times with irregular steps in [lo, hi] days, starting at 0."""
+    return np.concatenate([[0.0], np.cumsum(rng.uniform(lo, hi, n - 1))])
+
+
+# --------------------------------------------------------------------------- persistence
+def test_persistence_is_last_observed_value_and_band_grows_like_sqrt() -> None:
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    y = np.array([1.0, 2.0, 4.0, np.nan])  # the last cell is unobserved
+    fc = Persistence().fit(t, y).predict(np.array([4.0, 11.0]))
+    assert np.all(fc.prediction == 4.0)
+    half = fc.upper - fc.prediction
+    # band half-widths scale with sqrt(t - t_last) (t_last = 2): sqrt(2) vs sqrt(9)
+    assert half[1] / half[0] == pytest.approx(3.0 / np.sqrt(2.0))
+
+
+def test_persistence_band_matches_a_known_random_walk() -> None:
+    rng = np.random.default_rng(1)
+    t = irregular_times(rng, 4000)
+    sigma = 0.5  # per sqrt(day)
+    y = np.concatenate([[0.0], np.cumsum(rng.normal(0, sigma * np.sqrt(np.diff(t))))])
+    model = Persistence().fit(t, y)
+    assert model.rate_ == pytest.approx(sigma**2, rel=0.1)
+
+
+# --------------------------------------------------------------------------- linear trend
+def test_linear_trend_is_exact_on_a_line_and_uses_only_the_last_k_points() -> None:
+    t = np.arange(30, dtype=float)
+    y = np.where(t < 20, 5.0 * t, 100.0 + 2.0 * (t - 20))  # a kink at t = 20
+    fc = LinearTrend(k=8).fit(t, y).predict(np.array([40.0, 50.0]))
+    np.testing.assert_allclose(fc.prediction, [140.0, 160.0])
+    np.testing.assert_allclose(fc.upper - fc.lower, 0.0, atol=1e-9)
+
+
+def test_linear_trend_band_covers_about_its_level_on_noisy_lines() -> None:
+    rng = np.random.default_rng(2)
+    hits = 0
+    trials = 300
+    for _ in range(trials):
+        t = np.arange(12, dtype=float)
+        y = 1.0 + 0.3 * t + rng.normal(0, 1.0, t.size)
+        fc = LinearTrend(k=12, level=0.9).fit(t, y).predict(np.array([15.0]))
+        truth = 1.0 + 0.3 * 15.0 + rng.normal(0, 1.0)
+        hits += int(fc.lower[0] <= truth <= fc.upper[0])
+    assert 0.84 <= hits / trials <= 0.96
+
+
+def test_linear_trend_with_two_points_falls_back_to_persistence() -> None:
+    m = LinearTrend().fit(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    assert m.fallback_ is not None
+    assert m.predict(np.array([5.0])).prediction[0] == 1.0
+
+
+# --------------------------------------------------------------------------- hyperbolic
+def test_hyperbolic_recovers_a_b_and_final_settlement_on_irregular_times() -> None:
+    rng = np.random.default_rng(3)
+    t = irregular_times(rng, 40)
+    a, b = 2.0, 0.01  # final settlement 1/b = 100
+    s = t / (a + b * t)
+    m = Hyperbolic().fit(t, s)
+    assert m.fallback_ is None
+    assert m.params_.a == pytest.approx(a)
+    assert m.params_.b == pytest.approx(b)
+    assert m.final_ == pytest.approx(100.0)
+    tf = np.array([300.0, 1000.0])
+    np.testing.assert_allclose(m.predict(tf).prediction, tf / (a + b * tf))
+
+
+def test_hyperbolic_fits_from_the_start_of_the_current_load_stage() -> None:
+    rng = np.random.default_rng(4)
+    t1 = irregular_times(rng, 15)  # first stage: anything
+    s1 = 3.0 * np.sqrt(t1)
+    t0, s0 = t1[-1] + 2.0, s1[-1] + 5.0  # second stage starts here
+    x = irregular_times(rng, 25)
+    t2, s2 = t0 + x, s0 + x / (1.5 + 0.02 * x)  # final s0 + 50
+    t = np.concatenate([t1, t2])
+    s = np.concatenate([s1, s2])
+    load = np.concatenate([np.full(t1.size, 1.0), np.full(t2.size, 2.5)])
+    m = Hyperbolic(load="fill").fit(t, s, {"fill": load})
+    assert m.window_start_ == pytest.approx(t0)
+    assert m.final_ == pytest.approx(s0 + 50.0)
+    # the whole record mixes two stages and gives another answer
+    assert Hyperbolic().fit(t, s).final_ != pytest.approx(s0 + 50.0, rel=1e-3)
+
+
+def test_hyperbolic_falls_back_when_settlement_accelerates() -> None:
+    t = np.arange(1.0, 30.0)
+    m = Hyperbolic().fit(t, t**2)  # t/s = 1/t: slope b < 0, no final settlement
+    assert m.fallback_ is not None
+    assert np.isnan(m.final_)
+    assert m.predict(np.array([40.0])).prediction[0] == pytest.approx(29.0**2)
+
+
+def test_stage_start_is_the_first_reading_after_the_last_change() -> None:
+    assert stage_start(np.array([1.0, 1.0, 2.0, 2.0, np.nan, 3.0, 3.0])) == 5
+    assert stage_start(np.array([1.0, 1.0, 1.0])) == 0
+
+
+# --------------------------------------------------------------------------- Asaoka
+def test_asaoka_on_equal_steps_recovers_b1_and_final_settlement() -> None:
+    tau, s_f, dt = 40.0, 100.0, 5.0
+    t = np.arange(0.0, 100.0, dt)
+    s = s_f * (1 - np.exp(-t / tau))
+    m = Asaoka().fit(t, s)
+    assert m.params_.dt == pytest.approx(dt)
+    assert m.params_.b1 == pytest.approx(np.exp(-dt / tau))
+    assert m.final_ == pytest.approx(s_f)
+    tf = np.array([150.0, 400.0])
+    np.testing.assert_allclose(m.predict(tf).prediction, s_f * (1 - np.exp(-tf / tau)))
+
+
+def test_asaoka_resamples_irregular_readings_explicitly() -> None:
+    rng = np.random.default_rng(5)
+    tau, s_f = 60.0, 80.0
+    t = irregular_times(rng, 60, 1.0, 5.0)
+    s = s_f * (1 - np.exp(-t / tau))
+    m = Asaoka(dt=7.0).fit(t, s)
+    assert m.params_.dt == 7.0
+    # interpolation between irregular readings bends the curve a little: within 1 %
+    assert m.final_ == pytest.approx(s_f, rel=0.01)
+
+
+def test_asaoka_falls_back_when_settlement_does_not_converge() -> None:
+    t = np.arange(0.0, 50.0, 2.0)
+    m = Asaoka().fit(t, 0.7 * t)  # s_i = s_{i-1} + c: b1 = 1
+    assert m.fallback_ is not None and "b1" in m.fallback_
+    assert np.isnan(m.final_)
+
+
+# --------------------------------------------------------------------------- Fukuzono
+def creep_to_failure(t: np.ndarray, t_f: float, b: float) -> np.ndarray:
+    """Displacement with 1/v = b (t_f - t) exactly: x = ln(t_f / (t_f - t)) / b."""
+    return np.log(t_f / (t_f - t)) / b
+
+
+def test_fukuzono_recovers_the_time_of_failure() -> None:
+    rng = np.random.default_rng(6)
+    t_f, b = 100.0, 0.5
+    t = np.sort(rng.uniform(0.0, 90.0, 300))
+    x = creep_to_failure(t, t_f, b)
+    m = Fukuzono().fit(t, x)
+    assert m.fallback_ is None
+    assert m.time_of_failure_ == pytest.approx(t_f, abs=0.3)
+    assert m.failure_lower_ <= m.time_of_failure_ <= m.failure_upper_
+    tf = np.array([92.0, 95.0, 98.0])
+    np.testing.assert_allclose(m.predict(tf).prediction, creep_to_failure(tf, t_f, b), rtol=0.02)
+    assert np.isnan(m.predict(np.array([t_f + 5.0])).prediction[0])  # no displacement after t_f
+
+
+def test_fukuzono_on_steady_creep_predicts_no_failure_and_a_straight_line() -> None:
+    t = np.arange(0.0, 60.0, 1.5)
+    m = Fukuzono().fit(t, 2.0 + 0.1 * t)
+    assert m.time_of_failure_ == np.inf
+    assert m.predict(np.array([100.0])).prediction[0] == pytest.approx(12.0)
+
+
+def test_fukuzono_works_on_downward_displacement() -> None:
+    t = np.linspace(0.0, 80.0, 200)
+    m = Fukuzono().fit(t, -creep_to_failure(t, 100.0, 0.5))
+    assert m.time_of_failure_ == pytest.approx(100.0, abs=0.5)
+
+
+def test_fukuzono_window_uses_only_recent_readings() -> None:
+    t = np.linspace(0.0, 95.0, 400)
+    x = np.where(t < 50, 0.2 * t, 10.0 + creep_to_failure(t - 50, 60.0, 0.5))
+    late = Fukuzono(window=40.0).fit(t, x)
+    assert late.time_of_failure_ == pytest.approx(110.0, abs=1.0)
+
+
+# --------------------------------------------------------------------------- bands and contract
+def noisy_settlement(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = irregular_times(rng, 60)
+    return t, t / (3.0 + 0.01 * t) + rng.normal(0, 0.5, t.size)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIC))
+def test_every_method_follows_the_contract(name: str) -> None:
+    t, y = noisy_settlement(7)
+    model = CLASSIC[name]()
+    assert model.fit(t, y) is model
+    tf = t[-1] + np.array([1.0, 10.0, 100.0])
+    fc = model.predict(tf)
+    assert isinstance(fc, Forecast)
+    assert fc.prediction.shape == fc.lower.shape == fc.upper.shape == (3,)
+    ok = np.isfinite(fc.prediction)
+    if name == "fukuzono":  # no displacement at or after the predicted failure
+        assert np.all(ok == (tf < model.time_of_failure_))
+    else:
+        assert ok.all()
+    assert np.all(fc.lower[ok] <= fc.prediction[ok]) and np.all(fc.prediction[ok] <= fc.upper[ok])
+    assert np.all(fc.upper - fc.lower > 0)  # noisy data: a real band
+    assert model.get_params()  # constructor arguments are stored
+
+
+@pytest.mark.parametrize("cls", [Hyperbolic, Asaoka, Fukuzono])
+def test_bootstrap_bands_are_reproducible_from_the_seed(cls: type) -> None:
+    t, y = noisy_settlement(8)
+    tf = t[-1] + np.array([30.0])
+    a = cls(random_state=np.random.default_rng(11)).fit(t, y).predict(tf)
+    b = cls(random_state=np.random.default_rng(11)).fit(t, y).predict(tf)
+    c = cls(random_state=np.random.default_rng(12)).fit(t, y).predict(tf)
+    assert a.lower[0] == b.lower[0] and a.upper[0] == b.upper[0]
+    assert (a.lower[0], a.upper[0]) != (c.lower[0], c.upper[0])
+
+
+def test_hyperbolic_band_covers_the_truth_on_noisy_settlement() -> None:
+    hits = 0
+    trials = 40
+    for seed in range(trials):
+        rng = np.random.default_rng(100 + seed)
+        t = irregular_times(rng, 50)
+        s = t / (3.0 + 0.01 * t) + rng.normal(0, 0.5, t.size)
+        tf = np.array([t[-1] + 20.0])
+        fc = Hyperbolic(n_boot=100, random_state=seed).fit(t, s).predict(tf)
+        truth = tf[0] / (3.0 + 0.01 * tf[0]) + rng.normal(0, 0.5)
+        hits += int(fc.lower[0] <= truth <= fc.upper[0])
+    assert hits / trials >= 0.7  # nominal 0.9; the bootstrap is somewhat optimistic
+
+
+def test_histories_are_validated() -> None:
+    with pytest.raises(ValueError, match="increasing"):
+        Persistence().fit(np.array([0.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="values"):
+        Persistence().fit(np.array([0.0, 1.0]), np.array([1.0]))
+    with pytest.raises(ValueError, match="observed"):
+        Persistence().fit(np.array([0.0, 1.0]), np.array([np.nan, np.nan]))
+    with pytest.raises(ValueError, match="load stage"):
+        Hyperbolic(load="fill").fit(np.arange(5.0), np.arange(5.0))
