@@ -131,9 +131,11 @@ def infer_interval(readings: pd.DataFrame) -> pd.Timedelta:
         raise InputError("the site has no readings", hint="ingest logger files first")
     medians = []
     for _, ts in readings.groupby("sensor_id", sort=False, observed=True)["timestamp"]:
-        v = np.unique(ts.to_numpy(dtype="datetime64[ns]").astype(np.int64))
+        v = ts.to_numpy(dtype="datetime64[ns]").astype(np.int64)
         if len(v) >= 2:
             d = np.diff(v)
+            if (d < 0).any():  # a site keeps each sensor's times sorted; other tables may not
+                d = np.diff(np.sort(v))
             d = d[d > 0]
             if len(d):
                 medians.append(float(np.median(d)))
@@ -177,8 +179,8 @@ def to_frame(
     row = (ns - t0_ns) // step.value
     col = pd.Index(ids).get_indexer(pd.Index(readings["sensor_id"])).astype(np.int64)
     val = readings["value"].to_numpy(dtype=np.float64)
-    q = readings["quality"].to_numpy()
-    good = np.isfinite(val) & (q != Quality.MISSING.value) & (q != Quality.NON_FINITE.value)
+    bad_q = readings["quality"].isin([Quality.MISSING.value, Quality.NON_FINITE.value])
+    good = np.isfinite(val) & ~bad_q.to_numpy(dtype=bool)
     good &= (row >= 0) & (row < n_t)
     c = len(ids)
     flat = row[good] * c + col[good]
