@@ -1,0 +1,221 @@
+"""Fast delimited-text parsing shared by the wide, long and TOA5 readers.
+
+`read_delimited` hands the data rows of a checked text file to pyarrow's multi-threaded
+CSV parser (blocks of a few MiB: memory is bounded by the parsed table, never by the text)
+with exact column types, then, only when pyarrow refuses the file, walks it again line by
+line to name the first bad line and column in words a user can act on.
+
+Guarantees:
+
+- numeric columns come back as float64 with empty cells, ``NAN``/``NaN``/``nan``/``NA``/
+  ``null`` (quoted or not) and any extra `missing_values` as NaN, and ``INF``/``-INF`` as ±inf;
+- a row with the wrong number of fields, text in a numeric column or a decimal comma raises
+  `InputError` with the file, line and column; blank lines are skipped;
+- `LineMap` turns a data-row index into its file line, exactly, also with blank or skipped
+  lines in between (it scans the file only when an error needs a line number).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from geojepa.errors import InputError
+from geojepa.io.textfile import TextInfo, delimiter_name
+
+NULL_VALUES: tuple[str, ...] = ("", "NAN", "NaN", "nan", "NA", "N/A", "null", "NULL", "None")
+_NUMBER_RE = re.compile(
+    r"^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity)\s*$", re.IGNORECASE
+)
+_DECIMAL_COMMA_RE = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+
+
+class Lines(Protocol):
+    """Anything that maps a data-row index to its 1-based file line."""
+
+    def __getitem__(self, i: int) -> int: ...
+
+
+@dataclass
+class LineMap:
+    """Map data-row index -> 1-based file line; rows are the non-blank lines after `first_line`.
+
+    `kept` (optional) lists the file lines that became rows when some lines were filtered out
+    (e.g. a TOA5 header repeated mid-file); otherwise the map is found by scanning on demand.
+    """
+
+    path: Path
+    encoding: str
+    first_line: int
+    kept: np.ndarray | None = None
+    _lines: np.ndarray | None = field(default=None, repr=False)
+
+    def __getitem__(self, i: int) -> int:
+        i = int(i)
+        if self.kept is not None:
+            return int(self.kept[min(i, len(self.kept) - 1)]) if len(self.kept) else self.first_line
+        if self._lines is None:
+            found: list[int] = []
+            with self.path.open("r", encoding=self.encoding, newline="") as fh:
+                for n, line in enumerate(fh, start=1):
+                    if n >= self.first_line and line.strip():
+                        found.append(n)
+            self._lines = np.asarray(found, dtype=np.int64)
+        if i < len(self._lines):
+            return int(self._lines[i])
+        return self.first_line + i
+
+    def __len__(self) -> int:  # pragma: no cover - only for sequence protocol
+        return 0 if self.kept is None else len(self.kept)
+
+
+def arrow_encoding(codec: str) -> str:
+    return {"utf-8-sig": "utf8", "utf-8": "utf8", "latin-1": "latin1"}.get(codec, codec)
+
+
+def read_delimited(
+    info: TextInfo,
+    *,
+    names: Sequence[str],
+    first_line: int,
+    sep: str,
+    numeric: Sequence[str],
+    text: Sequence[str],
+    missing_values: Sequence[str] = (),
+    path: Path | None = None,
+    lines: LineMap | None = None,
+) -> tuple[pa.Table, LineMap]:
+    """Parse data rows from line `first_line` on (1-based) of `info.path` (or `path`).
+
+    `names` are all columns in file order; `numeric` become float64, `text` stay strings.
+    """
+    src = path or info.path
+    lmap = lines or LineMap(info.path, info.encoding, first_line)
+    nulls = list(dict.fromkeys([*NULL_VALUES, *missing_values]))
+    types: dict[str, pa.DataType] = {n: pa.float64() for n in numeric}
+    types.update({n: pa.string() for n in text})
+    try:
+        table = pacsv.read_csv(
+            src,
+            read_options=pacsv.ReadOptions(
+                column_names=list(names),
+                skip_rows=first_line - 1,
+                encoding=arrow_encoding(info.encoding),
+                block_size=4 << 20,
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=nulls,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=True,
+                include_columns=[*names],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as err:
+        diagnose(
+            info,
+            src=src,
+            names=names,
+            first_line=first_line,
+            sep=sep,
+            numeric=numeric,
+            nulls=nulls,
+            lines=lmap,
+        )
+        raise InputError(
+            f"cannot parse the file ({str(err).splitlines()[0][:200]})",
+            file=info.path,
+            hint="check the separator (--sep) and that every row has the header's columns",
+        ) from err
+    return table, lmap
+
+
+def _rows(src: Path, encoding: str, sep: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
+    with src.open("r", encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        prev = 0
+        for row in reader:
+            start = prev + 1
+            prev = reader.line_num
+            if start < first_line or not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            yield start, row
+
+
+def diagnose(
+    info: TextInfo,
+    *,
+    src: Path,
+    names: Sequence[str],
+    first_line: int,
+    sep: str,
+    numeric: Sequence[str],
+    nulls: Sequence[str],
+    lines: LineMap,
+) -> None:
+    """Walk the rows and raise `InputError` at the first one pyarrow could not take."""
+    pos = {n: i for i, n in enumerate(names)}
+    num_idx = [(pos[n], n) for n in numeric]
+    null_set = set(nulls)
+    try:
+        for raw_line, row in _rows(src, info.encoding, sep, first_line):
+            line = raw_line
+            if lines.kept is not None and len(lines.kept):
+                line = int(lines.kept[min(raw_line - first_line, len(lines.kept) - 1)])
+            if len(row) != len(names):
+                raise InputError(
+                    f"the row has {len(row)} fields separated by {delimiter_name(sep)}, the "
+                    f"header has {len(names)}",
+                    file=info.path,
+                    line=line,
+                    hint="fix the row, or check --sep (a wrong separator splits rows unevenly)",
+                )
+            for i, name in num_idx:
+                cell = row[i].strip()
+                if cell in null_set or _NUMBER_RE.match(cell):
+                    continue
+                if _DECIMAL_COMMA_RE.match(cell):
+                    hint = "decimal commas are not read: write 1.5, not 1,5"
+                else:
+                    hint = "fix the value or leave the cell empty (it is then a missing reading)"
+                raise InputError(
+                    f"text {cell[:40]!r} in the numeric column {name!r}",
+                    file=info.path,
+                    line=line,
+                    column=name,
+                    hint=hint,
+                )
+    except csv.Error as err:
+        raise InputError(
+            f"malformed row ({err})", file=info.path, hint="check quoting in the file"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"bytes that are not valid {info.encoding}",
+            file=info.path,
+            hint="pass --encoding latin-1 if that is what the file is",
+        ) from err
+
+
+def float_columns(table: pa.Table, names: Sequence[str]) -> list[np.ndarray]:
+    """The named float64 columns as numpy arrays (NaN for nulls)."""
+    out = []
+    for n in names:
+        col = table.column(n)
+        if col.null_count:
+            col = col.fill_null(np.nan)
+        out.append(np.asarray(col.to_numpy(), dtype=np.float64))
+    return out
+
+
+def text_column(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object)
