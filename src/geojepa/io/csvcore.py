@@ -131,12 +131,45 @@ def read_delimited(
             nulls=nulls,
             lines=lmap,
         )
+        # every row is fine by the line-by-line rules (e.g. cells holding only spaces, which
+        # pyarrow refuses as numbers): read with the slower row parser instead
+        slow = _read_slow(src, info.encoding, names, first_line, sep, numeric, text, nulls)
+        if slow is not None:
+            return slow, lmap
         raise InputError(
             f"cannot parse the file ({str(err).splitlines()[0][:200]})",
             file=info.path,
             hint="check the separator (--sep) and that every row has the header's columns",
         ) from err
     return table, lmap
+
+
+def _read_slow(
+    src: Path,
+    encoding: str,
+    names: Sequence[str],
+    first_line: int,
+    sep: str,
+    numeric: Sequence[str],
+    text: Sequence[str],
+    nulls: Sequence[str],
+) -> pa.Table | None:
+    """Row-by-row parse (after `diagnose` found every row valid); None if that fails too."""
+    cols: dict[str, list[object]] = {n: [] for n in names}
+    pos = {n: i for i, n in enumerate(names)}
+    null_set = set(nulls)
+    try:
+        for _line, row in _rows(src, encoding, sep, first_line):
+            for n in numeric:
+                cell = row[pos[n]].strip()
+                cols[n].append(None if cell in null_set else float(cell))
+            for n in text:
+                cols[n].append(row[pos[n]])
+    except (ValueError, IndexError, csv.Error):
+        return None
+    arrays = {n: pa.array(cols[n], type=pa.float64()) for n in numeric}
+    arrays |= {n: pa.array(cols[n], type=pa.string()) for n in text}
+    return pa.table({n: arrays[n] for n in names if n in arrays})
 
 
 def _rows(src: Path, encoding: str, sep: str, first_line: int) -> Iterator[tuple[int, list[str]]]:

@@ -363,6 +363,7 @@ def _merge(
     tz: str | None,
 ) -> IngestReport:
     sensors = existing.sensors if existing is not None else empty_sensors()
+    before_ids = set(map(str, sensors["id"]))
     if table is not None:
         sensors = merge_sensors(sensors, table, base_name="the site")
     labels = existing.labels if existing is not None else empty_labels()
@@ -376,7 +377,6 @@ def _merge(
     all_conflicts: list[pd.DataFrame] = []
     raw_files: dict[str, Path] = {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    before_ids = set(map(str, sensors["id"]))
     for r, path, raw, sha in reads:
         site_name = f"site {root}"
         sensors = merge_sensors(sensors, r.sensors, file=path, base_name=site_name)
@@ -401,7 +401,12 @@ def _merge(
         if len(fresh):
             added.append(fresh)
         all_conflicts.append(conflicts)
-        new_ids = tuple(sorted(set(map(str, r.sensors["id"])) - before_ids))
+        new_ids = tuple(
+            sorted(
+                (set(map(str, r.readings["sensor_id"].unique())) | set(map(str, r.sensors["id"])))
+                - before_ids
+            )
+        )
         before_ids |= set(new_ids)
         span = r.span
         reports.append(

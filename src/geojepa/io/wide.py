@@ -78,6 +78,8 @@ def read_wide(
         raise InputError("no header line", file=p, hint="nothing to ingest")
     delim = sniff_delimiter(p, head[k:], sep=sep, first_line=k + 1)
     names = [n.strip() for n in split_line(head[k], delim)]
+    if names and not names[0] and time_col in (None, 0, "0"):
+        names[0] = "time"  # an index column written without a name (pandas exports do this)
     check_names(names, p, k + 1)
     tcol = _time_column(names, time_col, p)
     labels = list(label_cols)
