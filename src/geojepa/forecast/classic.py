@@ -255,8 +255,9 @@ class CurveForecaster(Forecaster):
             self.boot_params_: list[object] = []
             return self
         fitted = self._curve(self.params_, tw)
-        resid = yw - fitted
-        resid = resid[np.isfinite(resid)]
+        ok = np.isfinite(fitted)  # a curve may be undefined at early window times
+        tw, fitted = tw[ok], fitted[ok]
+        resid = yw[ok] - fitted
         self.resid_ = resid
         rng = rng_of(self.random_state)
         block = max(1, round(resid.size ** (1.0 / 3.0)))

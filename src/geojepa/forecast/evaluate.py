@@ -217,12 +217,15 @@ def evaluate_horizons(
     horizons: Sequence[float],
     tolerance: float | Mapping[str, float] = 0.0,
     leave_one_out: bool = False,
+    training_for: Callable[[int], Sequence[Series]] | None = None,
 ) -> pd.DataFrame:
     """Rolling-origin forecasts: at each cutoff of each series, forecast ``cutoff + h``.
 
     `cutoffs` maps a series name to its cutoffs (days). The truth for horizon h is the reading
     nearest ``cutoff + h`` within the series' `tolerance` (days); the forecast is made at that
-    reading's time. The ``horizon`` column holds the nominal h.
+    reading's time. The ``horizon`` column holds the nominal h. Training series for the
+    factory: `training_for(i)` for series i when given, else the others with
+    `leave_one_out`, else none.
     """
     out: list[pd.DataFrame] = []
     work = [(i, s, float(c)) for i, s in enumerate(series_list) for c in cutoffs.get(s.name, ())]
@@ -231,7 +234,11 @@ def evaluate_horizons(
         hs, ts, ys = targets_at(s, cutoff, horizons, float(tol))
         if hs.size == 0:
             continue
-        training = _training(series_list, i, leave_one_out)
+        training = (
+            training_for(i)
+            if training_for is not None
+            else _training(series_list, i, leave_one_out)
+        )
         for name, make in methods.items():
             fc, model = forecast_from(make, s, cutoff, ts, training)
             rows = _rows(s, name, "rolling", cutoff, fc, ys, model)
@@ -249,13 +256,14 @@ def summarise(
     """MAE, RMSE, coverage and n per group, with ratios to `baseline` on the same rows.
 
     `horizon_bins` (days, increasing) replaces ``horizon`` by its interval label, e.g.
-    ``(0, 30, 90, 365, inf)`` -> ``(0, 30]``... Columns: the `by` keys, n, n_nan, n_fallback,
+    ``(0, 30, 90, 365, inf)`` -> ``(0, 30]``... (an ordered categorical). Columns: the `by` keys, n, n_nan, n_fallback,
     mae, rmse, coverage, mae_vs_<baseline>, rmse_vs_<baseline>.
     """
     rec = records.copy()
+    labels: list[str] = []
     if horizon_bins is not None:
         labels = [f"({_fmt(a)}, {_fmt(b)}]" for a, b in itertools.pairwise(horizon_bins)]
-        rec["horizon"] = pd.cut(rec["horizon"], list(horizon_bins), labels=labels).astype(str)
+        rec["horizon"] = pd.cut(rec["horizon"], list(horizon_bins), labels=labels)  # ordered
     key = ["series", "cutoff_label", "cutoff", "t"]
     base = rec[rec["method"] == baseline][[*key, "prediction"]]
     base = base.rename(columns={"prediction": "base_prediction"})
@@ -289,7 +297,11 @@ def summarise(
             float(np.sqrt(np.mean(e_b**2))) / rmse_b if b_b.size and rmse_b > 0 else float("nan")
         )
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if horizon_bins is not None and "horizon" in out.columns:
+        out["horizon"] = pd.Categorical(out["horizon"], categories=labels, ordered=True)
+        out = out.sort_values(list(by), kind="stable", ignore_index=True)
+    return out
 
 
 def _fmt(x: float) -> str:
