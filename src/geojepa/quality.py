@@ -54,7 +54,12 @@ def _entropy_rank(values: np.ndarray) -> float:
 def rankme(z: np.ndarray) -> float:
     """Effective rank of embeddings `z` (n, D); in [1, min(n, D)]."""
     a = _as_matrix(z, "embeddings")
-    s = np.linalg.svd(a, compute_uv=False)  # (min(n, D),)
+    if a.shape[0] > 2 * a.shape[1]:
+        # singular values from the (D, D) Gram matrix: far cheaper than an SVD of (n, D)
+        lam = np.linalg.eigvalsh(a.T @ a)  # (D,)
+        s = np.sqrt(np.clip(lam, 0.0, None))
+    else:
+        s = np.linalg.svd(a, compute_uv=False)  # (min(n, D),)
     return _entropy_rank(s)
 
 
