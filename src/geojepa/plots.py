@@ -121,9 +121,10 @@ def _empty(fig: Figure, message: str) -> Figure:
     return fig
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig
+def _new_figure(width: float, height: float, *, constrained: bool = True) -> Figure:
+    """A figure; `constrained` layout fits labels automatically but costs a layout pass per
+    draw, so the tall many-panel figures place their axes with fixed margins instead."""
+    return Figure(figsize=(width, height), layout="constrained" if constrained else None)
 
 
 def _spans(
@@ -135,12 +136,15 @@ def _spans(
     starts = naive_utc(spans["start"])
     ends = naive_utc(spans["end"])
     for a, b, level in zip(starts, ends, spans["level"], strict=True):
+        colour = colour_of.get(str(level), "#999999")
+        # an edge of its own colour keeps a one-sample alarm visible on a long axis
         ax.axvspan(
             float(date2num(a)),
             float(date2num(b)),
-            color=colour_of.get(str(level), "#999999"),
+            facecolor=colour,
+            edgecolor=colour,
             alpha=alpha,
-            lw=0,
+            lw=0.8,
         )
 
 
@@ -298,30 +302,53 @@ class SensorPanel:
     events: pd.DataFrame | None = None  # start, end: labelled events covering it
 
 
+SCORE_STRIP = 0.22
+"""Height of the anomaly-score strip at the bottom of each sensor panel (axes fraction)."""
+
+
 def sensor_series(
     panels: Sequence[SensorPanel],
     *,
     split: pd.Timestamp | None = None,
+    score_top: float | None = None,
     max_points: int = 1500,
 ) -> Figure:
-    """One panel per sensor on a shared time axis; a thin anomaly-score strip under each.
+    """One panel per sensor on a shared time axis, with its anomaly score as a grey strip.
 
     Trigger levels are dashed lines in their alarm colour; alarms attributed to the sensor
     are shaded amber/red; labelled events are hatched; the end of training data is a dashed
-    vertical line.
+    vertical line. The score strip at the bottom of each panel has one scale for all
+    panels: its full height is `score_top` (default: the largest score in the figure; pass
+    one value for several figures to compare them), and the readings are drawn above it.
     """
     n = len(panels)
     if n == 0:
-        return _empty(_new_figure(9.0, 1.5), "no sensors to draw")
-    with_score = any(p.score is not None and len(p.score) for p in panels)
-    rows_per = 2 if with_score else 1
-    heights = [3.0, 1.0] * n if with_score else [1.0] * n
-    fig = _new_figure(FIG_WIDTH, 0.7 + n * (1.55 if with_score else 1.25))
-    grid = fig.add_gridspec(n * rows_per, 1, height_ratios=heights)
+        return _empty(_new_figure(FIG_WIDTH, 1.5), "no sensors to draw")
+    peaks = [
+        float(np.nanmax(p.score))
+        for p in panels
+        if p.score is not None and len(p.score) and np.isfinite(p.score).any()
+    ]
+    if score_top is None and peaks:
+        score_top = max(max(peaks), 1e-12)
+    if not peaks:
+        score_top = None
+    height = 0.95 + n * 1.3
+    fig = _new_figure(FIG_WIDTH, height, constrained=False)
+    # fixed margins in inches: legend above, time labels below, sensor labels left
+    grid = fig.add_gridspec(
+        n,
+        1,
+        left=0.85 / FIG_WIDTH,
+        right=1 - 0.15 / FIG_WIDTH,
+        top=1 - 0.45 / height,
+        bottom=0.5 / height,
+        hspace=0.15,
+    )
     first: Axes | None = None
     axes: list[Axes] = []
     for i, p in enumerate(panels):
-        ax = fig.add_subplot(grid[i * rows_per, 0], sharex=first)
+        ax = fig.add_subplot(grid[i, 0], sharex=first)
         first = first or ax
         axes.append(ax)
         t = naive_utc(p.times)
@@ -336,40 +363,39 @@ def sensor_series(
                 value, color=ALARM_COLOURS.get(level, "#6d4c41"), ls="--", lw=1.0, label=level
             )
         _split(ax, split)
+        if score_top is not None:
+            lo, hi = ax.get_ylim()
+            ticks = [y for y in ax.get_yticks() if lo <= y <= hi]
+            span = hi - lo if hi > lo else 1.0
+            ax.set_ylim(lo - span * SCORE_STRIP / (1 - SCORE_STRIP), hi)  # room for the strip
+            ax.set_yticks(ticks)  # value ticks only beside the readings, not the strip
+            strip = ax.get_xaxis_transform()  # x in data, y in axes fraction
+            ax.plot([0, 1], [SCORE_STRIP] * 2, color="#cfd8dc", lw=0.6, transform=ax.transAxes)
+            if p.score is not None and p.score_times is not None and len(p.score):
+                st, sv = thin(naive_utc(p.score_times), np.asarray(p.score, float), max_points)
+                frac = np.clip(np.nan_to_num(sv, nan=0.0) / score_top, 0, 1) * SCORE_STRIP
+                ax.fill_between(st, 0, frac, color="#90a4ae", lw=0, transform=strip)
         ax.set_ylabel(f"{p.sensor_id}\n({p.unit or 'no unit'})", fontsize=8)
         ax.tick_params(labelsize=7, labelbottom=False)
         ax.grid(True, color="#eeeeee", lw=0.5)
-        if with_score:
-            sax = fig.add_subplot(grid[i * rows_per + 1, 0], sharex=first)
-            axes.append(sax)
-            if p.score is not None and p.score_times is not None and len(p.score):
-                st, sv = thin(
-                    naive_utc(p.score_times), np.asarray(p.score, dtype=float), max_points
-                )
-                sax.fill_between(st, 0, sv, color="#78909c", lw=0, step="mid")
-                sax.plot(st, sv, color="#455a64", lw=0.5)
-            _spans(sax, p.alarms, ALARM_COLOURS, 0.22)
-            _split(sax, split)
-            sax.set_ylabel("score", fontsize=7)
-            sax.tick_params(labelsize=6, labelbottom=False)
-            sax.locator_params(axis="y", nbins=2)
     last = axes[-1]
     last.tick_params(labelbottom=True)
     _time_axis(last)
     last.set_xlabel(TIME_LABEL)
-    for ax in axes[:-1]:
-        ax.set_xlabel("")
     handles: list[Artist] = [Line2D([], [], color="#263238", lw=0.8, label="reading")]
+    if score_top is not None:
+        handles.append(Patch(color="#90a4ae", label=f"sensor score (strip top = {score_top:.3g})"))
     if any(p.triggers for p in panels):
         handles += [
             Line2D([], [], color=ALARM_COLOURS["amber"], ls="--", label="amber trigger"),
             Line2D([], [], color=ALARM_COLOURS["red"], ls="--", label="red trigger"),
         ]
-    if any(p.alarms is not None and not p.alarms.empty for p in panels):
-        handles += [
-            Patch(color=ALARM_COLOURS["amber"], alpha=0.3, label="amber alarm (attributed)"),
-            Patch(color=ALARM_COLOURS["red"], alpha=0.3, label="red alarm (attributed)"),
-        ]
+    levels = {str(v) for p in panels if p.alarms is not None for v in p.alarms["level"]}
+    for level in ("amber", "red"):
+        if level in levels:
+            handles.append(
+                Patch(color=ALARM_COLOURS[level], alpha=0.3, label=f"{level} alarm (attributed)")
+            )
     if any(p.events is not None and not p.events.empty for p in panels):
         handles.append(
             Patch(facecolor="none", edgecolor=EVENT_COLOUR, hatch="///", label="labelled event")
@@ -378,7 +404,8 @@ def sensor_series(
         handles.append(Line2D([], [], color=SPLIT_COLOUR, ls="--", label="training data ends"))
     fig.legend(
         handles=handles,
-        loc="outside upper center",
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1.0),
         ncols=min(len(handles), 4),
         fontsize=7,
         frameon=False,
@@ -599,17 +626,21 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
     ncols = 2 if has_lr else 1
     ax = fig.add_subplot(1, ncols, 1)
     loss_cols = [
-        c for c in metrics.columns if c == "loss" or c.endswith("_loss") or c.startswith("loss")
+        c
+        for c in metrics.columns
+        if c == "loss" or c.endswith(("_loss", "/loss")) or c.startswith("loss")
     ]
     drawn = False
+    positive = True
     for col in loss_cols:
         d = metrics[["step", col]].dropna()
         if d.empty:
             continue
-        ax.plot(d["step"], d[col], lw=1.0, label=col)
+        sparse = len(d) < 0.5 * len(metrics)  # evaluation-only rows: draw the points
+        ax.plot(d["step"], d[col], lw=1.0, label=col, marker="o" if sparse else None, ms=3)
         drawn = True
-        if (d[col] <= 0).any():
-            continue
+        positive = positive and bool((d[col] > 0).all())
+    if drawn and positive:
         ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss (latent smooth-L1)")

@@ -19,6 +19,10 @@ import pandas as pd
 
 LEVEL_RANK: dict[str, int] = {"green": 0, "amber": 1, "red": 2}
 
+ATTRIBUTED_SHARE = 0.2
+"""A sensor is held responsible for an alarm when it carries at least this share of the
+alarm's score, or the largest share."""
+
 
 def alarm_episodes(table: pd.DataFrame, interval: pd.Timedelta) -> pd.DataFrame:
     """Contiguous runs of amber/red rows in a scores table.
@@ -56,6 +60,15 @@ def alarm_episodes(table: pd.DataFrame, interval: pd.Timedelta) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=cols)
+
+
+def responsible(att: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an `attribution` table whose sensor is held responsible for its alarm:
+    the largest share of each episode, and every share of at least `ATTRIBUTED_SHARE`."""
+    if att.empty:
+        return att
+    first = att.groupby("episode", sort=False)["share"].transform("max") == att["share"]
+    return att[first | (att["share"] >= ATTRIBUTED_SHARE)]
 
 
 def attribution(

@@ -88,11 +88,12 @@ def build_report(
     emb = inputs.read_embeddings(emb_path) if emb_path is not None else None
     triggers = _triggers(site, run)
 
-    split = _split(config)
-    width = _width(config, metrics)
+    meta, meta_note = inputs.read_run_meta(run / "checkpoint.pt")
+    notes: list[str] = [meta_note] if meta_note else []
+    split = meta.train_end if meta is not None and meta.train_end is not None else _split(config)
+    width = _width(config, metrics) or (meta.width if meta is not None else None)
     episodes = pd.DataFrame()
     att = pd.DataFrame()
-    notes: list[str] = []
     if score_data is not None:
         episodes = analysis.alarm_episodes(score_data.table, score_data.interval)
         att = analysis.attribution(score_data.per_sensor, score_data.table, episodes)
@@ -197,7 +198,8 @@ def _split(config: Mapping[str, Any] | None) -> pd.Timestamp | None:
 
 
 def _width(config: Mapping[str, Any] | None, metrics: pd.DataFrame | None) -> int | None:
-    value = inputs.find_key(config or {}, WIDTH_KEYS)
+    model = (config or {}).get("model")
+    value = inputs.find_key(model if isinstance(model, Mapping) else (config or {}), WIDTH_KEYS)
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if metrics is not None:

@@ -3,6 +3,7 @@
 Files read (names relative to the run folder unless given explicitly):
 
 - ``config.yaml``     the resolved training configuration (YAML mapping)
+- ``checkpoint.pt``   only its metadata: the end of the training data, the embedding width
 - ``metrics.jsonl``   one JSON object per line: ``step`` and numbers (loss, lr, val/rankme, ...)
 - ``scores.csv``      ``timestamp,score,alarm,score:<sensor_id>...`` as `geojepa detect` writes
 - ``forecast*.csv``, ``forecasts/*.csv``  ``timestamp,prediction[,lower,upper]`` and optionally
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 ALARM_LEVELS: tuple[str, ...] = ("green", "amber", "red")
 TIME_COLUMNS: tuple[str, ...] = ("start", "window_start", "timestamp", "time", "times", "starts")
-EMBEDDING_KEYS: tuple[str, ...] = ("embeddings", "embedding", "z", "emb", "x")
+EMBEDDING_KEYS: tuple[str, ...] = ("vectors", "embeddings", "embedding", "z", "emb", "x")
 
 
 def _line_of_row(i: int) -> int:
@@ -154,6 +155,57 @@ def find_key(tree: object, names: tuple[str, ...]) -> object | None:
             if found is not None:
                 return found
     return None
+
+
+# ----------------------------------------------------------------------------- checkpoint
+@dataclass(frozen=True)
+class RunMeta:
+    """What the report takes from a run's checkpoint: the end of its training data (the
+    first training site's), the training sites' names, the step and the embedding width."""
+
+    train_end: pd.Timestamp | None
+    sites: tuple[str, ...]
+    step: int | None
+    width: int | None
+
+
+def read_run_meta(path: Path) -> tuple[RunMeta | None, str | None]:
+    """(metadata, note): the checkpoint's metadata, or None and why it could not be read.
+
+    The checkpoint is loaded safely (``weights_only=True``, by `geojepa.checkpoint`); an
+    unreadable one gives a note on the page rather than no report at all.
+    """
+    if not path.is_file():
+        return None, None
+    try:
+        from geojepa.checkpoint import read_checkpoint
+    except ImportError as err:  # a torch-free install: the report still works without it
+        return None, f"checkpoint not read ({err})"
+    try:
+        state = read_checkpoint(path)
+    except InputError as err:
+        return None, f"checkpoint not read: {err.render()}"
+    sites = [s for s in state.get("sites") or [] if isinstance(s, Mapping)]
+    train_end = None
+    if sites and sites[0].get("train_end"):
+        train_end = pd.Timestamp(str(sites[0]["train_end"]))
+        train_end = (
+            train_end.tz_localize("UTC")
+            if train_end.tzinfo is None
+            else train_end.tz_convert("UTC")
+        )
+    model = (state.get("config") or {}).get("model") or {}
+    width = model.get("dim") if isinstance(model, Mapping) else None
+    step = state.get("step")
+    return (
+        RunMeta(
+            train_end=train_end,
+            sites=tuple(str(s.get("name", "")) for s in sites),
+            step=int(step) if isinstance(step, int | float) else None,
+            width=int(width) if isinstance(width, int) and width > 0 else None,
+        ),
+        None,
+    )
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -393,9 +445,24 @@ def find_embeddings(run_dir: Path) -> Path | None:
     return None
 
 
+META_COLUMNS: tuple[str, ...] = ("scale", "scales", "start_index", "window", "sensor_id")
+
+
+def _dimension_columns(table: pd.DataFrame, tcol: str, *, text: bool) -> list[str]:
+    """Embedding columns: ``e0, e1, ...`` when present, else every other column except
+    the time and known bookkeeping columns (scale, start_index, ...); of a typed table
+    (Parquet) only the numeric ones, of a text table (CSV) all, checked cell by cell later."""
+    named = [c for c in table.columns if re.fullmatch(r"e\d+", str(c))]
+    if named:
+        return named
+    cols = [c for c in table.columns if c != tcol and c not in META_COLUMNS]
+    return cols if text else [c for c in cols if pd.api.types.is_numeric_dtype(table[c])]
+
+
 def read_embeddings(path: Path) -> Embeddings:
-    """Embeddings from ``.npz`` (arrays named e.g. ``embeddings`` and ``start``), or a table
-    (``.parquet``/``.csv``) with a time column and one numeric column per dimension.
+    """Embeddings from ``.npz`` (arrays named e.g. ``vectors`` and ``starts``, as
+    `geojepa embed` writes), or a table (``.parquet``/``.csv``) with a time column and one
+    numeric column per dimension (``e0, e1, ...``).
 
     Per-sensor embeddings (N, C, D) are averaged over sensors to (N, D).
     """
@@ -428,7 +495,7 @@ def read_embeddings(path: Path) -> Embeddings:
             )
         if suffix == ".csv":
             times = pd.DatetimeIndex(_times(table, tcol, path))
-            cols = [c for c in table.columns if c != tcol]
+            cols = _dimension_columns(table, tcol, text=True)
             vectors = (
                 np.column_stack([_numbers(table, c, path).to_numpy() for c in cols])
                 if cols
@@ -436,8 +503,7 @@ def read_embeddings(path: Path) -> Embeddings:
             )
         else:
             times = pd.DatetimeIndex(pd.to_datetime(table[tcol], utc=True))
-            num = table.drop(columns=[tcol]).select_dtypes("number")
-            vectors = num.to_numpy(dtype=float)
+            vectors = table[_dimension_columns(table, tcol, text=False)].to_numpy(dtype=float)
     else:
         raise InputError(
             f"unknown embeddings format {suffix!r}", file=path, hint="use .npz, .parquet or .csv"

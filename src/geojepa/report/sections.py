@@ -166,8 +166,9 @@ def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Sect
     sec = Section(
         "attribution",
         "Which gauge: alarm attribution",
-        "Each alarm (a run of amber/red times) with the sensors that carry most of its score; "
-        "a large share on one gauge points at that gauge (a fault, or a local movement).",
+        "Each alarm (a run of amber/red times) with the sensors ranked highest when it was "
+        "raised and their share of its score over its whole duration; a large share on one "
+        "gauge points at that gauge (a fault, or a local movement).",
     )
     if ctx.scores is None:
         sec.skipped = "no scores file"
@@ -196,7 +197,8 @@ def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Sect
                 "start (UTC)": ep["start"],
                 "end (UTC)": ep["end"],
                 "peak score": float(ep["peak_score"]),
-                "sensors responsible": who or "(no per-sensor scores)",
+                "named at onset": _onset_sensors(ctx.scores, ep["start"]),
+                "share of the alarm's score": who or "(no per-sensor scores)",
                 "labelled event overlapped": ev if match else "",
             }
         )
@@ -238,14 +240,30 @@ def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Sect
     return sec
 
 
+def _onset_sensors(scores: Scores, start: pd.Timestamp) -> str:
+    """The sensors `geojepa detect` and the edge scorer name for an alarm: ranked by their
+    score at its onset (shared code: `geojepa.alarms.attribute`)."""
+    from geojepa.alarms import attribute
+
+    per = scores.per_sensor
+    if per.shape[1] == 0:
+        return ""
+    row = np.flatnonzero((scores.table["timestamp"] == start).to_numpy())
+    if len(row) == 0:
+        return ""
+    return ", ".join(attribute(per.iloc[int(row[0])].to_numpy(dtype=float), list(per.columns), 3))
+
+
 # ----------------------------------------------------------------------------- series
 def series_section(ctx: Context) -> Section:
     sec = Section(
         "series",
         "Sensor time series",
         "Readings per sensor, grouped by kind, in the sensor's unit: dashed horizontal lines "
-        "are trigger levels, amber/red shading marks alarms attributed to that sensor, hatching "
-        "marks labelled events; the grey strip under each is the sensor's own anomaly score.",
+        "are trigger levels, amber/red shading marks alarms that sensor is held responsible for "
+        "(the largest share of the alarm's score, or at least a fifth of it), hatching marks "
+        "labelled events; the grey strip at the bottom is the sensor's own anomaly score, on "
+        "one scale for every sensor.",
     )
     if ctx.site is None or ctx.site.readings.empty:
         sec.skipped = "no site readings"
@@ -253,7 +271,8 @@ def series_section(ctx: Context) -> Section:
     site = ctx.site
     sensors = site.sensors
     labels = _labels(ctx)
-    attributed = set(ctx.attribution["sensor_id"]) if len(ctx.attribution) else set()
+    held = analysis.responsible(ctx.attribution)
+    attributed = set(held["sensor_id"]) if len(held) else set()
     with_events = {
         s
         for names in labels.get("sensors", pd.Series([], dtype=str))
@@ -272,6 +291,10 @@ def series_section(ctx: Context) -> Section:
     usable = readings[np.isfinite(readings["value"])]
     by_sensor = {str(k): g for k, g in usable.groupby("sensor_id", sort=False)}
     scores = ctx.scores
+    score_top = None
+    if scores is not None and scores.per_sensor.shape[1]:
+        top = float(np.nanmax(scores.per_sensor.to_numpy(dtype=float), initial=0.0))
+        score_top = top if top > 0 else None
     for kind, grp in sensors.groupby("kind", sort=True):
         sids = [str(s) for s in grp["id"] if s in chosen]
         for part, start in enumerate(range(0, len(sids), MAX_PANELS_PER_FIGURE)):
@@ -281,7 +304,7 @@ def series_section(ctx: Context) -> Section:
             ]
             n_parts = -(-len(sids) // MAX_PANELS_PER_FIGURE)
             title = f"{kind}" + (f" ({part + 1}/{n_parts})" if n_parts > 1 else "")
-            fig = plots.sensor_series(panels, split=ctx.split)
+            fig = plots.sensor_series(panels, split=ctx.split, score_top=score_top)
             sec.body.append(f"<h3>{esc(title)}</h3>")
             sec.body.append(
                 figure_html(fig, f"{len(panels)} {kind} sensor(s).", f"{kind} time series")
@@ -307,7 +330,8 @@ def _panel(
         score_t = scores.table["timestamp"]
         score_v = scores.per_sensor[sid].to_numpy()
     if len(ctx.attribution):
-        eps = set(ctx.attribution.loc[ctx.attribution["sensor_id"] == sid, "episode"])
+        held = analysis.responsible(ctx.attribution)
+        eps = set(held.loc[held["sensor_id"] == sid, "episode"])
         alarms = ctx.episodes[ctx.episodes["episode"].isin(eps)]
     return plots.SensorPanel(
         sensor_id=sid,
@@ -326,6 +350,7 @@ def _panel(
 CURVE_KINDS = ("settlement", "extensometer")
 DISPLACEMENT_KINDS = ("inclinometer", "gnss")
 MAX_CLASSIC_POINTS = 1000
+CLASSIC_BOOT = 10  # the classic methods' bands are not drawn: a few resamples suffice
 
 
 def forecast_section(ctx: Context) -> Section:
@@ -421,9 +446,9 @@ def classic_forecasts(
         y = np.bincount(k, weights=y, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
     chosen: list[Any] = [classic.Persistence(), classic.LinearTrend()]
     if kind in CURVE_KINDS:
-        chosen += [classic.Hyperbolic(n_boot=50), classic.Asaoka(n_boot=50)]
+        chosen += [classic.Hyperbolic(n_boot=CLASSIC_BOOT), classic.Asaoka(n_boot=CLASSIC_BOOT)]
     if kind in DISPLACEMENT_KINDS:
-        chosen.append(classic.Fukuzono(n_boot=50))
+        chosen.append(classic.Fukuzono(n_boot=CLASSIC_BOOT))
     out: dict[str, np.ndarray] = {}
     fell_back = []
     for method in chosen:
