@@ -47,9 +47,21 @@ def write_readings_csv(site: Site, out: str | Path) -> int:
     )
     with atomic_path(out) as tmp:
         try:  # plain cells; quotes only if some text holds a separator or a quote
-            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="none"))
+            pacsv.write_csv(
+                table,
+                tmp,
+                write_options=pacsv.WriteOptions(
+                    quoting_style="none", quoting_header="none", batch_size=1 << 16
+                ),
+            )
         except pa.ArrowInvalid:
-            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+            pacsv.write_csv(
+                table,
+                tmp,
+                write_options=pacsv.WriteOptions(
+                    quoting_style="needed", quoting_header="none", batch_size=1 << 16
+                ),
+            )
     return table.num_rows
 
 

@@ -347,7 +347,7 @@ def _from_parts(
             i = int(np.flatnonzero(bad)[0])
             col = next(s.column for s in specs if s.role == key)
             raise InputError(
-                f"{key} {v[i]!r} is not a whole number in {lo}..{hi}",
+                f"{key} {float(v[i]):g} is not a whole number in {lo}..{hi}",
                 file=p,
                 line=lmap[i],  # type: ignore[index]
                 column=col,

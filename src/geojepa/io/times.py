@@ -246,13 +246,18 @@ def _detect_format(
         return ok[0]  # the caller names the first row it cannot read
     if len(complete) == 1:
         return complete[0]
-    # several formats read everything (slash dates with all fields <= 12): keep the one whose
-    # times increase in file order, month-first on a tie
-    for f in complete:
+    # several formats read everything (slash dates with all fields <= 12): keep one whose
+    # times increase in file order, the most regular steps first, month-first on a tie
+    best: tuple[int, float, int] | None = None
+    for k, f in enumerate(complete):
         v = _ns(full[f])[codes].astype(np.int64)
-        if len(v) < 2 or (np.diff(v) > 0).all():
-            return f
-    return complete[0]
+        d = np.diff(v)
+        if len(v) >= 2 and not (d >= 0).all():
+            continue
+        score = (len(np.unique(d)), float(np.median(d)) if len(d) else 0.0, k)
+        if best is None or score < best:
+            best = score
+    return complete[best[2]] if best is not None else complete[0]
 
 
 def _raise_first_nat(
