@@ -276,3 +276,11 @@ def test_embedding_density_refuses_bad_input() -> None:
         EmbeddingDensity().score(z)
     with pytest.raises(ValueError, match="columns"):
         EmbeddingDensity().fit(z).score(z[:, :2])
+
+
+def test_window_cache_gives_the_same_scores(frame: SensorFrame) -> None:
+    det = Catch22Detector(window=24, method="knn").fit(frame, 150)
+    cached = det.score(frame).sensor_scores
+    del det._train_cache  # force every window to be recomputed
+    fresh = det.score(frame).sensor_scores
+    np.testing.assert_allclose(cached, fresh, rtol=1e-9, equal_nan=True)

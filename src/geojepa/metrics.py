@@ -14,6 +14,12 @@
   scores reach high point-adjusted F1 on long events.
 - `false_alarms_at_recall`: false alarms per month at the highest threshold that reaches a
   given event recall (a point on an evaluation curve, not a calibration).
+- Sensor-aware forms, for events that name their sensors: `cell_auc_pr` / `cell_vus_pr`
+  score every (time, sensor) cell against the cell labels (columns laid end to end, with
+  a gap wider than any buffer, so nothing leaks between sensors);
+  `attributed_event_metrics` counts an event as detected only when the site alarm is on
+  *and* names one of its sensors among the top-ranked, and an alarm row as false when it
+  names no sensor of an event under way (a right alarm for the wrong gauge is not a hit).
 
 Guarantees: a NaN score ranks below every finite score and never raises an alarm; metrics
 that are undefined (no positives, no events) return NaN rather than a made-up number.
@@ -31,12 +37,18 @@ import pandas as pd
 __all__ = [
     "EventMetrics",
     "Segment",
+    "SensorEvent",
+    "attributed_event_metrics",
+    "attributed_false_alarms_at_recall",
     "auc_pr",
+    "cell_auc_pr",
+    "cell_vus_pr",
     "event_metrics",
     "false_alarms_at_recall",
     "point_adjusted_f1",
     "range_auc_pr",
     "segments",
+    "top_k_columns",
     "vus_pr",
 ]
 
@@ -292,3 +304,167 @@ def false_alarms_at_recall(
     if not np.isfinite(thr):
         return float("nan")
     return event_metrics(s >= thr, events, interval, tolerance, grace).false_alarms_per_month
+
+
+# ----------------------------------------------------------------------------- sensor-aware
+
+
+@dataclass(frozen=True)
+class SensorEvent:
+    """Rows ``start .. stop-1`` on sensor columns `columns` (None: every sensor; (): none of
+    the scored sensors, so no detector can find it)."""
+
+    start: int
+    stop: int
+    columns: tuple[int, ...] | None
+
+    def __post_init__(self) -> None:
+        if self.stop <= self.start:
+            raise ValueError(f"empty event {self.start}..{self.stop}")
+
+
+def _flatten(x: np.ndarray, pad: int, fill: float | bool) -> np.ndarray:
+    """Columns of (T, C) laid end to end with `pad` rows of `fill` after each: -> (C*(T+pad),)."""
+    t, c = x.shape
+    out = np.full((c, t + pad), fill, dtype=x.dtype)
+    out[:, :t] = x.T
+    return out.reshape(-1)
+
+
+def cell_auc_pr(scores: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Average precision over (time, sensor) cells: scores, truth, valid are (T, C)."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(truth, dtype=bool).reshape(-1)
+    v = None if valid is None else np.asarray(valid, dtype=bool).reshape(-1)
+    return auc_pr(s, y, v)
+
+
+def cell_vus_pr(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    max_window: int = 24,
+    n_windows: int = 7,
+    valid: np.ndarray | None = None,
+) -> float:
+    """VUS-PR over cells: each sensor's column is a series; buffers never cross sensors."""
+    pad = max_window + 1
+    s = _flatten(np.asarray(scores, dtype=np.float64), pad, np.nan)
+    y = _flatten(np.asarray(truth, dtype=bool), pad, False)
+    base = np.ones_like(truth, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    v = _flatten(base, pad, False)
+    return vus_pr(s, y, max_window, n_windows, valid=v)
+
+
+def top_k_columns(sensor_scores: np.ndarray, k: int = 3) -> np.ndarray:
+    """Columns of the k highest per-sensor scores in each row: (T, C) -> (T, k), -1 for NaN."""
+    s = np.asarray(sensor_scores, dtype=np.float64)
+    key = np.where(np.isnan(s), -np.inf, s)
+    order = np.argsort(-key, axis=1, kind="stable")[:, :k]  # (T, k)
+    picked = np.take_along_axis(s, order, axis=1)
+    order[np.isnan(picked)] = -1
+    if order.shape[1] < k:
+        order = np.concatenate(
+            [order, np.full((order.shape[0], k - order.shape[1]), -1, dtype=order.dtype)], axis=1
+        )
+    return order
+
+
+def _named(ranked: np.ndarray, columns: tuple[int, ...] | None) -> np.ndarray:
+    """Rows whose ranked columns (R, k) include one of `columns`: -> (R,) bool."""
+    if columns is None:
+        return np.ones(ranked.shape[0], dtype=bool)
+    if not columns:
+        return np.zeros(ranked.shape[0], dtype=bool)
+    return np.asarray(np.isin(ranked, np.asarray(columns)).any(axis=1), dtype=bool)
+
+
+def attributed_event_metrics(
+    alarm: np.ndarray,
+    ranked: np.ndarray,
+    events: Sequence[SensorEvent],
+    interval: pd.Timedelta,
+    tolerance: int = 0,
+    grace: int = 0,
+) -> EventMetrics:
+    """Event-wise metrics of a site alarm (T,) with its ranked sensors (T, k).
+
+    An event is detected at the first row of ``start .. stop-1+tolerance`` where the alarm
+    is on and names one of its sensors (a site-wide event: any). An alarm row is explained
+    when it names a sensor of an event under way (rows ``start .. stop-1+max(tolerance,
+    grace)``); runs of unexplained alarm rows are false alarms. Precision = detected /
+    (detected + false alarms).
+    """
+    on = np.asarray(alarm, dtype=bool)
+    rk = np.asarray(ranked)
+    t = on.size
+    explained = np.zeros(t, dtype=bool)
+    delays: list[int] = []
+    detected: list[bool] = []
+    for ev in events:
+        a, b = max(ev.start, 0), min(ev.stop + tolerance, t)
+        hit = np.flatnonzero(on[a:b] & _named(rk[a:b], ev.columns))
+        detected.append(bool(hit.size))
+        if hit.size:
+            delays.append(int(hit[0]))
+        b2 = min(ev.stop + max(tolerance, grace), t)
+        explained[a:b2] |= _named(rk[a:b2], ev.columns)
+    n_false = len(segments(on & ~explained))
+    n_det = int(sum(detected))
+    n_events = len(events)
+    precision = n_det / (n_det + n_false) if n_det + n_false else float("nan")
+    recall = n_det / n_events if n_events else float("nan")
+    if n_events and n_det + n_false and precision + recall > 0:
+        f1 = 2 * precision * recall / (precision + recall)
+    elif n_events:
+        f1 = 0.0
+    else:
+        f1 = float("nan")
+    months = _months(t, interval)
+    return EventMetrics(
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        n_events=n_events,
+        n_detected=n_det,
+        n_alarms=len(segments(on)),
+        n_false_alarms=n_false,
+        false_alarms_per_month=n_false / months if months > 0 else float("nan"),
+        mean_delay=float(np.mean(delays)) if delays else float("nan"),
+        median_delay=float(np.median(delays)) if delays else float("nan"),
+        delays=tuple(delays),
+        detected=tuple(detected),
+    )
+
+
+def attributed_false_alarms_at_recall(
+    scores: np.ndarray,
+    ranked: np.ndarray,
+    events: Sequence[SensorEvent],
+    interval: pd.Timedelta,
+    recall: float,
+    tolerance: int = 0,
+    grace: int = 0,
+) -> float:
+    """False alarms per month of ``scores >= threshold`` (with `ranked` attribution) at the
+    highest threshold whose attributed event recall is >= `recall`; NaN if none reaches it.
+
+    Detection at a threshold needs a row with score >= threshold that names the event's
+    sensor, so each event's best such score is where its detection switches on.
+    """
+    s = _finite_scores(scores)
+    rk = np.asarray(ranked)
+    if not events:
+        return float("nan")
+    t = s.size
+    best = []
+    for ev in events:
+        a, b = max(ev.start, 0), min(ev.stop + tolerance, t)
+        named = _named(rk[a:b], ev.columns)
+        best.append(s[a:b][named].max(initial=-np.inf))
+    order = np.sort(np.asarray(best))[::-1]
+    k = max(int(np.ceil(recall * len(events) - 1e-9)), 1)
+    thr = order[k - 1]
+    if not np.isfinite(thr):
+        return float("nan")
+    m = attributed_event_metrics(s >= thr, rk, events, interval, tolerance, grace)
+    return m.false_alarms_per_month

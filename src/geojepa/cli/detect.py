@@ -61,6 +61,9 @@ def benchmark(
     sensors: int = typer.Option(16, "--sensors", min=1, help="Sensors per simulated site."),
     days: int = typer.Option(120, "--days", min=2, help="Days per simulated site."),
     freq: str = typer.Option("1h", "--freq", help="Reading interval of simulated sites."),
+    event_rate: float = typer.Option(
+        3.0, "--event-rate", min=0.0, help="Multiplier of the simulator's event counts."
+    ),
     threshold: str = typer.Option("quantile", "--threshold", help="quantile or pot."),
     train_fraction: float = typer.Option(
         0.5, "--train-fraction", min=0.05, max=0.95, help="Share of time used for training."
@@ -99,9 +102,15 @@ def benchmark(
                 f"unknown scenario {bad[0]!r}", hint="use one of " + ", ".join(SCENARIOS)
             )
         cases = [Case(s, i, k) for s in scen for i in levels for k in seed_list]
-        build = simulated_builder(n_sensors=sensors, days=days, freq=freq)
+        build = simulated_builder(n_sensors=sensors, days=days, freq=freq, event_rate=event_rate)
         title = f"Detectors on simulated sites ({sensors} sensors, {days} days, {freq})"
-        meta = {"source": source, "sensors": sensors, "days": days, "freq": freq}
+        meta = {
+            "source": source,
+            "sensors": sensors,
+            "days": days,
+            "freq": freq,
+            "event_rate": event_rate,
+        }
     else:
         from geojepa.evaluate.sites import gw_builder, gw_cases
 

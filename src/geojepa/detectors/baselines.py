@@ -197,22 +197,22 @@ class _WindowDensityDetector(SensorwiseDetector):
     def _features(self, win: SensorWindows) -> np.ndarray:
         raise NotImplementedError
 
-    def _sensor_features(self, frame: SensorFrame, c: int) -> tuple[SensorWindows, np.ndarray]:
-        """Windows of sensor c and their features (K, F); NaN features left as NaN."""
+    def _windows(self, frame: SensorFrame, c: int) -> SensorWindows:
         x = (frame.values[:, c].astype(np.float64) - self.loc_[c]) / self.spread_[c]
-        win = causal_windows(x, frame.observed[:, c], self.window, self.hop)
-        return win, self._features(win)
+        return causal_windows(x, frame.observed[:, c], self.window, self.hop)
 
-    def _column(
-        self, frame: SensorFrame, c: int, win: SensorWindows, feats: np.ndarray
-    ) -> np.ndarray:
-        """Score column (T,) of sensor c from its windows' features."""
+    def _window_scores(self, c: int, win: SensorWindows) -> np.ndarray:
+        """Score of each window of sensor c: (K,), NaN where the window has no observation."""
         k_scores = np.full(win.ends.shape[0], np.nan)  # (K,)
         if win.valid.any():
-            rows = feats[win.valid]
+            rows = self._features(_take(win, win.valid))  # (K_valid, F)
             rows = np.where(np.isnan(rows), self.fill_[c][None, :], rows)
             k_scores[win.valid] = self.models_[c].score(rows)
-        col = k_scores[np.arange(frame.n_times) // self.hop]  # (T,), causal spread
+        return k_scores
+
+    def _spread_rows(self, frame: SensorFrame, c: int, k_scores: np.ndarray) -> np.ndarray:
+        """Window scores (K,) -> row scores (T,): window e covers rows e .. e+hop-1 (causal)."""
+        col = k_scores[np.arange(frame.n_times) // self.hop]
         col[np.isnan(col) & frame.observed[:, c]] = self.median_score_[c]
         return col
 
@@ -223,12 +223,13 @@ class _WindowDensityDetector(SensorwiseDetector):
         self.models_: list[EmbeddingDensity] = []
         self.median_score_ = np.zeros(train.n_sensors)
         raw = np.full((train.n_times, train.n_sensors), np.nan)  # (T_train, C)
+        cached = []
         for c in range(train.n_sensors):
             v = _train_values(train, c)
             self.loc_[c] = float(v.mean())
             self.spread_[c] = _positive(float(v.std()))
-            win, feats = self._sensor_features(train, c)
-            rows = feats[win.valid]
+            win = self._windows(train, c)
+            rows = self._features(_take(win, win.valid))  # (K_valid, F)
             with np.errstate(all="ignore"):
                 fill = np.nanmedian(np.where(np.isnan(rows).all(axis=0), 0.0, rows), axis=0)
             self.fill_.append(np.where(np.isfinite(fill), fill, 0.0))
@@ -240,16 +241,51 @@ class _WindowDensityDetector(SensorwiseDetector):
                 seed=self.seed + 7919 * c,
             ).fit(rows)
             self.models_.append(model)
-            self.median_score_[c] = float(np.median(model.score(rows)))
-            raw[:, c] = self._column(train, c, win, feats)
+            k_scores = np.full(win.ends.shape[0], np.nan)
+            k_scores[win.valid] = model.score(rows)
+            self.median_score_[c] = float(np.nanmedian(k_scores))
+            raw[:, c] = self._spread_rows(train, c, k_scores)
+            cached.append(k_scores)
+        # window scores of the training rows: scoring a frame that begins with exactly these
+        # rows reuses them (windows are causal, so they cannot differ)
+        self._train_cache = (train.values.copy(), train.observed.copy(), cached)
         return raw
+
+    def _cached_prefix(self, frame: SensorFrame) -> list[np.ndarray] | None:
+        cache = getattr(self, "_train_cache", None)
+        if cache is None:
+            return None
+        values, observed, k_scores = cache
+        n = values.shape[0]
+        if frame.n_times < n or not np.array_equal(frame.observed[:n], observed):
+            return None
+        if not np.array_equal(frame.values[:n], values, equal_nan=True):
+            return None
+        return list(k_scores)
 
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         out = np.full((frame.n_times, frame.n_sensors), np.nan)  # (T, C)
+        prefix = self._cached_prefix(frame)
         for c in range(frame.n_sensors):
-            win, feats = self._sensor_features(frame, c)
-            out[:, c] = self._column(frame, c, win, feats)
+            win = self._windows(frame, c)
+            if prefix is None:
+                k_scores = self._window_scores(c, win)
+            else:
+                k0 = prefix[c].shape[0]  # windows ending inside the training rows
+                rest = self._window_scores(c, _take(win, np.arange(k0, win.ends.shape[0])))
+                k_scores = np.concatenate([prefix[c], rest])
+            out[:, c] = self._spread_rows(frame, c, k_scores)
         return out
+
+
+def _take(win: SensorWindows, index: np.ndarray) -> SensorWindows:
+    """The windows selected by `index` (bool mask or integer positions)."""
+    return SensorWindows(
+        ends=win.ends[index],
+        data=win.data[index],
+        valid=win.valid[index],
+        observed_fraction=win.observed_fraction[index],
+    )
 
 
 class WindowIsolationForest(_WindowDensityDetector):

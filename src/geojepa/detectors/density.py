@@ -76,10 +76,8 @@ class EmbeddingDensity(BaseEstimator):
         z = (arr - self.mean_) / self.std_  # (N, D)
         self.n_features_in_ = arr.shape[1]
         if self.method == "knn":
-            from sklearn.neighbors import NearestNeighbors
-
-            k = min(self.n_neighbors + 1, z.shape[0])
-            self.model_ = NearestNeighbors(n_neighbors=k).fit(z)
+            self.model_ = z  # the standardised training rows (N, D)
+            self.sq_norms_ = (z**2).sum(axis=1)  # (N,)
         elif self.method == "mahalanobis":
             from sklearn.covariance import LedoitWolf
 
@@ -104,14 +102,27 @@ class EmbeddingDensity(BaseEstimator):
             return np.zeros(0)
         z = (arr - self.mean_) / self.std_
         if self.method == "knn":
-            dist, _ = self.model_.kneighbors(z)  # (N, k+1), ascending
-            k = dist.shape[1] - 1
-            if k < 1:
-                return np.asarray(dist[:, 0], dtype=np.float64)
-            self_match = dist[:, 0] <= 1e-9
-            # leave the identical training row out: neighbours 1..k, else 0..k-1
-            use = np.where(self_match[:, None], dist[:, 1:], dist[:, :k])
-            return np.asarray(use.mean(axis=1), dtype=np.float64)
+            return self._knn(z)
         if self.method == "mahalanobis":
             return np.sqrt(np.maximum(self.model_.mahalanobis(z), 0.0))
         return np.asarray(-self.model_.score_samples(z), dtype=np.float64)
+
+    def _knn(self, z: np.ndarray, chunk: int = 1024) -> np.ndarray:
+        """Mean distance to the k nearest training rows, an identical row left out: (N, D) -> (N,).
+
+        Exact Euclidean distances by blocks of queries (numpy only: no thread pool of its
+        own to fight over a shared machine's cores).
+        """
+        train: np.ndarray = self.model_  # (M, D)
+        k = min(self.n_neighbors, train.shape[0] - 1)
+        out = np.empty(z.shape[0])
+        for i in range(0, z.shape[0], chunk):
+            q = z[i : i + chunk]  # (B, D)
+            d2 = (q**2).sum(axis=1)[:, None] + self.sq_norms_[None, :] - 2.0 * (q @ train.T)
+            d = np.sqrt(np.maximum(d2, 0.0))  # (B, M)
+            near = np.sort(np.partition(d, k, axis=1)[:, : k + 1], axis=1)  # (B, k+1)
+            self_match = near[:, 0] <= 1e-6 * (1.0 + np.sqrt(self.sq_norms_.max()))
+            # leave the identical training row out: neighbours 1..k, else 0..k-1
+            use = np.where(self_match[:, None], near[:, 1:], near[:, :k])
+            out[i : i + chunk] = use.mean(axis=1)
+        return out

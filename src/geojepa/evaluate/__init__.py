@@ -23,6 +23,7 @@ from geojepa.evaluate.protocol import (
     evaluate_scores,
     ground_truth,
     select_sensors,
+    sensor_events,
     time_split,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "markdown_table",
     "run_benchmark",
     "select_sensors",
+    "sensor_events",
     "summarise",
     "time_split",
     "write_benchmark",

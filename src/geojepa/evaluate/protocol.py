@@ -7,14 +7,19 @@
    ``TrainingScores.from_scores(score, train_end)`` only (a quantile or POT). No label,
    training or test, reaches a threshold or a hyperparameter.
 4. TARP alarm levels run over the whole series (so the state is warm at the split); the
-   test rows are compared with the labels: AUC-PR, VUS-PR, event-wise P/R/F1 without
+   test period is compared with the labels. Point metrics (AUC-PR, VUS-PR) score every
+   observed (time, sensor) cell: events name their sensors, and on a site where long
+   events on some gauges overlap most of the time a per-time score would be judged on
+   "is anything happening somewhere", which a random score passes. Event metrics follow
+   the site alarm and the sensors it names (top `top_k`): event-wise P/R/F1 without
    point-adjust, detection delay, false alarms per month, false alarms per month at a
    fixed event recall, attribution (is the top-ranked sensor one of the event's?), and the
    point-adjusted F1 (read only beside the random detector's: the benchmark always runs it).
 
-Events that start in the training period, and events of `Protocol.ignore_kinds` (dropout:
-missing data is found by a completeness check, not by an anomaly score), are left out of
-the test metrics (their rows are excluded, not counted as normal). Sensors with too few
+Events that start in the training period are left out of the test metrics (their rows
+are excluded, not counted as normal). Events of `Protocol.ignore_kinds` (dropout: missing
+data is found by a completeness check, not by an anomaly score; the observed cells of
+those rows hold nothing abnormal) are not events here: their rows count as normal. Sensors with too few
 training readings (manual campaigns) are left out of the detector's frame and listed. Per event kind, rows of the other kinds'
 events are excluded from the point metrics; precision and false alarms are site-wide.
 """
@@ -35,12 +40,13 @@ from geojepa.detectors import Detector, DetectorScores
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame, label_mask
 from geojepa.metrics import (
-    Segment,
-    auc_pr,
-    event_metrics,
-    false_alarms_at_recall,
+    SensorEvent,
+    attributed_event_metrics,
+    attributed_false_alarms_at_recall,
+    cell_auc_pr,
+    cell_vus_pr,
     point_adjusted_f1,
-    vus_pr,
+    top_k_columns,
 )
 from geojepa.thresholds import TrainingScores, calibrate
 
@@ -57,6 +63,7 @@ __all__ = [
     "evaluate_scores",
     "ground_truth",
     "select_sensors",
+    "sensor_events",
     "time_split",
 ]
 
@@ -118,10 +125,39 @@ class GroundTruth:
         ]
 
     def mask(self, events: Sequence[LabelledEvent]) -> np.ndarray:
+        """Rows covered by `events`: (T,) bool."""
         m = np.zeros(self.n_times, dtype=bool)
         for e in events:
             m[e.start : e.stop] = True
         return m
+
+    def cell_mask(self, events: Sequence[LabelledEvent], sensor_ids: Sequence[str]) -> np.ndarray:
+        """Cells covered by `events` on the sensors `sensor_ids`: (T, C) bool."""
+        col = {s: i for i, s in enumerate(sensor_ids)}
+        m = np.zeros((self.n_times, len(col)), dtype=bool)
+        for e in events:
+            cols = list(col.values()) if not e.sensors else [col[x] for x in e.sensors if x in col]
+            m[e.start : e.stop, cols] = True
+        return m
+
+
+def sensor_events(
+    events: Sequence[LabelledEvent], sensor_ids: Sequence[str], offset: int = 0
+) -> list[SensorEvent]:
+    """`events` as `SensorEvent` on the columns of `sensor_ids`, rows shifted by -offset.
+
+    An event whose sensors are all absent from `sensor_ids` gets no columns: no detector
+    that scores these sensors can find it, and it counts as missed.
+    """
+    col = {s: i for i, s in enumerate(sensor_ids)}
+    return [
+        SensorEvent(
+            e.start - offset,
+            e.stop - offset,
+            None if not e.sensors else tuple(col[x] for x in e.sensors if x in col),
+        )
+        for e in events
+    ]
 
 
 def ground_truth(labels: pd.DataFrame, frame: SensorFrame) -> GroundTruth:
@@ -168,6 +204,7 @@ class Protocol:
     vus_max_window: int = 24
     fa_recall: float = 0.5  # event recall at which false alarms per month are compared
     min_train_readings: int = 10  # sensors with fewer training readings are left out
+    top_k: int = 3  # sensors an alarm names (attribution)
     ignore_kinds: tuple[str, ...] = ("dropout",)  # missing data: a completeness check's job
 
 
@@ -217,8 +254,8 @@ def calibrate_policy(train: TrainingScores, protocol: Protocol) -> TarpPolicy:
 def _attribution(
     scores: DetectorScores, levels: np.ndarray, events: Sequence[LabelledEvent], tol: int
 ) -> tuple[float, int]:
-    """Share of detected, sensor-specific events whose first alarm row ranks one of the
-    event's sensors first; and how many events were judged."""
+    """Share of sensor-specific events, with an alarm under way, whose first alarm row ranks
+    one of the event's sensors first; and how many events were judged."""
     hits, judged = 0, 0
     for e in events:
         if not e.sensors:
@@ -241,49 +278,51 @@ def evaluate_scores(
     split: TimeSplit,
     protocol: Protocol,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of already computed scores under the protocol: {kind or "all": {metric: value}}."""
+    """Metrics of already computed scores under the protocol: {kind or "all": {metric: value}}.
+
+    Point metrics (AUC-PR, VUS-PR) score every observed (time, sensor) cell of the test
+    period against the cell labels. Event metrics follow the site alarm (TARP on the
+    per-time score, thresholds from training scores) and its attribution: an event is
+    detected when the alarm names one of its sensors among the top `protocol.top_k`.
+    """
     train = TrainingScores.from_scores(scores.score, split.train_end)
     policy = calibrate_policy(train, protocol)
     levels = alarm_levels(scores.score, policy)  # (T,) over the whole series
     a = split.train_end
-    s_test = scores.score[a:]
-    alarm_test = levels[a:] > 0
-    ignored = set(protocol.ignore_kinds)
+    ids = list(scores.sensor_ids)
+    ignored = set(protocol.ignore_kinds)  # not events at all: their cells count as normal
     test_events = [e for e in truth.test_events(split) if e.kind not in ignored]
-    excluded = np.zeros(truth.n_times, dtype=bool)  # events begun before the split, ignored
-    for e in truth.events:
-        if e.start < a or e.kind in ignored:
-            excluded[e.start : e.stop] = True
-    excluded = excluded[a:]
-    tol = protocol.tolerance
-
-    def segs(evts: Sequence[LabelledEvent]) -> list[Segment]:
-        return [Segment(e.start - a, min(e.stop, truth.n_times) - a) for e in evts]
-
-    out: dict[str, dict[str, float]] = {}
-    all_mask = truth.mask(test_events)[a:]
-    em = event_metrics(alarm_test, segs(test_events), frame.interval, tol, protocol.grace)
+    early = [e for e in truth.events if e.start < a and e.kind not in ignored]
+    excluded = truth.cell_mask(early, ids)[a:]  # (T_test, C) cells of events begun before
+    excluded_rows = truth.mask(early)[a:]
+    valid = frame.observed[a:] & ~excluded  # (T_test, C)
+    cells = truth.cell_mask(test_events, ids)[a:]  # (T_test, C)
+    s_cells = scores.sensor_scores[a:]  # (T_test, C)
+    s_test = scores.score[a:]  # (T_test,)
+    alarm_test = levels[a:] > 0
+    ranked = top_k_columns(s_cells, protocol.top_k)  # (T_test, k)
+    tol, grace = protocol.tolerance, protocol.grace
+    sev = sensor_events(test_events, ids, a)
+    em = attributed_event_metrics(alarm_test, ranked, sev, frame.interval, tol, grace)
     attr, n_attr = _attribution(scores, levels, test_events, tol)
+    rows_truth = truth.mask(test_events)[a:]
+    out: dict[str, dict[str, float]] = {}
     out[ALL] = {
-        "auc_pr": auc_pr(s_test, all_mask, ~excluded),
-        "vus_pr": vus_pr(s_test, all_mask, protocol.vus_max_window, valid=~excluded),
+        "auc_pr": cell_auc_pr(s_cells, cells, valid),
+        "vus_pr": cell_vus_pr(s_cells, cells, protocol.vus_max_window, valid=valid),
         "event_precision": em.precision,
         "event_recall": em.recall,
         "event_f1": em.f1,
         "delay": em.mean_delay,
         "false_alarms_per_month": em.false_alarms_per_month,
-        "fa_per_month_at_recall": false_alarms_at_recall(
-            np.where(excluded, np.nan, s_test),
-            segs(test_events),
-            frame.interval,
-            protocol.fa_recall,
-            tolerance=tol,
-            grace=protocol.grace,
+        "fa_per_month_at_recall": attributed_false_alarms_at_recall(
+            s_test, ranked, sev, frame.interval, protocol.fa_recall, tol, grace
         ),
-        "pa_f1": point_adjusted_f1(alarm_test & ~excluded, all_mask),
+        "pa_f1": point_adjusted_f1(alarm_test & ~excluded_rows, rows_truth),
         "attribution_top1": attr,
         "n_events": float(em.n_events),
         "n_attributed": float(n_attr),
+        "cell_prevalence": float(cells[valid].mean()) if valid.any() else float("nan"),
         "amber": policy.amber,
         "red": policy.red,
     }
@@ -291,12 +330,14 @@ def evaluate_scores(
         evts = [] if kind in ignored else truth.test_events(split, kind)
         if not evts:
             continue
-        kmask = truth.mask(evts)[a:]
-        valid = ~excluded & ~(all_mask & ~kmask)  # leave out rows of other kinds' events
-        km = event_metrics(alarm_test, segs(evts), frame.interval, tol, protocol.grace)
+        kcells = truth.cell_mask(evts, ids)[a:]
+        kvalid = valid & ~(cells & ~kcells)  # leave out cells of other kinds' events
+        km = attributed_event_metrics(
+            alarm_test, ranked, sensor_events(evts, ids, a), frame.interval, tol, grace
+        )
         out[kind] = {
-            "auc_pr": auc_pr(s_test, kmask, valid),
-            "vus_pr": vus_pr(s_test, kmask, protocol.vus_max_window, valid=valid),
+            "auc_pr": cell_auc_pr(s_cells, kcells, kvalid),
+            "vus_pr": cell_vus_pr(s_cells, kcells, protocol.vus_max_window, valid=kvalid),
             "event_recall": km.recall,
             "delay": km.mean_delay,
             "n_events": float(km.n_events),

@@ -44,8 +44,14 @@ FAULT_DAYS: dict[str, float] = {"spike": 0.0, "step": 60.0, "drift": 120.0, "stu
 """Length of each injected fault in days (0: a single grid row)."""
 
 
-def simulated_builder(n_sensors: int = 16, days: int = 120, freq: str = "1h") -> SiteBuilder:
-    """A builder drawing ``simulate_site`` for each case (scenario, intensity, seed)."""
+def simulated_builder(
+    n_sensors: int = 16, days: int = 120, freq: str = "1h", event_rate: float = 3.0
+) -> SiteBuilder:
+    """A builder drawing ``simulate_site`` for each case (scenario, intensity, seed).
+
+    `event_rate` multiplies the simulator's event counts, so a test period of weeks holds
+    enough events to measure recall and precision.
+    """
 
     def build(case: Case) -> Site:
         try:
@@ -62,6 +68,7 @@ def simulated_builder(n_sensors: int = 16, days: int = 120, freq: str = "1h") ->
             freq=freq,
             seed=case.seed,
             intensity=case.intensity,
+            event_rate=event_rate,
         )
         site = sim.site if hasattr(sim, "site") else sim
         if not isinstance(site, Site):
