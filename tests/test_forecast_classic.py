@@ -114,7 +114,19 @@ def test_hyperbolic_falls_back_when_settlement_accelerates() -> None:
 
 def test_stage_start_is_the_first_reading_after_the_last_change() -> None:
     assert stage_start(np.array([1.0, 1.0, 2.0, 2.0, np.nan, 3.0, 3.0])) == 5
+    assert stage_start(np.array([1.0, 1.0, 2.0, 2.0, np.nan, 2.0])) == 2  # NaN carries 2.0
     assert stage_start(np.array([1.0, 1.0, 1.0])) == 0
+    assert stage_start(np.array([np.nan, 1.0, 1.0])) == 1  # unknown load is not this stage
+
+
+def test_stage_start_ignores_gauge_noise_and_waits_for_a_ramp_to_reach_its_top() -> None:
+    rng = np.random.default_rng(13)
+    ramp = np.concatenate([np.full(10, 2.0), np.linspace(2.0, 5.0, 12), np.full(20, 5.0)])
+    noisy = ramp + rng.normal(0, 0.05, ramp.size)  # 1 % noise, below the 5 % tolerance
+    top = int(np.flatnonzero(ramp == 5.0)[0])
+    assert top - 2 <= stage_start(noisy) <= top  # where the ramp nears its top, not before
+    assert top - 2 <= stage_start(noisy, rel_tol=0.0) <= top  # the noise estimate suffices
+    assert stage_start(noisy, rel_tol=0.0, noise_k=0.0) > top  # no tolerance: noise is a stage
 
 
 # --------------------------------------------------------------------------- Asaoka
@@ -168,6 +180,28 @@ def test_fukuzono_recovers_the_time_of_failure() -> None:
     assert np.isnan(m.predict(np.array([t_f + 5.0])).prediction[0])  # no displacement after t_f
 
 
+def test_fukuzono_span_smooths_noisy_velocities() -> None:
+    rng = np.random.default_rng(14)
+    t_f, b = 100.0, 0.5
+    t = np.arange(0.0, 85.0, 1.0 / 24.0)  # hourly readings
+    x = creep_to_failure(t, t_f, b) + rng.normal(0, 0.02, t.size)
+    raw = Fukuzono(window=30.0, n_boot=50).fit(t, x)
+    smooth = Fukuzono(window=30.0, span=2.0, n_boot=50).fit(t, x)
+    assert abs(smooth.time_of_failure_ - t_f) < 3.0
+    assert not abs(raw.time_of_failure_ - t_f) < 3.0  # hourly differences drown in noise
+    tm, _v = smooth.velocity(t[:200], x[:200])
+    assert np.all(np.diff(tm) > 0) and tm.size == 200 - 2  # the first two lack 3 readings
+
+
+def test_fukuzono_keeps_a_failure_time_already_past() -> None:
+    t = np.linspace(0.0, 97.0, 400)
+    x = 1.0 / (100.0 - t)  # 1/v = (100 - t)^2: convex, so the fitted line hits 0 before t = 97
+    m = Fukuzono(window=20.0, n_boot=50).fit(t, x)
+    assert m.fallback_ is not None  # no displacement curve from a failure already passed
+    assert 90.0 < m.time_of_failure_ < t[-1]
+    assert m.failure_lower_ <= m.time_of_failure_ <= m.failure_upper_
+
+
 def test_fukuzono_on_steady_creep_predicts_no_failure_and_a_straight_line() -> None:
     t = np.arange(0.0, 60.0, 1.5)
     m = Fukuzono().fit(t, 2.0 + 0.1 * t)
@@ -205,7 +239,7 @@ def test_every_method_follows_the_contract(name: str) -> None:
     assert isinstance(fc, Forecast)
     assert fc.prediction.shape == fc.lower.shape == fc.upper.shape == (3,)
     ok = np.isfinite(fc.prediction)
-    if name == "fukuzono":  # no displacement at or after the predicted failure
+    if name == "fukuzono" and model.fallback_ is None:  # no displacement after failure
         assert np.all(ok == (tf < model.time_of_failure_))
     else:
         assert ok.all()

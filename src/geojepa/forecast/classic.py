@@ -63,18 +63,34 @@ def _ols(x: np.ndarray, z: np.ndarray) -> tuple[float, float]:
     return float(z.mean()) - slope * xm, slope
 
 
-def stage_start(load: np.ndarray, tol: float = 1e-9) -> int:
-    """Index of the first reading of the last load stage (where `load` last changed).
+def stage_start(
+    load: np.ndarray, rel_tol: float = 0.05, abs_tol: float = 1e-9, noise_k: float = 4.0
+) -> int:
+    """Index of the first reading of the current load stage.
 
-    NaN load values carry the previous value forward (a load stays until changed).
+    The current load is the last known one; the stage starts right after the last reading
+    whose load differs from it by more than ``max(abs_tol, rel_tol * |current|, noise_k *
+    sigma)``, sigma the gauge noise estimated robustly from the load's first differences
+    (MAD; zero for a stepwise record). So a fill raised gradually starts its stage when it
+    reaches its current height, and a gauge's noise is not a new stage. NaN loads carry the
+    previous value forward (a load stays until changed); loads before the first known one
+    count as different.
     """
     vals = np.asarray(load, dtype=np.float64)  # (T,)
     filled = vals.copy()
     for i in range(1, filled.size):
         if not np.isfinite(filled[i]):
             filled[i] = filled[i - 1]
-    changes = np.flatnonzero(np.abs(np.diff(filled)) > tol)
-    return int(changes[-1] + 1) if changes.size else 0
+    known = np.isfinite(filled)
+    if not known.any():
+        return 0
+    current = float(filled[known][-1])
+    d = np.diff(filled[known])
+    sigma = float(np.median(np.abs(d - np.median(d)))) / 0.6745 / np.sqrt(2.0) if d.size else 0.0
+    tol = max(abs_tol, rel_tol * abs(current), noise_k * sigma)
+    off = ~known | (np.abs(filled - current) > tol)
+    idx = np.flatnonzero(off)
+    return int(idx[-1] + 1) if idx.size else 0
 
 
 def _block_resample(resid: np.ndarray, rng: np.random.Generator, block: int) -> np.ndarray:
@@ -297,7 +313,7 @@ class CurveForecaster(Forecaster):
 
 
 def _load_stage(
-    method: str, load: str | None, t: np.ndarray, drivers: dict[str, np.ndarray]
+    method: str, load: str | None, drivers: dict[str, np.ndarray], rel_tol: float
 ) -> int:
     if load is None:
         return 0
@@ -305,7 +321,7 @@ def _load_stage(
         raise ValueError(
             f"{method}: driver {load!r} (the load stage) not given; have {sorted(drivers)}"
         )
-    return stage_start(drivers[load])
+    return stage_start(drivers[load], rel_tol=rel_tol)
 
 
 class Hyperbolic(CurveForecaster):
@@ -313,7 +329,8 @@ class Hyperbolic(CurveForecaster):
 
     ``(t - t0) / (s - s0) = a + b (t - t0)``, so ``s = s0 + (t - t0) / (a + b (t - t0))`` and
     the final settlement is ``s0 + 1/b``. `load` names the driver holding the applied load
-    (fill height): the stage starts where it last changed; None uses the whole history.
+    (fill height): the stage starts where it last reached its current level, within
+    `stage_tol` of it (see `stage_start`); None uses the whole history.
     Points with ``s - s0 <= 0`` cannot enter ``t'/s'`` and are left out of the fit.
     """
 
@@ -323,6 +340,7 @@ class Hyperbolic(CurveForecaster):
         self,
         load: str | None = None,
         min_points: int = 4,
+        stage_tol: float = 0.05,
         *,
         n_boot: int = 200,
         level: float = DEFAULT_LEVEL,
@@ -331,9 +349,10 @@ class Hyperbolic(CurveForecaster):
         super().__init__(n_boot=n_boot, level=level, random_state=random_state)
         self.load = load
         self.min_points = min_points
+        self.stage_tol = stage_tol
 
     def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
-        return _load_stage(self.name, self.load, t, drivers)
+        return _load_stage(self.name, self.load, drivers, self.stage_tol)
 
     def _fit_params(self, t: np.ndarray, y: np.ndarray) -> HyperbolicParams:
         if t.size < self.min_points:
@@ -386,6 +405,7 @@ class Asaoka(CurveForecaster):
         dt: float | None = None,
         load: str | None = None,
         min_steps: int = 4,
+        stage_tol: float = 0.05,
         *,
         n_boot: int = 200,
         level: float = DEFAULT_LEVEL,
@@ -395,9 +415,10 @@ class Asaoka(CurveForecaster):
         self.dt = dt
         self.load = load
         self.min_steps = min_steps
+        self.stage_tol = stage_tol
 
     def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
-        return _load_stage(self.name, self.load, t, drivers)
+        return _load_stage(self.name, self.load, drivers, self.stage_tol)
 
     def _fit_params(self, t: np.ndarray, y: np.ndarray) -> AsaokaParams:
         if t.size < 2:
@@ -432,13 +453,18 @@ class Asaoka(CurveForecaster):
 class Fukuzono(CurveForecaster):
     """Fukuzono's inverse-velocity method: time of failure and a displacement forecast.
 
-    Velocity ``v`` by finite differences over `lag` readings at mid-times; points with
-    ``v <= 0`` (in the direction of net movement) are left out; ``1/v = A + B t`` by least
-    squares over the readings of the last `window` days (all when None). ``B < 0`` means
-    accelerating, with failure at ``t_f = -A/B``; otherwise ``t_f = inf``. Displacement:
-    ``x(t) = x_n + sign * ln((A + B t)/(A + B t_n)) / B`` from the last reading; NaN at and
-    after ``t_f``. ``time_of_failure_`` and its bootstrap band ``failure_lower_``,
-    ``failure_upper_`` are set by `fit`.
+    Velocity ``v``: with `span` (days), the least-squares slope of the readings in
+    ``(t - span, t]`` (at least 3), placed at their mean time, smoothing noisy records; else
+    finite differences over `lag` readings at mid-times. Velocities ``<= 0`` (in the direction
+    of net movement) are left out; ``1/v = A + B t`` by least squares over the readings of the
+    last `window` days (all when None). ``B < 0`` means accelerating, failure at
+    ``t_f = -A/B`` (possibly already past); otherwise ``t_f = inf``.
+
+    `fit` sets ``time_of_failure_`` and its band ``failure_lower_``, ``failure_upper_`` (a
+    pairs bootstrap of the inverse-velocity points); NaN when fewer than ``min_points - 1``
+    velocities. Displacement forecast: ``x(t) = x_n + sign * ln((A + B t)/(A + B t_n)) / B``
+    from the last reading, NaN at and after ``t_f``; when ``t_f`` is already past it falls back
+    to persistence (``fallback_`` says so) while ``time_of_failure_`` keeps the estimate.
     """
 
     name = "fukuzono"
@@ -447,6 +473,7 @@ class Fukuzono(CurveForecaster):
         self,
         window: float | None = None,
         lag: int = 1,
+        span: float | None = None,
         min_points: int = 4,
         *,
         n_boot: int = 200,
@@ -456,6 +483,7 @@ class Fukuzono(CurveForecaster):
         super().__init__(n_boot=n_boot, level=level, random_state=random_state)
         self.window = window
         self.lag = lag
+        self.span = span
         self.min_points = min_points
 
     def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
@@ -463,25 +491,51 @@ class Fukuzono(CurveForecaster):
             return 0
         return int(np.searchsorted(t, t[-1] - self.window, side="left"))
 
+    def velocity(self, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Times (M,) and velocities (M,) in the direction of net movement."""
+        sign = 1.0 if y.size and y[-1] >= y[0] else -1.0
+        if self.span is None:
+            lag = max(1, self.lag)
+            if t.size <= lag:
+                return np.zeros(0), np.zeros(0)
+            v = sign * (y[lag:] - y[:-lag]) / (t[lag:] - t[:-lag])  # (T - lag,)
+            return 0.5 * (t[lag:] + t[:-lag]), v
+        tc = t - (t.mean() if t.size else 0.0)
+        zero = np.zeros(1)
+        c1 = np.concatenate([zero, np.cumsum(np.ones_like(tc))])  # (T+1,)
+        ct = np.concatenate([zero, np.cumsum(tc)])
+        cy = np.concatenate([zero, np.cumsum(y)])
+        ctt = np.concatenate([zero, np.cumsum(tc * tc)])
+        cty = np.concatenate([zero, np.cumsum(tc * y)])
+        lo = np.searchsorted(t, t - self.span, side="right")  # (T,) first index in window
+        hi = np.arange(1, t.size + 1)
+        n = c1[hi] - c1[lo]
+        st, sy = ct[hi] - ct[lo], cy[hi] - cy[lo]
+        stt, sty = ctt[hi] - ctt[lo], cty[hi] - cty[lo]
+        den = n * stt - st * st
+        ok = (n >= 3) & (den > 1e-12 * np.maximum(n * stt, 1e-300))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = sign * (n * sty - st * sy) / den
+            tm = st / n + (t.mean() if t.size else 0.0)
+        return tm[ok], v[ok]
+
     def inverse_velocity(self, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mid-times (M,) and inverse velocities (M,) of the positive velocities."""
-        lag = max(1, self.lag)
-        if t.size <= lag:
-            return np.zeros(0), np.zeros(0)
-        sign = 1.0 if y[-1] >= y[0] else -1.0
-        v = sign * (y[lag:] - y[:-lag]) / (t[lag:] - t[:-lag])  # (T - lag,)
-        tm = 0.5 * (t[lag:] + t[:-lag])
+        """Times (M,) and inverse velocities (M,) of the positive velocities."""
+        tm, v = self.velocity(t, y)
         ok = v > 0
         return tm[ok], 1.0 / v[ok]
 
-    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> FukuzonoParams:
-        tm, iv = self.inverse_velocity(t, y)
+    def _line(self, tm: np.ndarray, iv: np.ndarray) -> tuple[float, float]:
         if tm.size < self.min_points - 1:
             raise FitError(f"{tm.size} positive velocities, need {self.min_points - 1}")
         a, b = _ols(tm, iv)
         span = float(tm[-1] - tm[0])
         if abs(b) * span <= 1e-9 * abs(a + b * float(tm.mean())):
             b = 0.0  # flat inverse velocity to rounding error: steady creep, no failure
+        return a, b
+
+    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> FukuzonoParams:
+        a, b = self._line(*self.inverse_velocity(t, y))
         t_ref = float(t[-1])
         if a + b * t_ref <= 0:
             raise FitError("inverse velocity already reached zero before the last reading")
@@ -501,24 +555,33 @@ class Fukuzono(CurveForecaster):
 
     def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
         super().fit(t, y, drivers)
-        if self.fallback_ is not None:
-            self.time_of_failure_ = float("nan")
-            self.failure_lower_ = self.failure_upper_ = float("nan")
+        t, y, drv = as_history(t, y, drivers)
+        start = self._window(t, y, drv)
+        tm, iv = self.inverse_velocity(*observed(t[start:], y[start:]))
+        nan = float("nan")
+        self.time_of_failure_ = self.failure_lower_ = self.failure_upper_ = nan
+        try:
+            a, b = self._line(tm, iv)
+        except FitError:
             return self
-        p = self.params_
-        assert isinstance(p, FukuzonoParams)
-        self.time_of_failure_ = p.time_of_failure
-        tfs = np.array([q.time_of_failure for q in self.boot_params_])  # type: ignore[attr-defined]
-        if tfs.size:
+        tf = -a / b if b < 0 else float("inf")
+        self.time_of_failure_ = tf
+        rng = rng_of(self.random_state)
+        tfs = []
+        for _ in range(self.n_boot):
+            k = rng.integers(0, tm.size, size=tm.size)
+            try:
+                ab = self._line(tm[k], iv[k])
+            except FitError:
+                continue
+            tfs.append(-ab[0] / ab[1] if ab[1] < 0 else float("inf"))
+        if tfs:
             tail = (1.0 - self.level) / 2.0
-            self.failure_lower_ = float(
-                min(np.quantile(tfs, tail, method="inverted_cdf"), self.time_of_failure_)
-            )
-            self.failure_upper_ = float(
-                max(np.quantile(tfs, 1 - tail, method="inverted_cdf"), self.time_of_failure_)
-            )
+            arr = np.array(tfs)
+            self.failure_lower_ = float(min(np.quantile(arr, tail, method="inverted_cdf"), tf))
+            self.failure_upper_ = float(max(np.quantile(arr, 1 - tail, method="inverted_cdf"), tf))
         else:
-            self.failure_lower_ = self.failure_upper_ = self.time_of_failure_
+            self.failure_lower_ = self.failure_upper_ = tf
         return self
 
 

@@ -1,0 +1,112 @@
+"""Simulated-site forecasting protocols, on small hand-made sites with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geojepa.forecast.evaluate import classic, summarise
+from geojepa.forecast.simulated import (
+    creep_cases,
+    creep_displacement_protocol,
+    daily_series,
+    embankment_series,
+    failure_protocol_sim,
+    failure_summary,
+    settlement_protocol_sim,
+)
+from geojepa.site import Sensor, Site, sensors_frame
+
+T0 = pd.Timestamp("2022-01-01", tz="UTC")
+
+
+def hourly_site(values: dict[str, np.ndarray], kinds: dict[str, str]) -> Site:
+    frames = []
+    for sid, v in values.items():
+        ts = T0 + pd.to_timedelta(np.arange(v.size), unit="h")
+        frames.append(pd.DataFrame({"timestamp": ts, "sensor_id": sid, "value": v}))
+    readings = pd.concat(frames, ignore_index=True)
+    readings["quality"] = "ok"
+    readings["source"] = "sim.dat"
+    sensors = sensors_frame([Sensor(sid, kinds[sid], "mm") for sid in values])
+    return Site(name="sim", sensors=sensors, readings=readings)
+
+
+def test_daily_means_are_stamped_at_the_end_of_their_day() -> None:
+    v = np.arange(72, dtype=float)  # three days of hourly readings
+    site = hourly_site({"A": v}, {"A": "settlement"})
+    s = daily_series(site, "A", origin=T0)
+    np.testing.assert_allclose(s.t, [1.0, 2.0, 3.0])  # day 0's mean is complete at day 1
+    np.testing.assert_allclose(s.y, [11.5, 35.5, 59.5])
+
+
+def embankment(seed: int) -> Site:
+    """One logger plate under a fill raised over days 20-30 to 4 m, then held."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(200 * 24)
+    days = hours / 24.0
+    fill = np.clip((days - 20.0) / 10.0, 0.0, 1.0) * 4.0 + rng.normal(0, 0.05, days.size)
+    x = np.clip(days - 30.0, 0.0, None)
+    settle = x / (1.0 + 0.01 * x) + rng.normal(0, 0.3, days.size)
+    return hourly_site({"SP1": settle, "FH1": fill}, {"SP1": "settlement", "FH1": "load"})
+
+
+def test_settlement_protocol_sim_scores_every_method_on_rolling_cutoffs() -> None:
+    site = embankment(0)
+    (s,) = embankment_series(site)
+    assert set(s.drivers) == {"load"}
+    methods = {
+        "persistence": classic("persistence"),
+        "hyperbolic": classic("hyperbolic", load="load"),
+    }
+    rec = settlement_protocol_sim(methods, [("e0", site)], horizons=(7.0, 30.0), warmup=60.0)
+    assert set(rec["site"]) == {"e0"} and set(rec["horizon"]) == {7.0, 30.0}
+    assert rec["cutoff"].min() >= 59.0
+    out = summarise(rec, by=("method", "horizon")).set_index(["method", "horizon"])
+    # in its own stage the hyperbola is the right model: far better than persistence
+    assert out.loc[("hyperbolic", 30.0), "mae_vs_persistence"] < 0.3
+    assert out.loc[("hyperbolic", 30.0), "n_fallback"] == 0
+
+
+def creep_site(seed: int) -> tuple[Site, dict[str, object]]:
+    """A GNSS point creeping steadily, then (from day 60) only accelerating toward failure at
+    day 100 with 1/v = 0.2 (t_f - t): Fukuzono's own law."""
+    rng = np.random.default_rng(seed)
+    days = np.arange(95 * 24) / 24.0
+    onset, t_f = 60.0, 100.0
+    x = 0.05 * np.minimum(days, onset)
+    acc = days >= onset
+    x[acc] += np.log((t_f - onset) / (t_f - days[acc])) / 0.2
+    x += rng.normal(0, 0.3, days.size)
+    site = hourly_site({"GN1": x, "RG1": np.zeros(days.size)}, {"GN1": "gnss", "RG1": "rain_gauge"})
+    truth = {
+        "events": [
+            {
+                "kind": "accelerating_creep",
+                "sensors": ["GN1", "RG1"],
+                "start": str(T0 + pd.Timedelta(days=onset)),
+                "end": str(T0 + pd.Timedelta(days=94.0)),
+                "failure_time": str(T0 + pd.Timedelta(days=t_f)),
+            }
+        ]
+    }
+    return site, truth
+
+
+def test_creep_cases_and_fukuzono_time_of_failure_error() -> None:
+    site, truth = creep_site(1)
+    cases = creep_cases("s1", site, truth)
+    assert [c.sensor for c in cases] == ["GN1"]  # the rain gauge is no displacement sensor
+    c = cases[0]
+    assert c.failure == pytest.approx(99.0)  # day 100 on the end-of-day clock starting at 1
+    assert c.onset == pytest.approx(59.0)
+    rec = failure_protocol_sim(cases, fractions=(0.7, 0.9))
+    assert set(rec["method"]) == {"fukuzono", "fukuzono_onset"}
+    late = rec[(rec["fraction"] == 0.9) & (rec["method"] == "fukuzono_onset")]
+    assert abs(float(late["error"].iloc[0])) < 5.0
+    summary = failure_summary(rec)
+    assert set(summary.columns) >= {"median_abs_error_days", "n_no_failure", "coverage"}
+    disp = creep_displacement_protocol({"persistence": classic("persistence")}, cases)
+    assert set(disp["horizon"]) == {1.0, 3.0, 7.0}
+    assert np.all(disp["t"] > disp["cutoff"])
