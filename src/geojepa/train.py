@@ -57,7 +57,7 @@ from geojepa.config import RunConfig, preset, save_config
 from geojepa.distributed import DistInfo, all_sum, init_from_env, rank_slice, shutdown
 from geojepa.errors import CollapseError, InputError
 from geojepa.frame import SensorFrame, to_frame
-from geojepa.jepa import JEPA
+from geojepa.jepa import JEPA, JEPAOutput
 from geojepa.masking import Batch, MaskCollator, full_batch
 from geojepa.progress import Progress
 from geojepa.quality import (
@@ -451,6 +451,63 @@ def _resolve_resume(
     return stored, state
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """One optimisation step: the model output (this rank), the global mean loss, the
+    gradient norm before clipping (NaN when clipping is off)."""
+
+    output: JEPAOutput
+    loss: float
+    grad_norm: float
+
+
+def train_step(
+    module: torch.nn.Module,
+    model: JEPA,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    params: Sequence[torch.nn.Parameter],
+    *,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    grad_clip: float,
+    bf16: bool,
+    seed: int,
+    info: DistInfo | None = None,
+) -> StepResult:
+    """Forward, backward, clip, AdamW step and EMA update of the target encoder.
+
+    `module` is `model` itself or its DDP wrapper. Dropout draws from a generator seeded by
+    `seed` (the global RNG is restored afterwards). Under DDP each rank's loss is weighted
+    by its share of the global batch's target tokens, so the averaged gradients are those
+    of the global-batch mean loss.
+    """
+    info = info or DistInfo()
+    _set_schedule(optimizer, lr, weight_decay)
+    n_local = (~batch.target_pad & batch.token_valid.gather(1, batch.target)).sum()
+    n_global = float(all_sum(n_local.to(torch.float64), info))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = module(batch)
+        loss = out.loss.float()
+        if info.distributed:
+            loss = loss * (float(n_local) * info.world_size / max(n_global, 1.0))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    grad_norm = (
+        float(torch.nn.utils.clip_grad_norm_(params, grad_clip)) if grad_clip > 0 else float("nan")
+    )
+    optimizer.step()
+    model.update_target(momentum)
+    value = float(out.stats.get("loss", float(out.loss.detach())))
+    if info.distributed:
+        total = all_sum(torch.tensor(value * float(n_local), dtype=torch.float64), info)
+        value = float(total) / max(n_global, 1.0)
+    return StepResult(output=out, loss=value, grad_norm=grad_norm)
+
+
 def pretrain(
     sites: Sequence[Site | SensorFrame],
     run_dir: str | Path,
@@ -688,33 +745,23 @@ def _train(
         for batch in loader:
             step = done
             lr, wd, momentum = schedule.at(step)
-            _set_schedule(opt, lr, wd)
-            n_local = (~batch.target_pad & batch.token_valid.gather(1, batch.target)).sum()
-            n_global = all_sum(n_local.to(torch.float64), info)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(_seed_of(cfg.seed, step))
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.bf16):
-                    out = ddp(batch)
-                loss = out.loss.float()
-                if info.distributed:
-                    share = float(n_local) * info.world_size / max(float(n_global), 1.0)
-                    loss = loss * share
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-            grad_norm = (
-                float(torch.nn.utils.clip_grad_norm_(params, tc.grad_clip))
-                if tc.grad_clip > 0
-                else float("nan")
+            res = train_step(
+                ddp,
+                model,
+                opt,
+                batch,
+                params,
+                lr=lr,
+                weight_decay=wd,
+                momentum=momentum,
+                grad_clip=tc.grad_clip,
+                bf16=tc.bf16,
+                seed=_seed_of(cfg.seed, step),
+                info=info,
             )
-            opt.step()
-            model.update_target(momentum)
+            out, grad_norm, loss_value = res.output, res.grad_norm, res.loss
             done = step + 1
             windows_seen += int(batch.values.shape[0]) * info.world_size
-            loss_value = float(out.stats.get("loss", float(out.loss.detach())))
-            if info.distributed:
-                loss_value = float(
-                    all_sum(torch.tensor(loss_value * float(n_local), dtype=torch.float64), info)
-                ) / max(float(n_global), 1.0)
             if not math.isfinite(loss_value):
                 raise CollapseError(
                     f"training diverged at step {done}: the loss is {loss_value}. Try a lower "
