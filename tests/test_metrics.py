@@ -9,12 +9,18 @@ from sklearn.metrics import average_precision_score
 
 from geojepa.metrics import (
     Segment,
+    SensorEvent,
+    attributed_event_metrics,
+    attributed_false_alarms_at_recall,
     auc_pr,
+    cell_auc_pr,
+    cell_vus_pr,
     event_metrics,
     false_alarms_at_recall,
     point_adjusted_f1,
     range_auc_pr,
     segments,
+    top_k_columns,
     vus_pr,
 )
 
@@ -148,3 +154,73 @@ def test_false_alarms_at_recall() -> None:
     assert false_alarms_at_recall(s, events, HOUR, 0.5) == pytest.approx(0.0)
     assert false_alarms_at_recall(s, events, HOUR, 1.0) == pytest.approx(1 / months)
     assert np.isnan(false_alarms_at_recall(s, [], HOUR, 0.5))
+
+
+# ----------------------------------------------------------------------------- sensor-aware
+
+
+def test_top_k_columns() -> None:
+    s = np.array([[0.1, 0.9, 0.5], [np.nan, 0.2, np.nan], [np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(top_k_columns(s, 2), [[1, 2], [1, -1], [-1, -1]])
+    np.testing.assert_array_equal(top_k_columns(s[:, :1], 2), [[0, -1], [-1, -1], [-1, -1]])
+
+
+def test_cell_metrics_do_not_mix_sensors() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.zeros((200, 3), dtype=bool)
+    truth[50:60, 1] = True
+    right = rng.random((200, 3)) * 0.5
+    right[50:60, 1] = 1.0
+    wrong = right.copy()
+    wrong[50:60, 1] = 0.0
+    wrong[50:60, 2] = 1.0  # right time, wrong gauge
+    assert cell_auc_pr(right, truth) == pytest.approx(1.0)
+    assert cell_auc_pr(wrong, truth) < 0.1
+    # the per-time view cannot tell them apart
+    assert auc_pr(wrong.max(axis=1), truth.any(axis=1)) == pytest.approx(1.0)
+    # buffers stay inside a sensor's own column: the wrong gauge gets nothing from them
+    assert cell_vus_pr(wrong, truth, 10) < 0.1 < cell_vus_pr(right, truth, 10)
+    valid = np.ones_like(truth)
+    valid[:, 2] = False
+    assert cell_auc_pr(wrong, truth, valid) > cell_auc_pr(wrong, truth)
+
+
+def test_attributed_event_metrics_need_the_right_gauge() -> None:
+    t = 24 * 30
+    alarm = np.zeros(t, dtype=bool)
+    ranked = np.full((t, 2), -1)
+    events = [
+        SensorEvent(100, 110, (0,)),
+        SensorEvent(300, 310, (1,)),
+        SensorEvent(500, 510, None),  # site-wide: any named gauge will do
+        SensorEvent(600, 610, ()),  # on a sensor nobody scores: always missed
+    ]
+    alarm[103:106] = True
+    ranked[103:106] = [2, 0]  # names sensor 0 second: detected, delay 3
+    alarm[300:305] = True
+    ranked[300:305] = [2, 3]  # alarm during event 2, wrong gauges: missed and false
+    alarm[505] = True
+    ranked[505] = [3, -1]
+    alarm[650:652] = True  # nothing under way: false
+    ranked[650:652] = [1, 0]
+    m = attributed_event_metrics(alarm, ranked, events, HOUR)
+    assert m.detected == (True, False, True, False)
+    assert m.delays == (3, 5)
+    assert m.n_false_alarms == 2
+    assert m.precision == pytest.approx(2 / 4) and m.recall == pytest.approx(2 / 4)
+    months = t / (24 * 365.25 / 12)
+    assert m.false_alarms_per_month == pytest.approx(2 / months)
+
+
+def test_attributed_false_alarms_at_recall() -> None:
+    t = 24 * 30
+    s = np.zeros(t)
+    ranked = np.zeros((t, 1), dtype=int)  # every row names sensor 0
+    events = [SensorEvent(100, 110, (0,)), SensorEvent(400, 410, (1,))]
+    s[105] = 5.0  # recall 0.5 needs threshold 5
+    s[600] = 3.0  # below it: no alarm
+    s[405] = 9.0  # above it, but names sensor 0 during sensor 1's event: the one false alarm
+    assert attributed_false_alarms_at_recall(s, ranked, events, HOUR, 0.5) == pytest.approx(
+        1 / (t / (24 * 365.25 / 12))
+    )
+    assert np.isnan(attributed_false_alarms_at_recall(s, ranked, events, HOUR, 1.0))

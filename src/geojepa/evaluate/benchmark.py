@@ -26,7 +26,14 @@ import pandas as pd
 
 from geojepa.atomic import write_text
 from geojepa.detectors import make_detector
-from geojepa.evaluate.protocol import ALL, Protocol, evaluate_detector, ground_truth, time_split
+from geojepa.evaluate.protocol import (
+    ALL,
+    Protocol,
+    evaluate_detector,
+    ground_truth,
+    select_sensors,
+    time_split,
+)
 from geojepa.frame import to_frame
 from geojepa.progress import Progress
 from geojepa.site import Site
@@ -84,6 +91,17 @@ def run_benchmark(
             frame = to_frame(site)
             truth = ground_truth(site.labels, frame)
             split = time_split(frame, proto.train_fraction)
+            _, left_out = select_sensors(frame, split.train_end, proto.min_train_readings)
+            if left_out:
+                log.info(
+                    "%s i=%g s=%d: %d sensor(s) with fewer than %d training readings left out: %s",
+                    case.scenario,
+                    case.intensity,
+                    case.seed,
+                    len(left_out),
+                    proto.min_train_readings,
+                    ", ".join(left_out),
+                )
             for name in names:
                 res = evaluate_detector(make_detector(name, case.seed), frame, truth, split, proto)
                 for kind, metrics in res.metrics.items():

@@ -213,14 +213,15 @@ def select_sensors(
 ) -> tuple[SensorFrame, tuple[str, ...]]:
     """The frame without sensors that have fewer than `min_readings` training readings.
 
-    Returns the kept frame and the ids left out (logged). Events on a left-out sensor stay
+    Returns the kept frame and the ids left out (the benchmark logs and records them once
+    per case; every detector result lists them). Events on a left-out sensor stay
     in the ground truth: every detector misses them alike.
     """
     counts = frame.observed[:train_end].sum(axis=0)  # (C,)
     keep = np.flatnonzero(counts >= min_readings)
     dropped = tuple(frame.sensor_ids[c] for c in np.flatnonzero(counts < min_readings))
     if dropped:
-        log.info(
+        log.debug(
             "%d sensor(s) with fewer than %d training readings left out: %s",
             len(dropped),
             min_readings,
