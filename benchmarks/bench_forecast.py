@@ -178,10 +178,107 @@ def gw_section(
 
 
 # --------------------------------------------------------------------------- 3. simulated
-def sim_section(out: Path, seeds: list[int]) -> tuple[str, dict[str, Any]]:
-    from geojepa.simulate import simulate_site  # noqa: F401  (ImportError: section skipped)
+def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[str, dict[str, Any]]:
+    from geojepa.forecast.simulated import (
+        creep_cases,
+        creep_displacement_protocol,
+        failure_protocol_sim,
+        failure_summary,
+        settlement_protocol_sim,
+    )
+    from geojepa.simulate import simulate_site  # ImportError: the section is skipped
 
-    raise ImportError("the simulated section is not written yet")
+    methods = {
+        "persistence": classic("persistence"),
+        "linear": classic("linear"),
+        "hyperbolic": classic("hyperbolic", load="load"),
+        "asaoka": classic("asaoka", load="load"),
+        "fukuzono": classic("fukuzono"),
+    }
+    sites = [(f"embankment-{s}", simulate_site("embankment", 16, 365, "1h", s).site) for s in seeds]
+    rec = settlement_protocol_sim(methods, sites)
+    rec.to_csv(out / "records_sim_embankment.csv", index=False)
+    per_site = summarise(rec, by=("site", "method", "horizon"))
+    agg = (
+        per_site.groupby(["method", "horizon"])["mae"]
+        .agg(["mean", "std"])
+        .reset_index()
+        .rename(columns={"mean": "mae_mean", "std": "mae_std"})
+    )
+    best = (
+        agg[agg["method"] != "persistence"]
+        .sort_values("mae_mean")
+        .groupby("horizon")
+        .head(1)
+        .sort_values("horizon")
+        .assign(target_mae=lambda d: 0.8 * d["mae_mean"])
+    )
+    pooled = summarise(rec, by=("method", "horizon"))
+    cases = []
+    for s in slope_seeds:
+        sim = simulate_site("slope", 16, 365, "1h", s)
+        cases += creep_cases(f"slope-{s}", sim.site, sim.truth)
+    tof = failure_protocol_sim(cases)
+    tof.to_csv(out / "records_sim_failure.csv", index=False)
+    tof_sum = failure_summary(tof)
+    no_load = {k: classic(k) for k in methods}
+    disp = creep_displacement_protocol(no_load, cases)
+    disp_sum = summarise(disp, by=("method", "horizon"))
+    text = [
+        "## Simulated sites (geojepa.simulate, 365 days at 1 h)",
+        "",
+        f"Embankments (seeds {seeds}): every settlement plate on daily means (each stamped at "
+        "the end of its day), fill height as the load; a cutoff every 14 days from day 60; "
+        "forecasts 7, 30 and 90 days ahead. Survey plates (read every ~2 weeks) often have "
+        "too few readings in the current stage for hyperbolic/Asaoka: those fits fall back "
+        "to persistence and are counted.",
+        "",
+        "### Embankment settlement MAE (mm), mean and std over sites",
+        "",
+        md_table(pivot(agg, ["horizon"], "mae_mean")),
+        "",
+        md_table(pivot(agg, ["horizon"], "mae_std")),
+        "",
+        "Best classic method per horizon and the issue's target for GeoJEPA (0.8 x its MAE):",
+        "",
+        md_table(best[["horizon", "method", "mae_mean", "target_mae"]]),
+        "",
+        "Pooled over sites: MAE relative to persistence, band coverage and fallbacks",
+        "",
+        md_table(pivot(pooled, ["horizon"], "mae_vs_persistence")),
+        "",
+        md_table(pivot(pooled, ["horizon"], "coverage")),
+        "",
+        md_table(pivot(pooled, ["horizon"], "n_fallback"), "{:.0f}"),
+        "",
+        f"### Slope creep to failure (seeds {slope_seeds}, {len(cases)} sensor records)",
+        "",
+        "Cutoffs at 50, 70 and 90 % of each labelled accelerating-creep event (the simulated "
+        "creep stabilises at the event end, 85 % of the way to its failure time). Velocities "
+        "smoothed over 3 days; `fukuzono` fits the last 14 days, `fukuzono_onset` fits from "
+        "the labelled onset (an oracle advantage). Errors in days over the records with a "
+        "finite predicted failure; `n_no_failure` counts records where the fit predicted none "
+        "(or could not fit).",
+        "",
+        md_table(tof_sum),
+        "",
+        "Displacement MAE (mm) 1, 3 and 7 days after the same cutoffs (Fukuzono gives no "
+        "displacement after its predicted failure: `n_nan`):",
+        "",
+        md_table(pivot(disp_sum, ["horizon"])),
+        "",
+        md_table(pivot(disp_sum, ["horizon"], "n_nan"), "{:.0f}"),
+        "",
+    ]
+    data = {
+        "embankment_per_site": per_site.to_dict("records"),
+        "embankment_mean_std": agg.to_dict("records"),
+        "embankment_best_classic": best.to_dict("records"),
+        "failure_records": tof.to_dict("records"),
+        "failure_summary": tof_sum.to_dict("records"),
+        "creep_displacement": disp_sum.to_dict("records"),
+    }
+    return "\n".join(text), data
 
 
 def main(argv: list[str]) -> int:
@@ -190,7 +287,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-out/forecast"))
     ap.add_argument("--only", nargs="*", default=["plates", "gw", "sim"])
     ap.add_argument("--stride", type=float, default=7.0, help="days between well cutoffs")
-    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="simulation seeds")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="embankment seeds")
+    ap.add_argument(
+        "--slope-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4, 5], help="slope seeds"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     root = args.data or default_data_root()
@@ -200,7 +300,7 @@ def main(argv: list[str]) -> int:
     sections = {
         "plates": lambda: plates_section(classic_settlement_methods(), root, args.out),
         "gw": lambda: gw_section(gw_methods(), root, args.out, args.stride),
-        "sim": lambda: sim_section(args.out, args.seeds),
+        "sim": lambda: sim_section(args.out, args.seeds, args.slope_seeds),
     }
     for name in args.only:
         try:

@@ -267,3 +267,10 @@ def test_fit_ridge_loo_matches_brute_force_leave_one_out() -> None:
     assert fit.alpha == best
     assert fit.loo_mse == pytest.approx(loo[best], rel=1e-6)
     np.testing.assert_allclose(fit.predict(x), ridge(x, y, best, x), rtol=1e-9)
+
+
+def test_summarise_refuses_ambiguous_series_names() -> None:
+    rec = evaluate_rest({"persistence": classic("persistence")}, [staged_plate(20)], (0.5,))
+    twice = pd.concat([rec, rec], ignore_index=True)  # two series both named "P"
+    with pytest.raises(ValueError, match="unique names"):
+        summarise(twice)

@@ -267,6 +267,10 @@ def summarise(
     key = ["series", "cutoff_label", "cutoff", "t"]
     base = rec[rec["method"] == baseline][[*key, "prediction"]]
     base = base.rename(columns={"prediction": "base_prediction"})
+    if base.duplicated(key).any():
+        raise ValueError(
+            f"{baseline} has several rows for one (series, cutoff, t): give series unique names"
+        )
     rec = rec.merge(base, on=key, how="left")
     rec["err"] = rec["prediction"] - rec["truth"]
     rec["base_err"] = rec["base_prediction"] - rec["truth"]

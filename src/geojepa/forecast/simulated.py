@@ -85,7 +85,10 @@ def settlement_protocol_sim(
     """Rolling-origin records over every settlement sensor of every (name, site)."""
     frames = []
     for name, site in sites:
-        series = embankment_series(site)
+        series = [
+            Series(f"{name}/{x.name}", x.t, x.y, x.drivers, x.origin)
+            for x in embankment_series(site)
+        ]
         cutoffs: dict[str, list[float]] = {}
         tol: dict[str, float] = {}
         for s in series:
