@@ -1,0 +1,43 @@
+"""Site simulator: physically plausible monitoring sites with labelled events.
+
+`simulate_site(scenario, n_sensors, days, freq, seed, intensity=1.0, events=True)`
+returns a `SimulatedSite` (a `Site` with labels, its drivers, ground truth) whose
+`write(out_dir)` produces logger files (TOA5 and wide CSV), ``sensors.csv`` and
+``events.csv``. `inject_fault(values, kind, start, end, intensity, rng)` puts the same
+event models into any array, real series included.
+
+Modules: `layout` (site families, placement), `drivers` (rain, temperature, reservoir,
+fill), `physics` (sensor responses), `events` (fault models, event plan), `writers`
+(file formats), `api` (the whole pipeline), `figures` (overview plots).
+"""
+
+from __future__ import annotations
+
+from geojepa.simulate.api import SimulatedSite, simulate_site
+from geojepa.simulate.events import (
+    EVENT_KINDS,
+    FAULT_KINDS,
+    GEOTECH_KINDS,
+    GEOTECHNICAL,
+    SENSOR_FAULT,
+    SeriesScale,
+    event_shape,
+    inject_fault,
+    series_scale,
+)
+from geojepa.simulate.layout import SCENARIOS
+
+__all__ = [
+    "EVENT_KINDS",
+    "FAULT_KINDS",
+    "GEOTECHNICAL",
+    "GEOTECH_KINDS",
+    "SCENARIOS",
+    "SENSOR_FAULT",
+    "SeriesScale",
+    "SimulatedSite",
+    "event_shape",
+    "inject_fault",
+    "series_scale",
+    "simulate_site",
+]

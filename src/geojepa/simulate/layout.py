@@ -1,0 +1,724 @@
+"""Site families and sensor placement: what a simulated site looks like, drawn from a seed.
+
+A `SiteFamily` holds the site-level parameters (soil, climate, geometry, sensor mix,
+logger habits) that make two seeds differ the way two real sites do. `place_sensors`
+turns a family and a sensor count into `SensorSpec` records positioned in 3-D, in
+boreholes / sections, each assigned to a logger file and a sampling habit.
+
+Guarantees:
+
+- the family depends only on (scenario, seed-stream); the same inputs give the same
+  family and the same layout;
+- exactly `n_sensors` sensors are placed; the site's driver sensors (rain gauge,
+  thermometer, and reservoir level for dams or fill height for embankments) are
+  always among them; every kind is one of `geojepa.site.SENSOR_KINDS`;
+- sensor ids are unique and valid Campbell field names (letters, digits, underscore).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from geojepa.errors import InputError
+from geojepa.site import SENSOR_KINDS
+
+SCENARIOS: tuple[str, ...] = ("slope", "embankment", "dam")
+
+PREFIX: Mapping[str, str] = {
+    "piezometer": "PZ",
+    "strain_gauge": "SG",
+    "inclinometer": "IN",
+    "extensometer": "EX",
+    "settlement": "SP",
+    "gnss": "GN",
+    "rain_gauge": "RG",
+    "thermometer": "TH",
+    "barometer": "BA",
+    "water_level": "WL",
+    "load": "FH",
+    "discharge": "WQ",
+}
+"""Sensor id prefix per kind (ids read like PZ03, SP12)."""
+
+UNIT: Mapping[str, str] = {
+    "piezometer": "kPa",
+    "strain_gauge": "microstrain",
+    "inclinometer": "mm",
+    "extensometer": "mm",
+    "settlement": "mm",
+    "gnss": "mm",
+    "rain_gauge": "mm",
+    "thermometer": "degC",
+    "barometer": "kPa",
+    "water_level": "m",
+    "load": "m",
+    "discharge": "L/s",
+}
+
+# Required driver sensors per scenario (always placed, in this order).
+DRIVER_KINDS: Mapping[str, tuple[str, ...]] = {
+    "slope": ("rain_gauge", "thermometer"),
+    "embankment": ("rain_gauge", "thermometer", "load"),
+    "dam": ("rain_gauge", "thermometer", "water_level"),
+}
+# Geotechnical kinds that must appear at least once.
+CORE_KINDS: Mapping[str, tuple[str, ...]] = {
+    "slope": ("piezometer", "gnss"),
+    "embankment": ("settlement", "piezometer"),
+    "dam": ("piezometer",),
+}
+# Typical mix of the remaining sensors (perturbed per site).
+BASE_MIX: Mapping[str, Mapping[str, float]] = {
+    "slope": {
+        "piezometer": 0.35,
+        "inclinometer": 0.25,
+        "extensometer": 0.1,
+        "gnss": 0.15,
+        "strain_gauge": 0.1,
+    },
+    "embankment": {
+        "settlement": 0.35,
+        "piezometer": 0.3,
+        "inclinometer": 0.15,
+        "extensometer": 0.05,
+        "strain_gauge": 0.1,
+        "gnss": 0.05,
+    },
+    "dam": {
+        "piezometer": 0.5,
+        "strain_gauge": 0.15,
+        "extensometer": 0.1,
+        "gnss": 0.1,
+        "inclinometer": 0.1,
+        "settlement": 0.05,
+    },
+}
+MIN_SENSORS: Mapping[str, int] = {
+    s: len(DRIVER_KINDS[s]) + len(CORE_KINDS[s]) for s in ("slope", "embankment", "dam")
+}
+MAX_SENSORS = 500
+LOGGER_CHANNELS = 16
+
+# name: (rain mm/yr, storms/yr, storm hours, seasonality, temp mean, annual amp, daily amp, ET mm/yr)
+CLIMATES: Mapping[str, tuple[tuple[float, float], ...]] = {
+    "maritime": ((900, 1800), (90, 160), (6, 18), (0.2, 0.5), (8, 12), (5, 8), (3, 5), (400, 600)),
+    "continental": (
+        (450, 900),
+        (50, 100),
+        (4, 12),
+        (0.2, 0.6),
+        (4, 10),
+        (10, 16),
+        (5, 8),
+        (450, 700),
+    ),
+    "mediterranean": (
+        (400, 900),
+        (30, 70),
+        (6, 20),
+        (0.6, 0.9),
+        (13, 18),
+        (6, 9),
+        (5, 8),
+        (800, 1100),
+    ),
+    "monsoon": (
+        (1500, 3000),
+        (80, 150),
+        (3, 10),
+        (0.7, 0.95),
+        (20, 27),
+        (2, 6),
+        (4, 7),
+        (900, 1300),
+    ),
+    "alpine": ((1000, 2000), (80, 140), (8, 24), (0.1, 0.4), (0, 6), (7, 11), (4, 7), (300, 500)),
+}
+# name: (hydraulic diffusivity m2/h, specific yield, rain-kernel shape, consolidation t90 days,
+#        mv 1/MPa, creep sensitivity)
+SOILS: Mapping[str, tuple[tuple[float, float], ...]] = {
+    "clay": ((0.05, 0.3), (0.02, 0.06), (2.5, 3.5), (150, 400), (0.6, 1.5), (0.6, 1.0)),
+    "silt": ((0.2, 1.0), (0.05, 0.1), (3.0, 4.0), (80, 200), (0.4, 1.0), (0.4, 0.8)),
+    "sand": ((1.0, 5.0), (0.1, 0.25), (3.5, 5.0), (40, 100), (0.2, 0.5), (0.2, 0.5)),
+    "weathered_rock": ((0.5, 3.0), (0.02, 0.08), (3.0, 4.5), (60, 150), (0.1, 0.3), (0.3, 0.7)),
+}
+
+
+@dataclass(frozen=True)
+class SiteFamily:
+    """Site-level parameters drawn from a seed. Units: mm, m, hours, days, degC, kPa."""
+
+    scenario: str
+    soil: str
+    climate: str
+    hemisphere: str
+    utc_offset_h: float
+    elevation_m: float
+    rain_mm_year: float
+    storms_per_year: float
+    storm_hours: float
+    rain_seasonality: float
+    wet_peak_doy: float
+    et_mm_year: float
+    temp_mean: float
+    temp_annual_amp: float
+    temp_daily_amp: float
+    warm_peak_doy: float
+    tip_mm: float
+    diffusivity_m2_h: float
+    specific_yield: float
+    kernel_shape: float
+    dispersion_h: float
+    t90_days: float
+    mv_per_mpa: float
+    creep_sensitivity: float
+    water_table_depth: float
+    correlation_length_m: float
+    geometry: Mapping[str, float]
+    kind_weights: Mapping[str, float]
+    toa5_fraction: float
+    manual_fraction: Mapping[str, float]
+    campaign_days: Mapping[str, int]
+    gnss_daily: bool
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary (floats rounded for readability)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            if isinstance(v, float):
+                out[name] = round(v, 4)
+            elif isinstance(v, Mapping):
+                out[name] = {
+                    str(k): round(x, 4) if isinstance(x, float) else x for k, x in v.items()
+                }
+            else:
+                out[name] = v
+        return out
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """One simulated sensor: identity, position, logger, sampling and geometry factors.
+
+    `depth` is metres below the local ground surface (0 on the surface); `sampling` is
+    ``logger`` (every grid step), ``gnss`` (hourly or daily solutions), ``daily`` or
+    ``manual`` (survey campaigns). `factors` hold geometry-derived physics factors
+    (slide, load, eta, section...).
+    """
+
+    id: str
+    kind: str
+    unit: str
+    x: float
+    y: float
+    z: float
+    group: str
+    depth: float
+    logger: str
+    sampling: str
+    factors: Mapping[str, float] = field(default_factory=dict)
+
+
+def _u(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def check_scenario(scenario: str) -> str:
+    s = str(scenario).strip().lower()
+    if s not in SCENARIOS:
+        raise InputError(
+            f"unknown scenario {scenario!r}",
+            column="--scenario",
+            hint="use one of " + ", ".join(SCENARIOS),
+        )
+    return s
+
+
+def draw_family(scenario: str, rng: np.random.Generator) -> SiteFamily:
+    """Draw a site family (soil, climate, geometry, sensor habits) for `scenario`."""
+    scenario = check_scenario(scenario)
+    climate = str(rng.choice(sorted(CLIMATES)))
+    soil_choices = {
+        "slope": ["clay", "silt", "sand", "weathered_rock"],
+        "embankment": ["clay", "clay", "silt"],
+        "dam": ["clay", "silt", "sand", "weathered_rock"],
+    }[scenario]
+    soil = str(rng.choice(soil_choices))
+    c = CLIMATES[climate]
+    s = SOILS[soil]
+    hemisphere = "north" if rng.uniform() < 0.75 else "south"
+    shift = 0.0 if hemisphere == "north" else 182.6
+    warm_peak = (200.0 + rng.uniform(-12, 12) + shift) % 365.25
+    wet_offset = {"mediterranean": 180.0, "monsoon": 0.0, "continental": 0.0}.get(climate, 150.0)
+    wet_peak = (warm_peak + wet_offset + rng.uniform(-30, 30)) % 365.25
+    geometry = _draw_geometry(scenario, rng)
+    weights = {k: v * float(rng.lognormal(0.0, 0.35)) for k, v in BASE_MIX[scenario].items()}
+    total = sum(weights.values())
+    weights = {k: v / total for k, v in sorted(weights.items())}
+    manual = {
+        "inclinometer": float(rng.choice([0.0, 0.0, 0.3, 0.6])),
+        "settlement": float(rng.choice([0.0, 0.3, 0.6, 1.0]))
+        if scenario == "embankment"
+        else float(rng.choice([0.0, 0.5])),
+        "gnss": 0.0,
+    }
+    campaign = {
+        "inclinometer": int(rng.choice([14, 28])),
+        "settlement": int(rng.choice([3, 7, 7, 14])),
+    }
+    return SiteFamily(
+        scenario=scenario,
+        soil=soil,
+        climate=climate,
+        hemisphere=hemisphere,
+        utc_offset_h=float(rng.integers(-10, 13)),
+        elevation_m=_u(rng, (20, 1500)),
+        rain_mm_year=_u(rng, c[0]),
+        storms_per_year=_u(rng, c[1]),
+        storm_hours=_u(rng, c[2]),
+        rain_seasonality=_u(rng, c[3]),
+        wet_peak_doy=float(wet_peak),
+        et_mm_year=_u(rng, c[7]),
+        temp_mean=_u(rng, c[4]),
+        temp_annual_amp=_u(rng, c[5]),
+        temp_daily_amp=_u(rng, c[6]),
+        warm_peak_doy=float(warm_peak),
+        tip_mm=float(rng.choice([0.2, 0.2, 0.254, 0.5])),
+        diffusivity_m2_h=_u(rng, s[0]),
+        specific_yield=_u(rng, s[1]),
+        kernel_shape=_u(rng, s[2]),
+        dispersion_h=_u(rng, (2.0, 5.0)),
+        t90_days=_u(rng, s[3]),
+        mv_per_mpa=_u(rng, s[4]),
+        creep_sensitivity=_u(rng, s[5]),
+        water_table_depth=_u(rng, (0.5, 4.0)),
+        correlation_length_m=_u(rng, (20, 120)),
+        geometry=geometry,
+        kind_weights=weights,
+        toa5_fraction=float(rng.choice([0.5, 0.8, 1.0])),
+        manual_fraction=manual,
+        campaign_days=campaign,
+        gnss_daily=bool(rng.uniform() < 0.4),
+    )
+
+
+def _draw_geometry(scenario: str, rng: np.random.Generator) -> dict[str, float]:
+    if scenario == "slope":
+        length = _u(rng, (120, 400))
+        return {
+            "length": length,
+            "width": _u(rng, (60, 200)),
+            "angle_deg": _u(rng, (15, 35)),
+            "slip_depth": _u(rng, (6, 20)),
+            "slide_x0": length * _u(rng, (0.35, 0.65)),
+            "slide_rx": length * _u(rng, (0.25, 0.4)),
+            "slide_ry": _u(rng, (30, 80)),
+            "creep_mm_day": _u(rng, (0.02, 0.3)),
+            "creep_quantile": _u(rng, (0.7, 0.9)),
+        }
+    if scenario == "embankment":
+        return {
+            "length": _u(rng, (200, 1000)),
+            "crest_width": _u(rng, (12, 30)),
+            "side_slope": _u(rng, (1.5, 2.5)),
+            "clay_thickness": _u(rng, (6, 25)),
+            "n_stages": float(rng.integers(2, 6)),
+            "stage_height": _u(rng, (1.0, 2.5)),
+            "fill_unit_weight": _u(rng, (18, 21)),
+        }
+    return {
+        "crest_length": _u(rng, (200, 800)),
+        "height": _u(rng, (20, 80)),
+        "freeboard": _u(rng, (2, 5)),
+        "drawdown_range": _u(rng, (4, 20)),
+        "core_width": _u(rng, (8, 25)),
+        "fill_peak_shift_days": _u(rng, (30, 120)),
+    }
+
+
+def _allocate(n: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Split `n` among kinds by largest remainder (deterministic tie order)."""
+    keys = sorted(weights)
+    raw = [n * weights[k] for k in keys]
+    base = [math.floor(r) for r in raw]
+    left = n - sum(base)
+    order = sorted(range(len(keys)), key=lambda i: (-(raw[i] - base[i]), keys[i]))
+    for i in order[:left]:
+        base[i] += 1
+    return {k: b for k, b in zip(keys, base, strict=True)}
+
+
+def count_kinds(family: SiteFamily, n_sensors: int) -> dict[str, int]:
+    """How many sensors of each kind a site of `n_sensors` gets (drivers included)."""
+    scenario = family.scenario
+    lo = MIN_SENSORS[scenario]
+    if not lo <= n_sensors <= MAX_SENSORS:
+        raise InputError(
+            f"a {scenario} site needs between {lo} and {MAX_SENSORS} sensors, got {n_sensors}",
+            column="--sensors",
+            hint=f"pass --sensors {lo} or more",
+        )
+    counts: dict[str, int] = {k: 1 for k in DRIVER_KINDS[scenario]}
+    for k in CORE_KINDS[scenario]:
+        counts[k] = counts.get(k, 0) + 1
+    extra_drivers: list[str] = []
+    if n_sensors >= 8:
+        extra_drivers.append("barometer")
+    if scenario == "dam" and n_sensors >= 10:
+        extra_drivers.append("discharge")
+    for k in extra_drivers:
+        counts[k] = 1
+    rest = n_sensors - sum(counts.values())
+    for k, v in _allocate(rest, family.kind_weights).items():
+        counts[k] = counts.get(k, 0) + v
+    return {k: v for k, v in counts.items() if v > 0}
+
+
+def _ids(kind: str, n: int) -> list[str]:
+    width = max(2, len(str(n)))
+    return [f"{PREFIX[kind]}{i + 1:0{width}d}" for i in range(n)]
+
+
+def place_sensors(family: SiteFamily, n_sensors: int, rng: np.random.Generator) -> list[SensorSpec]:
+    """Place `n_sensors` sensors for `family`: positions, groups, loggers and sampling."""
+    counts = count_kinds(family, n_sensors)
+    placer = {"slope": _place_slope, "embankment": _place_embankment, "dam": _place_dam}
+    raw = placer[family.scenario](family, counts, rng)
+    specs = _assign_loggers(family, raw, rng)
+    if len(specs) != n_sensors:  # an internal invariant: every requested sensor is placed
+        raise RuntimeError(f"placed {len(specs)} sensors instead of {n_sensors}")
+    return specs
+
+
+# A raw placement before loggers: kind, x, y, z, group, depth, factors
+_Raw = tuple[str, float, float, float, str, float, dict[str, float]]
+
+
+def _drivers_raw(family: SiteFamily, counts: Mapping[str, int], x: float) -> list[_Raw]:
+    out: list[_Raw] = []
+    for k in ("rain_gauge", "thermometer", "barometer"):
+        if counts.get(k):
+            out.append((k, x, -10.0, family.elevation_m + 1.5, "MET", 0.0, {}))
+    return out
+
+
+def _boreholes(n_items: int, per_hole: tuple[int, int], rng: np.random.Generator) -> list[int]:
+    """Split `n_items` sensors into boreholes of `per_hole` sizes; returns the sizes."""
+    sizes: list[int] = []
+    left = n_items
+    while left > 0:
+        k = min(left, int(rng.integers(per_hole[0], per_hole[1] + 1)))
+        sizes.append(k)
+        left -= k
+    return sizes
+
+
+def _place_slope(
+    family: SiteFamily, counts: Mapping[str, int], rng: np.random.Generator
+) -> list[_Raw]:
+    g = family.geometry
+    length, width = g["length"], g["width"]
+    tan_a = math.tan(math.radians(g["angle_deg"]))
+    top = family.elevation_m + length * tan_a
+
+    def ground(x: float) -> float:
+        return top - x * tan_a
+
+    def slide(x: float, y: float) -> float:
+        r2 = ((x - g["slide_x0"]) / g["slide_rx"]) ** 2 + (y / g["slide_ry"]) ** 2
+        return float(math.exp(-(r2**2)))  # flat-topped footprint, ~1 inside, ~0 outside
+
+    def slip_depth(x: float, y: float) -> float:
+        return g["slip_depth"] * max(0.35, slide(x, y) ** 0.5)
+
+    def in_slide(r: np.random.Generator) -> tuple[float, float]:
+        x = g["slide_x0"] + g["slide_rx"] * float(r.uniform(-1.1, 1.1))
+        y = g["slide_ry"] * float(r.uniform(-1.1, 1.1))
+        return min(max(x, 0.0), length), max(min(y, width / 2), -width / 2)
+
+    out = _drivers_raw(family, counts, x=-20.0)
+    bh = 0
+    for size in _boreholes(counts.get("piezometer", 0), (1, 4), rng):
+        bh += 1
+        x, y = (
+            in_slide(rng)
+            if rng.uniform() < 0.8
+            else (
+                float(rng.uniform(0, length)),
+                float(rng.uniform(-width / 2, width / 2)),
+            )
+        )
+        sd = slip_depth(x, y)
+        wt = family.water_table_depth * (1.0 + 0.6 * (1 - x / length))
+        depths = np.sort(rng.uniform(wt + 1.0, max(wt + 2.0, sd * 1.4), size))
+        for d in depths:
+            f = {"slide": slide(x, y), "slip_depth": sd, "wt_depth": wt}
+            out.append(("piezometer", x, y, ground(x) - float(d), f"BH{bh}", float(d), f))
+    inc = 0
+    for size in _boreholes(counts.get("inclinometer", 0), (2, 6), rng):
+        inc += 1
+        x, y = (
+            in_slide(rng)
+            if rng.uniform() < 0.85
+            else (
+                float(rng.uniform(0, length)),
+                float(rng.uniform(-width / 2, width / 2)),
+            )
+        )
+        sd = slip_depth(x, y)
+        # nodes from near the surface to below the slip surface
+        depths = np.linspace(1.0, sd * 1.5 + 2.0, size)
+        for d in depths:
+            shear = 1.0 / (1.0 + math.exp((float(d) - sd) / 0.6))  # 1 above, 0 below the slip
+            f = {"slide": slide(x, y) * (0.02 + 0.98 * shear), "slip_depth": sd}
+            out.append(("inclinometer", x, y, ground(x) - float(d), f"INC{inc}", float(d), f))
+    for k in range(counts.get("extensometer", 0)):
+        x, y = in_slide(rng)
+        sd = slip_depth(x, y)
+        d = sd + float(rng.uniform(3, 8))
+        f = {"slide": slide(x, y), "rod_length": d}
+        out.append(("extensometer", x, y, ground(x) - d, f"EXT{k + 1}", d, f))
+    for _ in range(counts.get("gnss", 0)):
+        x, y = (
+            in_slide(rng)
+            if rng.uniform() < 0.75
+            else (
+                float(rng.uniform(0, length)),
+                float(rng.uniform(-width / 2, width / 2)),
+            )
+        )
+        out.append(("gnss", x, y, ground(x) + 2.0, "GNSS", 0.0, {"slide": slide(x, y)}))
+    for k in range(counts.get("strain_gauge", 0)):
+        x, y = in_slide(rng)
+        d = float(rng.uniform(1, 6))
+        f = {"slide": slide(x, y), "nail": float(k // 3 + 1)}
+        out.append(("strain_gauge", x, y, ground(x) - d, f"NAIL{k // 3 + 1}", d, f))
+    return out
+
+
+def _place_embankment(
+    family: SiteFamily, counts: Mapping[str, int], rng: np.random.Generator
+) -> list[_Raw]:
+    g = family.geometry
+    length, crest = g["length"], g["crest_width"]
+    height = g["n_stages"] * g["stage_height"]
+    toe = crest / 2 + g["side_slope"] * height
+    n_geo = sum(v for k, v in counts.items() if k not in DRIVER_KINDS["embankment"])
+    n_sections = max(1, min(12, round(n_geo / 6)))
+    ys = np.sort(rng.uniform(0.05, 0.95, n_sections)) * length
+    base = family.elevation_m
+    out = _drivers_raw(family, counts, x=-toe - 30.0)
+    out.append(("load", 0.0, float(ys[0]), base, "FILL", 0.0, {"load": 1.0}))
+
+    def section(i: int) -> tuple[str, float]:
+        s = i % n_sections
+        return f"SEC{s + 1}", float(ys[s])
+
+    # soft-clay thickness varies smoothly along the embankment
+    phase = float(rng.uniform(0, 2 * math.pi))
+
+    def clay(y: float) -> float:
+        return g["clay_thickness"] * (1.0 + 0.3 * math.sin(2 * math.pi * y / length * 1.3 + phase))
+
+    def load_factor(x: float) -> float:
+        ax = abs(x)
+        if ax <= crest / 2:
+            return 1.0
+        return max(0.05, 1.0 - (ax - crest / 2) / (toe - crest / 2))
+
+    for i in range(counts.get("settlement", 0)):
+        grp, y = section(i)
+        x = float(rng.choice([0.0, 0.0, -crest / 2, crest / 2, -0.6 * toe, 0.6 * toe]))
+        f = {"load": load_factor(x), "clay": clay(y), "section": float(i % n_sections)}
+        out.append(("settlement", x, y, base, grp, 0.0, f))
+    for i in range(counts.get("piezometer", 0)):
+        grp, y = section(i)
+        h = clay(y)
+        x = float(rng.choice([0.0, 0.0, -crest / 2, 0.6 * toe]))
+        d = float(rng.uniform(0.25, 0.75)) * h + 0.5
+        f = {
+            "load": load_factor(x),
+            "clay": h,
+            "rel_depth": d / h,
+            "section": float(i % n_sections),
+        }
+        out.append(("piezometer", x, y, base - d, grp, d, f))
+    for i in range(counts.get("inclinometer", 0)):
+        grp, y = section(i)
+        h = clay(y)
+        d = float(rng.uniform(0.2, 1.2)) * h
+        shape = math.sin(math.pi * min(d / (h * 1.1), 1.0)) + 0.2 * (d < 2)
+        f = {"lateral": 0.25 * shape, "clay": h, "section": float(i % n_sections)}
+        out.append(("inclinometer", toe + 2.0, y, base - d, f"INC{i // 4 + 1}", d, f))
+    for i in range(counts.get("extensometer", 0)):
+        grp, y = section(i)
+        f = {"load": 1.0, "clay": clay(y), "fraction": float(rng.uniform(0.5, 0.9))}
+        out.append(("extensometer", 0.0, y, base - clay(y), grp, clay(y), f))
+    for i in range(counts.get("strain_gauge", 0)):
+        grp, y = section(i)
+        x = float(rng.uniform(-toe * 0.8, toe * 0.8))
+        f = {"load": load_factor(x), "clay": clay(y), "section": float(i % n_sections)}
+        out.append(("strain_gauge", x, y, base + 0.3, grp, 0.0, f))
+    for i in range(counts.get("gnss", 0)):
+        grp, y = section(i)
+        f = {"load": 1.0, "clay": clay(y), "section": float(i % n_sections)}
+        out.append(("gnss", 0.0, y, base + height, grp, 0.0, f))
+    return out
+
+
+def _place_dam(
+    family: SiteFamily, counts: Mapping[str, int], rng: np.random.Generator
+) -> list[_Raw]:
+    g = family.geometry
+    crest_len, height = g["crest_length"], g["height"]
+    base = family.elevation_m
+    half_base = height * 2.2
+    out = _drivers_raw(family, counts, x=half_base + 40.0)
+    out.append(("water_level", -half_base - 10.0, crest_len / 2, base + height, "RES", 0.0, {}))
+    if counts.get("discharge"):
+        out.append(("discharge", half_base + 5.0, crest_len / 2, base - 1.0, "WEIR", 0.0, {}))
+    n_geo = sum(v for k, v in counts.items() if k not in ("rain_gauge", "thermometer", "barometer"))
+    n_sections = max(1, min(10, round(n_geo / 8)))
+    ys = np.sort(rng.uniform(0.15, 0.85, n_sections)) * crest_len
+
+    def section(i: int) -> tuple[str, float]:
+        s = i % n_sections
+        return f"SEC{s + 1}", float(ys[s])
+
+    for i in range(counts.get("piezometer", 0)):
+        grp, y = section(i)
+        # position through the dam: -1 upstream face, +1 downstream toe
+        u = float(rng.uniform(-0.6, 1.0))
+        x = u * half_base
+        eta = float(np.clip(0.5 - 0.55 * u + rng.normal(0, 0.05), 0.04, 0.97))
+        # keep the tip below the lowest phreatic level it will see (after a deep drawdown)
+        low = base + height - g["freeboard"] - 1.6 * g["drawdown_range"]
+        z_max = base + eta * (low - base) - 1.0
+        z = min(base + float(rng.uniform(-15, 0.25 * height)), z_max)
+        f = {"eta": eta, "u": u, "section": float(i % n_sections)}
+        out.append(("piezometer", x, y, z, grp, 0.0, f))
+    for i in range(counts.get("strain_gauge", 0)):
+        grp, y = section(i)
+        f = {"section": float(i % n_sections)}
+        out.append(
+            ("strain_gauge", 0.0, y, base + float(rng.uniform(0, 0.3)) * height, grp, 0.0, f)
+        )
+    for i in range(counts.get("extensometer", 0)):
+        grp, y = section(i)
+        out.append(
+            ("extensometer", 0.0, y, base - 5.0, grp, 5.0, {"section": float(i % n_sections)})
+        )
+    for i in range(counts.get("gnss", 0)):
+        grp, y = section(i)
+        out.append(
+            ("gnss", 0.0, y, base + height, "CREST", 0.0, {"section": float(i % n_sections)})
+        )
+    for i in range(counts.get("inclinometer", 0)):
+        grp, y = section(i)
+        d = float(rng.uniform(2, height * 0.8))
+        f = {"shape": 1.0 - d / height, "section": float(i % n_sections)}
+        out.append(
+            ("inclinometer", half_base * 0.5, y, base + height * 0.5 - d, f"INC{i // 4 + 1}", d, f)
+        )
+    for i in range(counts.get("settlement", 0)):
+        grp, y = section(i)
+        out.append(("settlement", 0.0, y, base + height, "CREST", 0.0, {"section": float(i)}))
+    return out
+
+
+def _assign_loggers(
+    family: SiteFamily, raw: list[_Raw], rng: np.random.Generator
+) -> list[SensorSpec]:
+    """Give ids, sampling habits and logger files to raw placements."""
+    by_kind: dict[str, list[_Raw]] = {}
+    for r in raw:
+        by_kind.setdefault(r[0], []).append(r)
+    named: list[tuple[str, _Raw, str]] = []  # (id, raw, sampling)
+    for kind in SENSOR_KINDS:
+        items = by_kind.get(kind, [])
+        if not items:
+            continue
+        manual_frac = family.manual_fraction.get(kind, 0.0)
+        n_manual = round(manual_frac * len(items))
+        manual_idx = (
+            set(int(i) for i in rng.choice(len(items), size=n_manual, replace=False))
+            if n_manual
+            else set()
+        )
+        for i, (sid, r) in enumerate(zip(_ids(kind, len(items)), items, strict=True)):
+            if kind == "load":
+                sampling = "daily"
+            elif kind == "gnss":
+                sampling = "gnss"
+            elif i in manual_idx:
+                sampling = "manual"
+            else:
+                sampling = "logger"
+            named.append((sid, r, sampling))
+    # loggers: the station logger for drivers, then borehole/section groups filled in order
+    logger_of: dict[str, str] = {}
+    pending: dict[str, list[str]] = {}
+    for sid, r, sampling in named:
+        kind, group = r[0], r[4]
+        if sampling == "manual":
+            logger_of[sid] = f"manual_{kind}"
+        elif sampling == "daily":
+            logger_of[sid] = "manual_fill"
+        elif sampling == "gnss":
+            logger_of[sid] = "gnss"
+        elif group in ("MET", "RES", "WEIR"):
+            logger_of[sid] = "MET"
+        else:
+            pending.setdefault(group, []).append(sid)
+    n_loggers, used = 0, LOGGER_CHANNELS
+    for group in sorted(pending, key=_group_key):
+        sids = pending[group]
+        if used + len(sids) > LOGGER_CHANNELS and used > 0:
+            n_loggers, used = n_loggers + 1, 0
+        for sid in sids:
+            if used >= LOGGER_CHANNELS:
+                n_loggers, used = n_loggers + 1, 0
+            logger_of[sid] = f"LOG{n_loggers:02d}"
+            used += 1
+    formats: dict[str, str] = {}
+    for name in sorted(set(logger_of.values())):
+        if name.startswith("LOG"):
+            formats[name] = "toa5" if rng.uniform() < family.toa5_fraction else "wide"
+        elif name == "MET":
+            formats[name] = "toa5"
+        else:
+            formats[name] = "wide"
+    specs: list[SensorSpec] = []
+    for sid, r, sampling in named:
+        kind, x, y, z, group, depth, factors = r
+        logger = logger_of[sid]
+        ext = ".dat" if formats[logger] == "toa5" else ".csv"
+        specs.append(
+            SensorSpec(
+                id=sid,
+                kind=kind,
+                unit=UNIT[kind],
+                x=round(float(x), 2),
+                y=round(float(y), 2),
+                z=round(float(z), 2),
+                group=group,
+                depth=float(depth),
+                logger=logger + ext,
+                sampling=sampling,
+                factors=dict(factors),
+            )
+        )
+    return specs
+
+
+def _group_key(group: str) -> tuple[str, int]:
+    """Sort BH2 before BH10."""
+    head = group.rstrip("0123456789")
+    tail = group[len(head) :]
+    return head, int(tail) if tail else 0
