@@ -139,8 +139,10 @@ def gw_section(
 ) -> tuple[str, dict[str, Any]]:
     rec, series = gw_protocol(methods, root, stride=stride)
     rec.to_csv(out / "records_gw.csv", index=False)
+    order = [f"{h:g} d" for h in sorted(rec["horizon"].unique())]
     rec["horizon"] = rec["horizon"].map(lambda h: f"{h:g} d")
     per_well = summarise(rec, by=("series", "method", "horizon"))
+    per_well["horizon"] = pd.Categorical(per_well["horizon"], categories=order, ordered=True)
     mean = (
         per_well.groupby(["method", "horizon"])[["mae", "rmse", "mae_vs_persistence"]]
         .mean()
