@@ -299,9 +299,8 @@ def _combine(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     for c in ("sensor_id", "source"):
         u = union_categoricals([p[c].array for p in parts], sort_categories=True)
         cols[c] = u
-    cols["quality"] = pd.Categorical(
-        np.concatenate([p["quality"].astype("str").to_numpy() for p in parts]),
-        dtype=QUALITY_DTYPE,
+    cols["quality"] = pd.Categorical.from_codes(
+        np.concatenate([_quality_codes(p["quality"]) for p in parts]), dtype=QUALITY_DTYPE
     )
     df = pd.DataFrame(cols)[["timestamp", "sensor_id", "value", "quality", "source"]]
     order = np.lexsort(
@@ -311,6 +310,26 @@ def _combine(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
         )
     )
     return df.iloc[order].reset_index(drop=True)
+
+
+def _quality_codes(q: pd.Series) -> np.ndarray:
+    """int8 codes of a quality column in the site's flag order."""
+    if isinstance(q.dtype, pd.CategoricalDtype) and list(q.cat.categories) == list(
+        QUALITY_DTYPE.categories
+    ):
+        return np.asarray(q.cat.codes.to_numpy(), dtype=np.int8)
+    return np.asarray(q.astype("str").astype(QUALITY_DTYPE).cat.codes.to_numpy(), dtype=np.int8)
+
+
+def _only(readings: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    """Rows of `readings` whose sensor is in `ids` (cheap on categorical ids)."""
+    sid = readings["sensor_id"]
+    if isinstance(sid.dtype, pd.CategoricalDtype):
+        wanted = [i for i, c in enumerate(sid.cat.categories) if str(c) in ids]
+        if not wanted:
+            return readings.iloc[:0]
+        return readings[np.isin(sid.cat.codes.to_numpy(), wanted)]
+    return readings[sid.astype("str").isin(ids)]
 
 
 def _split_new(
@@ -380,11 +399,9 @@ def _merge(
     for r, path, raw, sha in reads:
         site_name = f"site {root}"
         sensors = merge_sensors(sensors, r.sensors, file=path, base_name=site_name)
-        pool = (
-            _combine([current, *added])
-            if added and current is not None
-            else (current if not added else _combine(added))
-        )
+        ids = set(map(str, r.readings["sensor_id"].unique()))
+        parts = ([current] if current is not None else []) + added
+        pool = _combine([_only(p, ids) for p in parts])
         fresh, already, conflicts = _split_new(pool, r.readings)
         if len(conflicts) and on_conflict == "error":
             c = conflicts.iloc[0]

@@ -147,7 +147,10 @@ def as_categorical_readings(df: pd.DataFrame) -> pd.DataFrame:
             "timestamp": pd.to_datetime(df["timestamp"], utc=True).astype("datetime64[ns, UTC]"),
             "sensor_id": _cat(df["sensor_id"]),
             "value": pd.to_numeric(df["value"]).astype("float64"),
-            "quality": df["quality"].astype("str").astype(QUALITY_DTYPE),
+            "quality": df["quality"]
+            if isinstance(df["quality"].dtype, pd.CategoricalDtype)
+            and list(df["quality"].cat.categories) == list(QUALITY_DTYPE.categories)
+            else df["quality"].astype("str").astype(QUALITY_DTYPE),
             "source": _cat(df["source"]),
         }
     )

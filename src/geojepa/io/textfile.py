@@ -240,7 +240,10 @@ def split_line(line: str, sep: str) -> list[str]:
     """Split one line like a CSV reader would (quotes respected)."""
     if sep == " ":
         return line.split()
-    return next(csv.reader(io.StringIO(line), delimiter=sep), [])
+    try:
+        return next(csv.reader(io.StringIO(line), delimiter=sep), [])
+    except csv.Error:  # e.g. a bare carriage return inside the line: split plainly
+        return line.split(sep)
 
 
 def sniff_delimiter(

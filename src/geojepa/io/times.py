@@ -209,7 +209,20 @@ def _ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
 
 
 def _parse_with(ustr: pd.Series, fmt: str) -> pd.Series:
-    return pd.Series(pd.to_datetime(ustr, format=fmt, errors="coerce"), index=ustr.index)
+    """Naive times with `fmt`; texts that do not fit (or carry an offset) become NaT."""
+    try:
+        return pd.Series(pd.to_datetime(ustr, format=fmt, errors="coerce"), index=ustr.index)
+    except (ValueError, OverflowError):
+        # some text carries an offset the offset test missed (e.g. "-09"): read one by one,
+        # keeping only naive results, so the caller names the first unreadable row
+        out = []
+        for text in ustr:
+            try:
+                t = pd.to_datetime(text, format=fmt)
+            except (ValueError, OverflowError):
+                t = pd.NaT
+            out.append(pd.NaT if getattr(t, "tzinfo", None) is not None else t)
+        return pd.Series(pd.to_datetime(pd.Series(out, dtype="object")), index=ustr.index)
 
 
 def _detect_format(
