@@ -20,7 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from geojepa.simulate.layout import SiteFamily
-from geojepa.simulate.signals import ar1, causal_convolve, exp_kernel, soft_min
+from geojepa.simulate.signals import (
+    ar1,
+    causal_convolve,
+    exp_kernel,
+    gamma_kernel,
+    gamma_kernel_length,
+    soft_min,
+)
 
 HOURS_PER_YEAR = 8766.0
 NS_PER_HOUR = 3_600_000_000_000
@@ -158,7 +165,10 @@ def _reservoir(
     full_doy = fam.wet_peak_doy + g["fill_peak_shift_days"]
     target = low + span * (0.55 + 0.4 * np.cos(2 * np.pi * (doy - full_doy) / 365.25))
     steps_day = 24.0 / dt_h
-    wetness = causal_convolve(rain, exp_kernel(10.0 * steps_day, n))
+    # inflow from the catchment: a smooth, delayed response to rain (peak after ~5 days)
+    mode = 5.0 * steps_day
+    k = gamma_kernel(mode, 2.5, min(n, gamma_kernel_length(mode, 2.5)))
+    wetness = causal_convolve(rain, k / k.sum())
     inflow = 0.35 * span * (wetness / max(float(wetness.mean()), 1e-9) - 1.0)
     level = target + np.clip(inflow, -0.3 * span, 0.6 * span)
     # maintenance drawdowns: drop, hold, refill

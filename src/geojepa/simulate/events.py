@@ -150,8 +150,9 @@ def inject_fault(
     each column with its own scale. `scale` overrides the robust scales measured on the
     series. Amplitudes at intensity 1: spike max(10 noise, 0.25 spread); step max(8 noise,
     0.3 spread); drift 0.5 spread at the end (linear); noise_burst std max(6 noise, 0.05
-    spread); clock_shift max(1, round(2 intensity)) samples late; stuck and dropout do not
-    depend on intensity (except intensity 0: no change); pore_pressure_rise 1.0 spread;
+    spread); clock_shift max(1, round(2 intensity)) samples late; stuck (holds the last
+    reading before the window) and dropout (NaN) do not depend on intensity (except
+    intensity 0: no change); pore_pressure_rise 1.0 spread;
     seepage_change 0.6 spread; settlement_acceleration max(0.3 spread, 20 noise) and
     accelerating_creep max(0.5 spread, 20 noise) in the direction of the series' trend.
     """
@@ -196,7 +197,8 @@ def _inject_1d(
         ramp = (np.arange(e - s) + 1.0) / (e - s)
         v[s:e] += sign * intensity * jitter * 0.5 * sc.spread * ramp
     elif kind == "stuck":
-        src = v[: s + 1][np.isfinite(v[: s + 1])]
+        # the last reading before the window (the first one if the window starts the series)
+        src = v[: max(s, 1)][np.isfinite(v[: max(s, 1)])]
         held = float(src[-1]) if len(src) else float("nan")
         v[s:e] = held
     elif kind == "noise_burst":

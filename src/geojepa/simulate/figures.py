@@ -107,9 +107,14 @@ def _shade(ax: object, labels: pd.DataFrame, ids: list[str]) -> None:
     ends = pd.DatetimeIndex(labels["end"]).tz_localize(None)
     cats = labels["category"].astype(str).tolist()
     sens = labels["sensors"].astype(str).tolist()
+    if len(labels) == 0:
+        return
+    lo, hi = ax.get_xlim()  # type: ignore[attr-defined]
+    least = pd.Timedelta(days=max(hi - lo, 1.0) / 250.0)  # keep one-sample events visible
     for a, b, cat, s in zip(starts, ends, cats, sens, strict=True):
         if not set(s.split(";")) & set(ids):
             continue
-        if b <= a:
-            b = a + pd.Timedelta("12h")
+        if b - a < least:
+            mid = a + (b - a) / 2
+            a, b = mid - least / 2, mid + least / 2
         ax.axvspan(a, b, color=COLOURS.get(cat, "gray"), alpha=0.25, lw=0)  # type: ignore[attr-defined]

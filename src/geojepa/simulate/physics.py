@@ -207,7 +207,9 @@ def _piezo_rain(
     """Fast (gamma kernel, depth lag) + slow (net recharge) rain response (n, k) in kPa."""
     fam, rng = ctx.fam, ctx.rng
     k = len(specs)
-    lag0 = rng.uniform(6.0, 18.0, k)  # h through the unsaturated zone
+    # transit through the unsaturated zone: one value per borehole (same surface and soil)
+    per_group = {g: float(rng.uniform(6.0, 18.0)) for g in sorted({s.group for s in specs})}
+    lag0 = np.array([per_group[s.group] for s in specs])  # h
     lag_h = np.minimum(lag0 + depths**2 / (6.0 * fam.diffusivity_m2_h), 30 * 24.0)
     modes = lag_h / ctx.dt_h
     # advective-dispersive transit: the pulse sharpens (relative to its lag) with distance
@@ -526,8 +528,9 @@ def _dam(
         lag_days = (1.0 + 25.0 * (upos + 1.0) / 2.0) * rng.uniform(0.7, 1.3, len(piezos))
         lag_days *= {"clay": 2.0, "silt": 1.3}.get(fam.soil, 1.0)
         lv = lagged_level(lag_days)  # (n, k)
-        for s, m in zip(piezos, lag_days, strict=True):
+        for s, m, e in zip(piezos, lag_days, eta, strict=True):
             truth["reservoir_lag_steps"][s.id] = round(float(m * ctx.steps_day), 3)
+            truth.setdefault("head_ratio", {})[s.id] = round(float(e), 4)
         head = tail + eta[None, :] * (lv - tail)
         for j, s in enumerate(piezos):
             for ev in ctx.events_of("seepage_change", s.id):
