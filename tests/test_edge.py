@@ -279,7 +279,7 @@ def _stream_peak_bytes(path: Path, ids: list[str]) -> tuple[int, int]:
     n = 0
     tracemalloc.start()
     try:
-        for batch in LineFollower(path, max_lines=5000).batches():
+        for batch in LineFollower(path, max_lines=2000).batches():
             for k in ring.add(parser.parse(batch)):
                 if k % 64 == 0:
                     ring.frame(k, sensors, pd.Timedelta("1min"))
@@ -303,12 +303,24 @@ def _long_file(path: Path, rows: int, n_sensors: int) -> None:
 def test_stream_memory_is_bounded(tmp_path: Path) -> None:
     ids = [f"S{i}" for i in range(8)]
     small, big = tmp_path / "small.csv", tmp_path / "big.csv"
-    _long_file(small, 40_000, 8)
-    _long_file(big, 200_000, 8)
+    _long_file(small, 12_000, 8)
+    _long_file(big, 60_000, 8)
     peak_small, n_small = _stream_peak_bytes(small, ids)
     peak_big, n_big = _stream_peak_bytes(big, ids)
-    assert n_small == 40_000 and n_big == 200_000
+    assert n_small == 12_000 and n_big == 60_000
     assert peak_big < 1.3 * peak_small + 256_000  # 5x the rows, not 5x the memory
+
+
+@pytest.mark.slow
+def test_stream_memory_is_bounded_over_a_million_rows(tmp_path: Path) -> None:
+    ids = [f"S{i}" for i in range(8)]
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    _long_file(small, 100_000, 8)
+    _long_file(big, 1_000_000, 8)
+    peak_small, _ = _stream_peak_bytes(small, ids)
+    peak_big, n_big = _stream_peak_bytes(big, ids)
+    assert n_big == 1_000_000
+    assert peak_big < 1.3 * peak_small + 256_000
 
 
 # ----------------------------------------------------------------------------- energy

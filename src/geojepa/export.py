@@ -27,18 +27,36 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from geojepa.energy import TokenInputs
+from geojepa import __version__
+from geojepa.atomic import atomic_dir
+from geojepa.edge.bundle import ExportMeta, GraphFile, sha256_file, write_meta
+from geojepa.edge.score import Calibration
+from geojepa.energy import (
+    EnergySpec,
+    TokenEngine,
+    TokenInputs,
+    frame_energy,
+    pad_index,
+    row_max,
+    window_energy,
+)
+from geojepa.errors import GeoJEPAError, InputError
+from geojepa.frame import SensorFrame, to_frame
+from geojepa.site import Site
+from geojepa.windows import Normaliser, Window, WindowSpec, window_at
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from geojepa.evaluate import Protocol
     from geojepa.jepa import JEPA
 
 log = logging.getLogger(__name__)
@@ -47,6 +65,7 @@ OPSET = 18
 PARITY_TOL = 1e-4
 INT8_MIN_SPEARMAN = 0.99
 INT8_MIN_SPEEDUP = 1.15
+TIE_MARGIN = 1e-3  # relative lift of alarm thresholds above a tied training score
 ENCODER_INPUTS: tuple[str, ...] = (
     "values",
     "observed",
@@ -132,7 +151,7 @@ class TorchEngine:
 
     def __init__(self, model: JEPA) -> None:
         self.encoder_graph, self.predictor_graph = _graph_modules(model)
-        self.kinds = mask_kinds()
+        self.kinds: Mapping[str, int] = mask_kinds()
 
     def target_repr(self, inputs: TokenInputs) -> np.ndarray:
         import torch
@@ -218,8 +237,6 @@ def example_inputs(
         k = max(1, len(idx) // 3)
         targets.append(np.sort(idx[:k]))
         contexts.append(np.sort(idx[k:]) if len(idx) > k else np.sort(idx[:1]))
-    from geojepa.energy import pad_index
-
     context, context_pad = pad_index(contexts)
     target, target_pad = pad_index(targets)
     return {
@@ -393,3 +410,326 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra = pd.Series(a[keep]).rank().to_numpy()
     rb = pd.Series(b[keep]).rank().to_numpy()
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+# ----------------------------------------------------------------------------- calibration
+def fit_calibration(
+    engine: TokenEngine,
+    frame: SensorFrame,
+    normaliser: Normaliser,
+    window: WindowSpec,
+    spec: EnergySpec,
+    train_end: int,
+    protocol: Protocol | None = None,
+) -> Calibration:
+    """Energy statistics and TARP thresholds from the training rows (< train_end) only.
+
+    The per-sensor centre and scale come from the detectors' `SensorwiseDetector` fit (the
+    same normalisation every detector of ``geojepa detect`` uses); the amber / red
+    thresholds from `geojepa.evaluate.calibrate_policy` on the training per-time scores.
+    """
+    from geojepa.detectors.base import SensorwiseDetector
+    from geojepa.evaluate import Protocol as _Protocol
+    from geojepa.evaluate import calibrate_policy
+    from geojepa.thresholds import TrainingScores
+
+    class _Energy(SensorwiseDetector):
+        def _fit_train(self, train: SensorFrame) -> np.ndarray:
+            self.raw_train_ = frame_energy(engine, train, normaliser, window, spec)
+            return self.raw_train_  # (T_train, C)
+
+        def _raw(self, frame: SensorFrame) -> np.ndarray:
+            return frame_energy(engine, frame, normaliser, window, spec)
+
+    det = _Energy().fit(frame, train_end)
+    centre = np.asarray(det.centre_, dtype=np.float64)
+    scale = np.asarray(det.scale_, dtype=np.float64)
+    score = row_max((det.raw_train_ - centre[None, :]) / scale[None, :])  # (T_train,)
+    policy = calibrate_policy(TrainingScores.from_scores(score, train_end), protocol or _Protocol())
+    # A quantile of training scores often IS a training score (several rows share one
+    # window's energy; a sensor's q99 scales to exactly 1.0). Lift each threshold by
+    # TIE_MARGIN (relative) so two engines whose normalised scores agree to ~1e-5 (torch
+    # and onnxruntime) cannot disagree on an alarm at such a tie; export_run checks that
+    # the measured disagreement stays well below the lift.
+    policy = replace(policy, amber=_lift(policy.amber), red=_lift(policy.red))
+    return Calibration(centre, scale, policy)
+
+
+def _lift(threshold: float) -> float:
+    return float(threshold + TIE_MARGIN * max(1.0, abs(threshold)))
+
+
+# ----------------------------------------------------------------------------- run export
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_run` measured: parity per graph and shape, energy parity on real
+    windows, file sizes, and the int8 decision with its numbers."""
+
+    parity: tuple[ParityResult, ...]
+    energy_max_abs_diff: float
+    score_max_abs_diff: float
+    bytes: Mapping[str, int]
+    quantization: Mapping[str, Any]
+
+
+def _windows_of(
+    frame: SensorFrame, normaliser: Normaliser, window: WindowSpec, n: int, seed: int
+) -> list[Window]:
+    """Up to n windows of `frame` at random aligned ends (for the energy checks)."""
+    rng = np.random.default_rng(seed)
+    span = window.span(window.scales[0])
+    ends = np.arange(min(span, frame.n_times), frame.n_times + 1)
+    pick = np.sort(rng.choice(ends, size=min(n, len(ends)), replace=False))
+    return [window_at(frame, normaliser, window, int(e), scale=window.scales[0]) for e in pick]
+
+
+def _energies(
+    engine: TokenEngine, windows: Sequence[Window], patch: int, spec: EnergySpec
+) -> np.ndarray:
+    return np.concatenate([window_energy(engine, w, patch, spec).ravel() for w in windows])
+
+
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    site: Site | None = None,
+    calibration: Calibration | None = None,
+    energy: EnergySpec | None = None,
+    int8: str = "auto",
+    check_windows: int = 12,
+    seed: int = 0,
+) -> ExportReport:
+    """Export RUN to DIR: graphs, metadata, parity. `int8`: "auto" | "off" | "force".
+
+    The energy calibration comes from `calibration`, else is fitted on `site`'s training
+    period (rows before the run's train_end); one of them is required. `site` also gives
+    the real windows on which torch and onnxruntime energies are compared (else random
+    well-formed inputs are used).
+    """
+    from geojepa.checkpoint import load_run
+    from geojepa.edge.score import OnnxEngine
+
+    if int8 not in ("auto", "off", "force"):
+        raise InputError(f"unknown int8 mode {int8!r}", hint="use auto, off or force")
+    run = load_run(run_dir)
+    model = run.model.eval()
+    mc = run.config.model
+    window = run.config.window
+    spec = energy or EnergySpec()
+    sensor_ids = list(run.normaliser.sensor_ids)
+    torch_engine = TorchEngine(model)
+    frame = None
+    if site is not None:
+        frame = to_frame(site, interval=run.interval, sensor_ids=sensor_ids)
+    if calibration is None:
+        if frame is None:
+            raise InputError(
+                "export needs the energy thresholds of the training period",
+                file=run_dir,
+                hint="pass --site SITE (the training site) so they can be fitted",
+            )
+        train_end = frame.index_of(run.train_end)
+        if train_end < 2:
+            raise InputError(
+                "the site has no rows before the run's training end",
+                hint="pass the site the run was trained on",
+            )
+        log.info("fitting the energy calibration on %d training rows", train_end)
+        calibration = fit_calibration(torch_engine, frame, run.normaliser, window, spec, train_end)
+    encoder_graph, predictor_graph = torch_engine.encoder_graph, torch_engine.predictor_graph
+    x = example_inputs(EXPORT_SHAPE, mc.patch, mc.n_sensor_feats, mc.n_time_feats, seed)
+    with atomic_dir(out_dir) as tmp:
+        paths = {k: tmp / v for k, v in GRAPH_FILES.items()}
+        log.info("exporting the encoder graph")
+        export_graph(encoder_graph, x, ENCODER_INPUTS, "repr", paths["encoder"])
+        log.info("exporting the predictor graph")
+        export_graph(predictor_graph, x, PREDICTOR_INPUTS, "pred", paths["predictor"])
+        pairs = {
+            "encoder": (encoder_graph, session(paths["encoder"])),
+            "predictor": (predictor_graph, session(paths["predictor"])),
+        }
+        parity = check_parity(pairs, mc.patch, mc.n_sensor_feats, mc.n_time_feats, seed=seed)
+        worst = max(r.max_abs_diff for r in parity)
+        if not worst <= PARITY_TOL:
+            bad = [r for r in parity if not r.max_abs_diff <= PARITY_TOL]
+            raise GeoJEPAError(
+                f"ONNX parity failed: max |delta| {worst:.3g} > {PARITY_TOL:g} at "
+                + ", ".join(f"{r.graph} {r.shape}" for r in bad)
+            )
+        graphs = {
+            k: GraphFile(
+                name=k,
+                file=paths[k].name,
+                sha256=sha256_file(paths[k]),
+                bytes=paths[k].stat().st_size,
+                inputs=ENCODER_INPUTS if k == "encoder" else PREDICTOR_INPUTS,
+                outputs=("repr",) if k == "encoder" else ("pred",),
+            )
+            for k in paths
+        }
+        meta = ExportMeta(
+            graphs=graphs,
+            opset=OPSET,
+            normaliser=run.normaliser.to_dict(),
+            sensors=_sensor_records(run.sensors, sensor_ids),
+            interval_seconds=float(run.interval.total_seconds()),
+            window=window.to_dict(),
+            model=mc.to_dict(),
+            energy={"spec": spec.to_dict(), "kinds": torch_engine.kinds},
+            alarms=calibration.to_dict(),
+            train_end=run.train_end.isoformat(),
+            geojepa_version=__version__,
+        )
+        write_meta(tmp, meta)
+        # energy parity on real (or example) windows, through the shared sweep code
+        checks = _check_windows(frame, run.normaliser, window, mc, check_windows, seed)
+        onnx_engine = OnnxEngine(tmp, meta)
+        e_torch = _energies(torch_engine, checks, mc.patch, spec)
+        e_onnx = _energies(onnx_engine, checks, mc.patch, spec)
+        both = np.isfinite(e_torch) & np.isfinite(e_onnx)
+        if not np.array_equal(np.isfinite(e_torch), np.isfinite(e_onnx)):
+            raise GeoJEPAError("ONNX energy is NaN where torch's is not (or the reverse)")
+        delta = np.where(both, np.abs(e_torch - e_onnx), 0.0)
+        energy_diff = float(delta.max()) if delta.size else 0.0
+        # on the alarm scale: per-sensor energy / its training spread; (W*C*r,) -> (W, C, r)
+        n_sensors = len(sensor_ids)
+        scaled = delta.reshape(len(checks), n_sensors, -1) / calibration.scale[None, :, None]
+        score_diff = float(scaled.max()) if scaled.size else 0.0
+        if score_diff > TIE_MARGIN / 10:
+            log.warning(
+                "torch and onnxruntime scores differ by up to %.2g on the alarm scale, near the "
+                "threshold lift %.2g: an alarm exactly at a threshold may differ",
+                score_diff,
+                TIE_MARGIN,
+            )
+        quant = _maybe_int8(tmp, meta, graphs, checks, mc.patch, spec, e_onnx, int8)
+        meta = replace(
+            meta,
+            graphs=quant.pop("graphs"),
+            quantization=quant,
+            parity=[r.to_dict() for r in parity]
+            + [
+                {"graph": "energy", "shape": f"{len(checks)} windows", "max_abs_diff": energy_diff},
+                {"graph": "score", "shape": f"{len(checks)} windows", "max_abs_diff": score_diff},
+            ],
+        )
+        write_meta(tmp, meta)
+        sizes = {p.name: p.stat().st_size for p in tmp.iterdir()}
+    log.info("export written to %s (parity max |delta| %.2g)", out_dir, worst)
+    return ExportReport(tuple(parity), energy_diff, score_diff, sizes, meta.quantization)
+
+
+def _sensor_records(sensors: pd.DataFrame, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The sensors table as JSON records in the model's order (positions None if unknown)."""
+    rows = {str(r["id"]): r for r in sensors.to_dict("records")}
+    out = []
+    for sid in ids:
+        row = rows.get(sid, {})
+        rec: dict[str, Any] = {"id": sid}
+        for k in ("kind", "unit", "group"):
+            v = row.get(k, "")
+            rec[k] = "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v)
+        for k in ("x", "y", "z"):
+            try:
+                x = float(row.get(k))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                x = float("nan")
+            rec[k] = x if np.isfinite(x) else None
+        out.append(rec)
+    return out
+
+
+def _check_windows(
+    frame: SensorFrame | None,
+    normaliser: Normaliser,
+    window: WindowSpec,
+    mc: Any,
+    n: int,
+    seed: int,
+) -> list[Window]:
+    if frame is not None and frame.n_times > 0:
+        return _windows_of(frame, normaliser, window, n, seed)
+    out = []
+    for i in range(n):
+        x = example_inputs(
+            GraphShape(1, 6, window.n_patches),
+            mc.patch,
+            mc.n_sensor_feats,
+            mc.n_time_feats,
+            seed + 100 + i,
+        )
+        out.append(
+            Window(
+                values=x["values"][0],
+                observed=x["observed"][0],
+                sensor_feats=x["sensor_feats"][0],
+                time_feats=x["time_feats"][0],
+                start=0,
+            )
+        )
+    return out
+
+
+def _maybe_int8(
+    folder: Path,
+    meta: ExportMeta,
+    graphs: Mapping[str, GraphFile],
+    windows: Sequence[Window],
+    patch: int,
+    spec: EnergySpec,
+    e_fp32: np.ndarray,
+    mode: str,
+) -> dict[str, Any]:
+    """Quantise, measure speed and score agreement; keep int8 files only where they help."""
+    from geojepa.edge.score import OnnxEngine
+
+    if mode == "off":
+        return {"graphs": dict(graphs), "offered": False, "reason": "not requested"}
+    new = {}
+    for k, g in graphs.items():
+        dst = folder / g.file.replace(".onnx", ".int8.onnx")
+        quantize_int8(folder / g.file, dst)
+        new[k] = replace(g, int8_file=dst.name, int8_sha256=sha256_file(dst))
+    q_meta = replace(meta, graphs=new)
+    fp32 = OnnxEngine(folder, meta)
+    q8 = OnnxEngine(folder, q_meta, int8=True)
+    e_int8 = _energies(q8, windows, patch, spec)
+    rho = spearman(e_fp32, e_int8)
+    w = windows[0]
+    t_fp32 = float(np.median(time_call(lambda: window_energy(fp32, w, patch, spec), 15)))
+    t_int8 = float(np.median(time_call(lambda: window_energy(q8, w, patch, spec), 15)))
+    speedup = t_fp32 / t_int8 if t_int8 > 0 else float("nan")
+    fp32_bytes = sum(g.bytes for g in graphs.values())
+    int8_bytes = sum((folder / str(g.int8_file)).stat().st_size for g in new.values())
+    helps = speedup >= INT8_MIN_SPEEDUP and rho >= INT8_MIN_SPEARMAN
+    keep = helps or (mode == "force" and rho >= INT8_MIN_SPEARMAN)
+    reason = (
+        "faster and scores agree"
+        if helps
+        else f"speed-up {speedup:.2f}x < {INT8_MIN_SPEEDUP}x"
+        if rho >= INT8_MIN_SPEARMAN
+        else f"Spearman {rho:.4f} < {INT8_MIN_SPEARMAN}"
+    )
+    if not keep:
+        for g in new.values():
+            (folder / str(g.int8_file)).unlink()
+        new = dict(graphs)
+    log.info(
+        "int8: speed-up %.2fx, Spearman %.4f with fp32: %s",
+        speedup,
+        rho,
+        "offered" if keep else "not offered",
+    )
+    return {
+        "graphs": new,
+        "offered": keep,
+        "recommended": helps,
+        "reason": reason,
+        "speedup": speedup,
+        "spearman": rho,
+        "fp32_seconds_per_window": t_fp32,
+        "int8_seconds_per_window": t_int8,
+        "fp32_bytes": fp32_bytes,
+        "int8_bytes": int8_bytes,
+    }

@@ -34,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("dir", help="folder written by `geojepa export`")
         sp.add_argument("file", help="long table (geojepa readings), wide CSV or TOA5 file")
-        sp.add_argument("--format", default="auto", choices=["auto", "long", "wide", "toa5"])
+        sp.add_argument(
+            "--format", default="auto", help="auto | long | wide | toa5 (score also: tabbed, pbo)"
+        )
+        sp.add_argument("--sep", default=None, help="column separator (default: detected)")
+        sp.add_argument("--time-col", default=None, help="time column of a wide file")
         sp.add_argument("--tz", default="UTC", help="time zone of naive timestamps")
         q = sp.add_mutually_exclusive_group()
         q.add_argument("--int8", dest="int8", action="store_true", default=None)

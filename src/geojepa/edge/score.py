@@ -30,7 +30,7 @@ import pandas as pd
 from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
 from geojepa.edge.bundle import ExportMeta, load_meta
-from geojepa.energy import EnergySpec, TokenInputs, frame_energy, row_max
+from geojepa.energy import EnergySpec, TokenEngine, TokenInputs, frame_energy, row_max
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame, to_frame
 from geojepa.site import Site
@@ -45,6 +45,7 @@ __all__ = [
     "Scores",
     "json_line",
     "score_frame",
+    "score_with",
     "scores_table",
     "write_scores_csv",
 ]
@@ -227,6 +228,24 @@ class EdgeModel:
         return AlarmTracker(self.calibration.policy, self.sensor_ids, self.calibration.top_k)
 
 
+def score_with(
+    engine: TokenEngine,
+    frame: SensorFrame,
+    normaliser: Normaliser,
+    window: WindowSpec,
+    energy: EnergySpec,
+    calibration: Calibration,
+) -> Scores:
+    """Scores and TARP levels of every grid time of `frame` with any engine (torch or
+    onnxruntime): the one scoring path ``geojepa detect`` and the edge scorer share."""
+    raw = frame_energy(engine, frame, normaliser, window, energy)  # (T, C)
+    sensor = calibration.sensor_scores(raw)  # (T, C)
+    score = row_max(sensor)  # (T,)
+    tracker = AlarmTracker(calibration.policy, frame.sensor_ids, calibration.top_k)
+    level = np.array([int(tracker.step(s).level) for s in score], dtype=np.int8)
+    return Scores(frame.time, score, sensor, level, tuple(frame.sensor_ids))
+
+
 def score_frame(model: EdgeModel, frame: SensorFrame) -> Scores:
     """Scores and alarm levels of every grid time of `frame` (the model's sensors, in order)."""
     if frame.sensor_ids != model.sensor_ids:
@@ -234,12 +253,9 @@ def score_frame(model: EdgeModel, frame: SensorFrame) -> Scores:
             "the frame's sensors differ from the exported model's",
             hint="build the frame with the model's sensor list",
         )
-    raw = frame_energy(model.engine, frame, model.normaliser, model.window, model.energy)
-    sensor = model.calibration.sensor_scores(raw)  # (T, C)
-    score = row_max(sensor)  # (T,)
-    tracker = model.tracker()
-    level = np.array([int(tracker.step(s).level) for s in score], dtype=np.int8)
-    return Scores(frame.time, score, sensor, level, tuple(model.sensor_ids))
+    return score_with(
+        model.engine, frame, model.normaliser, model.window, model.energy, model.calibration
+    )
 
 
 def read_site(
@@ -251,7 +267,45 @@ def read_site(
     sep: str | None = None,
     time_col: str | None = None,
 ) -> Site:
-    """Read FILE (long table, wide CSV or TOA5) into a site over the model's sensors."""
+    """Read FILE into a site over the model's sensors.
+
+    With pyarrow installed this is `geojepa.io.read_file`, the reader behind ``geojepa
+    ingest`` (every format it reads); without it, the streaming parser (long table, wide
+    CSV, TOA5). Readings of sensors the model does not know are counted and reported.
+    """
+    try:
+        from geojepa.io.reader import read_file
+    except ImportError:  # no pyarrow on this gateway
+        log.info("pyarrow is not installed: reading %s with the streaming parser", path)
+        readings = _read_streaming(model, path, fmt=fmt, tz=tz, sep=sep, time_col=time_col)
+    else:
+        readings = read_file(path, fmt, sep=sep, time_col=time_col, tz=tz).readings
+    known = readings["sensor_id"].astype(str).isin(model.sensor_ids)
+    if not known.all():
+        counts = readings.loc[~known, "sensor_id"].astype(str).value_counts()
+        for name, n in counts.items():
+            log.warning(
+                "%s: %d reading(s) of sensor %r not known to the model: not used", path, n, name
+            )
+        readings = readings[known]
+    if readings.empty:
+        raise InputError(
+            "no readings of the model's sensors in the file",
+            file=path,
+            hint="the model knows " + ", ".join(model.sensor_ids[:12]),
+        )
+    return Site(name=Path(path).stem, sensors=model.meta.sensors_frame(), readings=readings)
+
+
+def _read_streaming(
+    model: EdgeModel,
+    path: str | Path,
+    *,
+    fmt: str,
+    tz: str,
+    sep: str | None,
+    time_col: str | None,
+) -> pd.DataFrame:
     from geojepa.edge.stream import LineFollower, StreamParser
 
     parser = StreamParser(
@@ -266,25 +320,18 @@ def read_site(
         good.append(chunk.good)
     if parser.header is None:
         raise InputError("the file is empty", file=path, hint="point at a logger file")
-    for name, n in parser.stats.unknown_sensors.items():
-        log.warning(
-            "%s: %d reading(s) of sensor %r not known to the model: not used", path, n, name
-        )
     t = np.concatenate(times) if times else np.zeros(0, np.int64)
-    if t.size == 0:
-        raise InputError("no readings of the model's sensors in the file", file=path)
     ids = np.asarray(model.sensor_ids, dtype=object)
-    g = np.concatenate(good)
-    readings = pd.DataFrame(
+    g = np.concatenate(good) if good else np.zeros(0, bool)
+    return pd.DataFrame(
         {
             "timestamp": pd.to_datetime(t, utc=True),
-            "sensor_id": ids[np.concatenate(cols)].astype(str),
-            "value": np.concatenate(vals),
+            "sensor_id": ids[np.concatenate(cols)].astype(str) if cols else [],
+            "value": np.concatenate(vals) if vals else [],
             "quality": np.where(g, "ok", "missing"),
             "source": Path(path).name,
         }
     )
-    return Site(name=Path(path).stem, sensors=model.meta.sensors_frame(), readings=readings)
 
 
 def scores_table(scores: Scores) -> pd.DataFrame:
@@ -316,12 +363,14 @@ def score_file(
     *,
     fmt: str = "auto",
     tz: str = "UTC",
+    sep: str | None = None,
+    time_col: str | None = None,
     int8: bool | None = None,
     threads: int = 1,
 ) -> Scores:
     """`geojepa-edge score`: read FILE, grid it like `to_frame`, score every grid time."""
     model = EdgeModel.load(folder, int8=int8, threads=threads)
-    site = read_site(model, file, fmt=fmt, tz=tz)
+    site = read_site(model, file, fmt=fmt, tz=tz, sep=sep, time_col=time_col)
     frame = to_frame(site, interval=model.meta.interval, sensor_ids=model.sensor_ids)
     scores = score_frame(model, frame)
     if out is not None:

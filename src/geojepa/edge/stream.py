@@ -43,6 +43,7 @@ MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "-9999", "#n/a
 NON_FINITE_TEXT = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts")
 TOA5_SKIP_COLUMNS = frozenset({"RECORD", "RN"})
+_OFFSET_RE = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
 
 
 # ------------------------------------------------------------------------------ lines
@@ -254,6 +255,7 @@ class StreamParser:
         self._header_lines: list[str] = []
         self._header_size = 1
         self._prev_utc: int | None = None
+        self._aware: bool | None = None  # whether times carry an offset (first data row)
 
     # --- header
     def _take_header(self, batch: LineBatch) -> LineBatch | None:
@@ -390,25 +392,42 @@ class StreamParser:
         log.warning("%s:%d: %s: line skipped (counted)", self.file, line, message)
 
     def _times(self, text: list[str], line_no: np.ndarray, column: str) -> np.ndarray:
-        """UTC ns (n,) int64; unparseable -> bad line (returns -1 there)."""
-        ts = pd.to_datetime(pd.Series(text), errors="coerce", format="mixed")
+        """UTC ns (n,) int64; a time that cannot be read is a bad line (-1 there).
+
+        ISO 8601 is parsed vectorised; anything else falls back to pandas' per-row parser.
+        Whether times carry an offset is decided by the first data row; a later row that
+        differs is a bad line (a naive time among offset times is ambiguous).
+        """
+        s = pd.Series(text, dtype=object).astype(str).str.strip()
+        aware = s.str.contains(_OFFSET_RE).to_numpy(dtype=bool)
+        if self._aware is None:
+            self._aware = bool(aware[0])
+        out = np.full(len(text), -1, dtype=np.int64)
+        same = aware == self._aware
+        for i in np.flatnonzero(~same):
+            self._bad(
+                int(line_no[i]),
+                column,
+                f"time {text[i]!r} {'lacks' if self._aware else 'has'} an offset, unlike the "
+                "file's first time",
+            )
+        idx = np.flatnonzero(same)
+        if idx.size == 0:
+            return out
+        sub = s.iloc[idx]
+        ts = pd.to_datetime(sub, format="ISO8601", errors="coerce", utc=self._aware)
+        retry = ts.isna().to_numpy()
+        if retry.any():  # not ISO 8601: the slow, per-row parser
+            ts[retry] = pd.to_datetime(sub[retry], format="mixed", errors="coerce", utc=self._aware)
         bad = ts.isna().to_numpy()
         for i in np.flatnonzero(bad):
-            self._bad(int(line_no[i]), column, f"cannot read time {text[i]!r}")
-        out = np.full(len(text), -1, dtype=np.int64)
-        ok = ~bad
-        if not ok.any():
-            return out
-        good = ts[ok]
-        if good.dt.tz is None:
-            out[ok] = self._localize(pd.DatetimeIndex(good))
+            self._bad(int(line_no[idx[i]]), column, f"cannot read time {text[idx[i]]!r}")
+        ok = idx[~bad]
+        good = ts[~bad]
+        if self._aware:
+            out[ok] = good.dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
         else:
-            out[ok] = (
-                good.dt.tz_convert("UTC")
-                .dt.tz_localize(None)
-                .to_numpy("datetime64[ns]")
-                .view(np.int64)
-            )
+            out[ok] = self._localize(pd.DatetimeIndex(good))
         return out
 
     def _localize(self, naive: pd.DatetimeIndex) -> np.ndarray:

@@ -111,6 +111,8 @@ def watch(
     *,
     fmt: str = "auto",
     tz: str = "UTC",
+    sep: str | None = None,
+    time_col: str | None = None,
     poll: float = 1.0,
     idle_timeout: float | None = None,
     once: bool = False,
@@ -120,7 +122,9 @@ def watch(
 ) -> WatchResult:
     """Follow FILE and write one JSON line per completed grid time to `out`."""
     model = EdgeModel.load(folder, int8=int8, threads=threads)
-    parser = StreamParser(model.sensor_ids, file=file, fmt=fmt, tz=tz, strict=False)
+    parser = StreamParser(
+        model.sensor_ids, file=file, fmt=fmt, tz=tz, sep=sep, time_col=time_col, strict=False
+    )
 
     def emit(line: str) -> None:
         out.write(line + "\n")

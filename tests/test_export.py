@@ -1,0 +1,325 @@
+"""ONNX export: single files, parity with PyTorch, and the torch-free edge scorer matching
+the torch-side scoring path that `geojepa detect` uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geojepa.edge.bundle import META_FILE, load_meta
+from geojepa.energy import EnergySpec
+from geojepa.errors import InputError
+from geojepa.export import (
+    PARITY_TOL,
+    TIE_MARGIN,
+    ExportReport,
+    TorchEngine,
+    export_run,
+    spearman,
+)
+from geojepa.frame import to_frame
+from geojepa.site import Sensor, Site, sensors_frame
+from geojepa.windows import Normaliser, WindowSpec
+from test_edge import BLOCKER
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ["rain_gauge", "piezometer", "piezometer", "settlement", "thermometer", "piezometer"]
+
+
+def make_site(seed: int, n_times: int = 24 * 24, n_sensors: int = 6) -> Site:
+    """Hourly site: rain drives piezometers, settlement trends, a daily temperature; some
+    gaps; a step in one piezometer late in the record."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_times)
+    rain = np.where(rng.random(n_times) < 0.04, rng.exponential(5.0, n_times), 0.0)
+    cols = []
+    for c in range(n_sensors):
+        kind = KINDS[c % len(KINDS)]
+        if kind == "rain_gauge":
+            sig = rain
+        elif kind == "piezometer":
+            resp = np.zeros(n_times)
+            for i in range(1, n_times):
+                resp[i] = 0.9 * resp[i - 1] + 0.4 * rain[i - 1]
+            sig = 20.0 + c + resp + rng.normal(0, 0.1, n_times)
+        elif kind == "settlement":
+            sig = -0.02 * t + rng.normal(0, 0.05, n_times)
+        else:
+            sig = 10 + 5 * np.sin(2 * np.pi * t / 24.0) + rng.normal(0, 0.2, n_times)
+        cols.append(sig)
+    values = np.stack(cols, axis=1)
+    values[int(0.85 * n_times) :, 2] += 4.0  # a step in P2 in the test period
+    observed = rng.random(values.shape) > 0.05
+    times = pd.date_range("2024-05-01", periods=n_times, freq="h", tz="UTC")
+    ids = [f"S{c}" for c in range(n_sensors)]
+    ii, cc = np.nonzero(observed)
+    readings = pd.DataFrame(
+        {
+            "timestamp": times[ii],
+            "sensor_id": np.asarray(ids)[cc],
+            "value": values[ii, cc],
+            "quality": "ok",
+            "source": "synthetic.csv",
+        }
+    )
+    sensors = sensors_frame(
+        [
+            Sensor(ids[c], KINDS[c % len(KINDS)], "kPa", float(10 * c), 5.0, -2.0 * c, f"BH{c % 2}")
+            for c in range(n_sensors)
+        ]
+    )
+    return Site("synthetic", sensors, readings)
+
+
+def write_run(run_dir: Path, site: Site, seed: int) -> None:
+    """A run folder with a small, untrained JEPA (export does not care about training)."""
+    from geojepa.checkpoint import SiteRecord, save_checkpoint
+    from geojepa.config import preset
+    from geojepa.jepa import JEPA
+
+    cfg = preset("tiny")
+    model_cfg = replace(
+        cfg.model,
+        dim=32,
+        depth=1,
+        heads=2,
+        predictor_dim=32,
+        predictor_depth=1,
+        predictor_heads=2,
+        patch=8,
+    )
+    cfg = replace(cfg, model=model_cfg, window=WindowSpec(length=48, stride=8, patch=8), seed=seed)
+    torch.manual_seed(seed)
+    model = JEPA(cfg.jepa_config()).eval()
+    frame = to_frame(site)
+    train_end = frame.times()[int(0.6 * frame.n_times)]
+    norm = Normaliser.fit(frame, int(0.6 * frame.n_times))
+    record = SiteRecord(
+        name=site.name,
+        sensors=site.sensors,
+        normaliser=norm,
+        interval=frame.interval,
+        train_end=train_end,
+        grid_start=frame.times()[0],
+    )
+    save_checkpoint(
+        run_dir / "checkpoint.pt",
+        config=cfg,
+        model=model,
+        optimizer=None,
+        step=0,
+        total_steps=0,
+        sites=[record],
+    )
+
+
+@dataclass(frozen=True)
+class Exported:
+    site: Site
+    site_dir: Path
+    run: Path
+    out: Path
+    report: ExportReport
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
+    root = tmp_path_factory.mktemp("export")
+    site = make_site(1)
+    site.save(root / "site")
+    write_run(root / "run", site, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two cores shared by many: spinning threads only slow things
+    try:
+        report = export_run(root / "run", root / "edge", site=site, int8="auto", check_windows=6)
+    finally:
+        torch.set_num_threads(threads)
+    yield Exported(site, root / "site", root / "run", root / "edge", report)
+
+
+# ----------------------------------------------------------------------------- graphs
+def test_graphs_are_single_files_that_pass_the_checker(exported: Exported) -> None:
+    import onnx
+
+    names = sorted(p.name for p in exported.out.iterdir())
+    assert not [n for n in names if n.endswith(".data")]
+    for name in ("encoder.onnx", "predictor.onnx"):
+        model = onnx.load(str(exported.out / name))
+        onnx.checker.check_model(model, full_check=True)
+        assert not any(
+            t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer
+        )
+        assert any(op.domain in ("", "ai.onnx") and op.version == 18 for op in model.opset_import)
+
+
+def test_axes_are_dynamic(exported: Exported) -> None:
+    import onnx
+
+    model = onnx.load(str(exported.out / "predictor.onnx"))
+    dims = {
+        i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in model.graph.input
+    }
+    for name in ("values", "observed", "context", "target"):
+        assert all(isinstance(d, str) for d in dims[name][:2]), dims[name]
+    assert isinstance(dims["values"][2], str)  # time axis
+
+
+def test_parity_at_three_shapes_within_tolerance(exported: Exported) -> None:
+    shapes = {r.shape for r in exported.report.parity}
+    assert len(shapes) >= 3
+    assert {r.graph for r in exported.report.parity} == {"encoder", "predictor"}
+    for r in exported.report.parity:
+        assert r.max_abs_diff <= PARITY_TOL, r
+    assert exported.report.energy_max_abs_diff <= PARITY_TOL
+    assert exported.report.score_max_abs_diff <= TIE_MARGIN / 10  # alarms cannot flip
+
+
+def test_metadata_round_trips_and_records_parity(exported: Exported) -> None:
+    meta = load_meta(exported.out)
+    assert meta.sensor_ids == list(exported.site.sensor_ids)
+    assert meta.opset == 18
+    assert meta.interval_seconds == 3600.0
+    assert len(meta.parity) >= 7  # 3 shapes x 2 graphs + the energy check
+    q = meta.quantization
+    assert {"offered", "speedup", "spearman", "reason"} <= set(q)
+    if q["offered"]:
+        assert q["spearman"] >= 0.99
+        assert all(g.int8_file for g in meta.graphs.values())
+    else:
+        assert not [p for p in exported.out.iterdir() if ".int8." in p.name]
+
+
+def test_tampered_graph_is_refused(exported: Exported, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "edge"
+    shutil.copytree(exported.out, copy)
+    with open(copy / "encoder.onnx", "r+b") as fh:
+        fh.seek(-8, os.SEEK_END)
+        fh.write(b"\x00" * 8)
+    with pytest.raises(InputError, match="SHA-256"):
+        load_meta(copy)
+
+
+def test_export_without_site_or_calibration_is_a_usage_error(
+    exported: Exported, tmp_path: Path
+) -> None:
+    from geojepa.cli import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["export", str(exported.run), "--out", str(tmp_path / "x")])
+    assert err.value.code == 2
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- edge == torch
+def _env_with(tmp_path: Path, code: str) -> dict[str, str]:
+    block = tmp_path / "blocker"
+    block.mkdir(exist_ok=True)
+    (block / "sitecustomize.py").write_text(code, encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(block), str(ROOT / "src")])
+    return env
+
+
+def _torch_free(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`python -m geojepa.edge ARGS` in a process where torch cannot be imported."""
+    return subprocess.run(
+        [sys.executable, "-m", "geojepa.edge", *args],
+        env=_env_with(tmp_path, BLOCKER),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _readings_csv(site: Site, path: Path) -> None:
+    r = site.readings.sort_values(["timestamp", "sensor_id"], kind="stable")
+    out = r.assign(timestamp=r["timestamp"].map(lambda t: t.isoformat()))
+    out.to_csv(path, index=False)
+
+
+def _torch_scores(exported: Exported) -> pd.DataFrame:
+    """The torch-side scoring path (the one `geojepa detect` calls) on the same site."""
+    from geojepa.checkpoint import load_run
+    from geojepa.edge.score import Calibration, score_with, scores_table
+
+    run = load_run(exported.run)
+    meta = load_meta(exported.out)
+    frame = to_frame(exported.site, interval=run.interval, sensor_ids=meta.sensor_ids)
+    cal = Calibration.from_dict(meta.alarms, len(meta.sensor_ids))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        scores = score_with(
+            TorchEngine(run.model),
+            frame,
+            run.normaliser,
+            run.config.window,
+            EnergySpec.from_dict(meta.energy["spec"]),
+            cal,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return scores_table(scores)
+
+
+def test_edge_score_without_torch_matches_torch_scoring(exported: Exported, tmp_path: Path) -> None:
+    readings = tmp_path / "readings.csv"
+    _readings_csv(exported.site, readings)
+    out = tmp_path / "scores.csv"
+    proc = _torch_free(
+        tmp_path, ["score", str(exported.out), str(readings), "--out", str(out), "--fp32"]
+    )
+    assert proc.returncode == 0, proc.stderr
+    edge = pd.read_csv(out)
+    ref = _torch_scores(exported)
+    assert list(edge.columns) == list(ref.columns)
+    assert list(edge["timestamp"]) == list(ref["timestamp"])
+    rho = spearman(edge["score"].to_numpy(), ref["score"].to_numpy())
+    assert rho >= 0.999, rho
+    np.testing.assert_allclose(edge["score"], ref["score"], atol=1e-4, rtol=1e-4)
+    assert list(edge["alarm"]) == list(ref["alarm"])
+    for col in [c for c in edge.columns if c.startswith("score:")]:
+        np.testing.assert_allclose(edge[col], ref[col], atol=1e-4, rtol=1e-4)
+
+
+def test_watch_once_equals_score(exported: Exported, tmp_path: Path) -> None:
+    readings = tmp_path / "readings.csv"
+    _readings_csv(exported.site, readings)
+    out = tmp_path / "scores.csv"
+    score = _torch_free(tmp_path, ["score", str(exported.out), str(readings), "--out", str(out)])
+    assert score.returncode == 0, score.stderr
+    watch = _torch_free(tmp_path, ["watch", str(exported.out), str(readings), "--once"])
+    assert watch.returncode == 0, watch.stderr
+    lines = [json.loads(x) for x in watch.stdout.splitlines()]
+    table = pd.read_csv(out)
+    assert [x["timestamp"] for x in lines] == list(table["timestamp"])
+    got = np.array([np.nan if x["score"] is None else x["score"] for x in lines])
+    np.testing.assert_allclose(got, table["score"].to_numpy(), rtol=1e-6, atol=1e-9)
+    assert [x["alarm"] for x in lines] == list(table["alarm"])
+    for x in lines:
+        assert (x["alarm"] == "green") == (x["sensors"] == [])
+
+
+def test_edge_reports_bad_input_with_exit_2(exported: Exported, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,sensor_id,value\n2024-05-01T00:00:00Z,S0,abc\n", encoding="utf-8")
+    proc = _torch_free(tmp_path, ["score", str(exported.out), str(bad)])
+    assert proc.returncode == 2
+    assert "bad.csv:2:value" in proc.stderr
+    proc = _torch_free(tmp_path, ["score", str(tmp_path), str(bad)])
+    assert proc.returncode == 2 and META_FILE in proc.stderr
