@@ -279,7 +279,7 @@ def _stream_peak_bytes(path: Path, ids: list[str]) -> tuple[int, int]:
     n = 0
     tracemalloc.start()
     try:
-        for batch in LineFollower(path, max_lines=2000).batches():
+        for batch in LineFollower(path, max_lines=2000, read_bytes=1 << 16).batches():
             for k in ring.add(parser.parse(batch)):
                 if k % 64 == 0:
                     ring.frame(k, sensors, pd.Timedelta("1min"))

@@ -60,7 +60,8 @@ class LineFollower:
 
     With ``follow=False`` the file is read once to its end. With ``follow=True`` the reader
     polls every `poll` seconds for new bytes until `stop()` returns True or no byte arrived
-    for `idle_timeout` seconds (None: forever). A file that shrinks (truncated or replaced
+    for `idle_timeout` seconds (None: forever). Memory: one read of `read_bytes` plus one
+    batch of at most `max_lines` lines plus one partial line. A file that shrinks (truncated or replaced
     by a logger's rotation) is read again from its start; this is logged.
     """
 
@@ -74,6 +75,7 @@ class LineFollower:
         stop: Callable[[], bool] | None = None,
         max_lines: int = 20_000,
         max_line_bytes: int = 1 << 20,
+        read_bytes: int = 1 << 20,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = Path(path)
@@ -83,6 +85,7 @@ class LineFollower:
         self.stop = stop
         self.max_lines = max_lines
         self.max_line_bytes = max_line_bytes
+        self.read_bytes = read_bytes
         self.sleep = sleep
         self.pending = b""  # bytes of a line whose newline has not arrived yet
         self.lines_read = 0
@@ -102,7 +105,7 @@ class LineFollower:
             ino = os.fstat(fh.fileno()).st_ino
             idle_since = time.monotonic()
             while True:
-                data = fh.read(1 << 20)
+                data = fh.read(self.read_bytes)
                 if data:
                     idle_since = time.monotonic()
                     yield from self._split(data)
