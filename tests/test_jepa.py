@@ -253,5 +253,6 @@ def test_predictor_without_context_cannot_reach_the_trained_loss() -> None:
         out.loss.backward()
         opt2.step()
     blind_trained = _loss_of(blind_model, held_batches, blind=True)
-    assert blind > 1.5 * trained, (trained, blind)
-    assert blind_trained > 1.25 * trained, (trained, blind_trained)
+    numbers = {"trained": trained, "context_removed": blind, "no_context_trained": blind_trained}
+    assert blind > 1.25 * trained, numbers
+    assert blind_trained > 1.25 * trained, numbers

@@ -10,7 +10,7 @@ a target is context. Generators (each with an `id` that picks its own learned ma
 - ``spatial``    the sensors nearest a random point (a radius), over a long time block
                  (Signal-JEPA); falls back to a borehole/group, then random sensors, when
                  positions are unknown;
-- ``cross_kind`` every sensor of one kind hidden (Brain-JEPA cross-ROI): predict the
+- ``cross_kind`` every sensor of one or more kinds hidden (Brain-JEPA cross-ROI): predict the
                  piezometers from the rest;
 - ``future``     the last patches of a subset of sensors (the world-model view).
 
@@ -57,14 +57,15 @@ class MaskConfig:
 
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     temporal_scale: tuple[float, float] = (0.15, 0.35)  # block length / P
-    temporal_blocks: tuple[int, int] = (1, 3)  # number of blocks (inclusive)
-    temporal_sensors: tuple[float, float] = (0.4, 1.0)  # fraction of sensors under a block
-    tube_ratio: tuple[float, float] = (0.1, 0.3)  # fraction of sensors hidden
-    spatial_ratio: tuple[float, float] = (0.15, 0.4)  # fraction of sensors in the radius
+    temporal_blocks: tuple[int, int] = (2, 4)  # number of blocks (inclusive)
+    temporal_sensors: tuple[float, float] = (0.5, 1.0)  # fraction of sensors under a block
+    tube_ratio: tuple[float, float] = (0.3, 0.6)  # fraction of sensors hidden
+    spatial_ratio: tuple[float, float] = (0.35, 0.65)  # fraction of sensors in the radius
     block_time: tuple[float, float] = (0.5, 1.0)  # time block of spatial / cross_kind, / P
-    cross_kind_max: float = 0.6  # at most this fraction of sensors hidden
-    future_ratio: tuple[float, float] = (0.1, 0.25)  # hidden tail / P
-    future_sensors: tuple[float, float] = (0.5, 1.0)  # fraction of sensors with a hidden tail
+    cross_kind_ratio: tuple[float, float] = (0.25, 0.6)  # kinds added until this is hidden
+    cross_kind_max: float = 0.7  # at most this fraction of sensors hidden
+    future_ratio: tuple[float, float] = (0.25, 0.5)  # hidden tail / P
+    future_sensors: tuple[float, float] = (0.6, 1.0)  # fraction of sensors with a hidden tail
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(MASK_GENERATORS))
@@ -106,15 +107,16 @@ def _uniform(rng: np.random.Generator, lo_hi: Sequence[float]) -> float:
 
 
 def _time_block(rng: np.random.Generator, n_patches: int, frac: float) -> np.ndarray:
-    """(P,) bool block of length ~frac*P, start uniform over all overlaps (clipped at edges).
+    """(P,) bool block of length ~frac*P with a uniform start, wrapping around the window.
 
-    Drawing the start from [-(len-1), P-1] and clipping makes every patch equally likely
-    to be covered, unlike a start drawn from [0, P-len] that favours the middle.
+    Wrapping (a block running off the end continues at the start, i.e. two pieces) keeps
+    every patch equally likely to be covered AND keeps the drawn length, where clipping at
+    the edges would halve long blocks and a start drawn from [0, P-len] favours the middle.
     """
     length = min(max(1, round(frac * n_patches)), n_patches)
-    start = int(rng.integers(-(length - 1), n_patches))
+    start = int(rng.integers(n_patches))
     out = np.zeros(n_patches, dtype=bool)
-    out[max(start, 0) : max(min(start + length, n_patches), 0)] = True
+    out[(start + np.arange(length)) % n_patches] = True
     return out
 
 
@@ -257,7 +259,10 @@ class SpatialRadius(MaskGenerator):
 
 
 class CrossKind(MaskGenerator):
-    """Every sensor of one kind (at most `cross_kind_max` of them) over a long time block.
+    """Every sensor of one or more kinds over a long time block.
+
+    Kinds, in random order, are added until `cross_kind_ratio` of the sensors are hidden
+    (never all kinds; at most `cross_kind_max` of the sensors, subsampled if needed).
 
     Needs at least two kinds among the sensors; with one kind it hides a sensor tube.
     """
@@ -275,9 +280,13 @@ class CrossKind(MaskGenerator):
                 return cols[None, :]
             rows = _some_sensors(rng, c, _uniform(rng, cfg.tube_ratio), cap=c - 1)
             return rows[:, None] & cols[None, :]
-        kind = kinds[int(rng.integers(len(kinds)))]
-        members = np.flatnonzero(sensors.kind == kind)
-        cap = max(1, int(np.floor(cfg.cross_kind_max * c)))
+        want = _uniform(rng, cfg.cross_kind_ratio) * c
+        members = np.zeros(0, dtype=np.int64)
+        for kind in rng.permutation(kinds)[:-1]:  # never every kind
+            members = np.concatenate([members, np.flatnonzero(sensors.kind == kind)])
+            if len(members) >= want:
+                break
+        cap = max(1, min(int(np.floor(cfg.cross_kind_max * c)), c - 1))
         if len(members) > cap:
             members = rng.choice(members, size=cap, replace=False)
         rows = np.zeros(c, dtype=bool)
