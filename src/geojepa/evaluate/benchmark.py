@@ -244,10 +244,18 @@ def write_benchmark(out: str | Path, result: BenchmarkResult, title: str = "Benc
         "",
         "Mean ± std over seeds. Splits by time (train before, test after); thresholds from "
         f"training-period scores only ({result.protocol.threshold}, amber "
-        f"{result.protocol.amber_level}, red {result.protocol.red_level}). Event metrics "
-        "without point-adjust; PA-F1 shown only beside the random score's (in brackets). "
-        f"FA / month at R: fewest false alarms per month reaching event recall "
-        f"{result.protocol.fa_recall} over all thresholds (an evaluation curve).",
+        f"{result.protocol.amber_level}, red {result.protocol.red_level}). AUC-PR and "
+        "VUS-PR over every observed (time, sensor) cell of the test period. Event metrics "
+        "without point-adjust, from the site alarm: an event counts as detected only when "
+        f"the alarm names one of its sensors among the top {result.protocol.top_k}; alarm "
+        "rows naming no sensor of an event under way are false alarms. PA-F1 shown only "
+        "beside the random score's (in brackets). FA / month at R: false alarms per month "
+        "at the highest threshold reaching event recall "
+        f"{result.protocol.fa_recall} (a point of an evaluation curve, not a calibration). "
+        f"Dropout events are left to completeness checks (ignored kinds: "
+        f"{', '.join(result.protocol.ignore_kinds) or 'none'}); sensors with fewer than "
+        f"{result.protocol.min_train_readings} training readings are left out (column "
+        "`left_out` of the JSON rows), their events count as missed by every detector.",
         "",
         "## All event kinds",
         "",
