@@ -157,3 +157,29 @@ def test_labels_from_label_column_and_no_duplicates_on_reingest(tmp_path: Path) 
     assert "event" not in set(site.sensors["id"])
     rep = ingest([f], tmp_path / "site", label_cols=["event"])
     assert not rep.changed and len(Site.load(tmp_path / "site").labels) == 1
+
+
+def test_events_file_becomes_labels(tmp_path: Path) -> None:
+    f = _wide(tmp_path / "a.csv", "2024-01-01", 5)
+    ev = tmp_path / "events.csv"
+    ev.write_text(
+        "start,end,kind,sensors,category\n2024-01-01T01:00Z,2024-01-01T02:00Z,spike,P1,sensor_fault\n"
+    )
+    rep = ingest([f], tmp_path / "site", labels=ev)
+    assert rep.files[-1].labels_new == 1
+    lab = Site.load(tmp_path / "site").labels
+    assert (lab["kind"].iloc[0], lab["sensors"].iloc[0], lab["source"].iloc[0]) == (
+        "spike",
+        "P1",
+        "events.csv",
+    )
+    assert not ingest([], tmp_path / "site", labels=ev).changed
+    bad = tmp_path / "bad_events.csv"
+    bad.write_text("start,end,kind,sensors\n2024-01-01T01:00Z,2024-01-01T00:00Z,x,P1\n")
+    with pytest.raises(InputError, match="ends before it starts") as err:
+        ingest([], tmp_path / "site", labels=bad)
+    assert err.value.line == 2
+    ghost = tmp_path / "ghost.csv"
+    ghost.write_text("start,end,kind,sensors\n2024-01-01T01:00Z,2024-01-01T02:00Z,x,P9\n")
+    with pytest.raises(InputError, match="'P9'"):
+        ingest([], tmp_path / "site", labels=ghost)

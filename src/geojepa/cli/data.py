@@ -18,8 +18,8 @@ from geojepa.cli._app import app
 
 @app.command("ingest")
 def ingest_cmd(
-    files: Annotated[list[Path], typer.Argument(help="logger files to read")],
     out: Annotated[Path, typer.Option("--out", help="site folder to build or extend")],
+    files: Annotated[list[Path] | None, typer.Argument(help="logger files to read")] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto|wide|long|toa5|tabbed|pbo")] = "auto",
     sensors: Annotated[
         Path | None, typer.Option("--sensors", help="sensors.csv: id,kind,unit,x,y,z,group")
@@ -52,6 +52,9 @@ def ingest_cmd(
     clock_repeat: Annotated[
         bool, typer.Option("--clock-repeat", help="resolve a manual 1-hour clock set-back")
     ] = False,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="events file: start,end,kind,sensors")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="site name")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
@@ -59,7 +62,7 @@ def ingest_cmd(
     from geojepa.io import ingest
 
     report = ingest(
-        files,
+        files or [],
         out,
         fmt=fmt,
         sensors=sensors,
@@ -76,6 +79,7 @@ def ingest_cmd(
         duplicate_times=duplicate_times,
         on_conflict=on_conflict,
         name=name,
+        labels=labels,
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))

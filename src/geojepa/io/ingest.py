@@ -36,6 +36,7 @@ from pandas.api.types import union_categoricals
 
 from geojepa.errors import InputError, UsageError
 from geojepa.io import vibrating_wire
+from geojepa.io.labels import check_label_sensors, read_labels_file
 from geojepa.io.reader import read_file
 from geojepa.io.result import QUALITY_DTYPE, ReadResult, as_categorical_readings, count_quality
 from geojepa.io.sensors import merge_sensors, read_sensors_table
@@ -153,12 +154,15 @@ def ingest(
     duplicate_times: str = "error",
     on_conflict: str = "keep",
     name: str | None = None,
+    labels: str | Path | None = None,
     results: Sequence[ReadResult] | None = None,
 ) -> IngestReport:
     """Read `paths` and merge them into the site at `site_dir` (see the module docstring).
 
     `results` lets a caller that has already read files (a site builder using special
     readers) merge those `ReadResult`s instead; their `path` is copied into ``raw/``.
+    `labels` is an events file (``start,end,kind,sensors,category``) whose rows become
+    labels; it is copied into ``raw/`` too.
     """
     root = Path(site_dir)
     if on_conflict not in ("keep", "error"):
@@ -174,7 +178,7 @@ def ingest(
     reads: list[tuple[ReadResult, Path, str, str]] = []  # result, path, raw name, sha
     items: list[tuple[Path, ReadResult | None]] = [(Path(p), None) for p in paths]
     items += [(r.path, r) for r in (results or []) if r.path is not None]
-    if not items:
+    if not items and labels is None:
         raise UsageError("no files to ingest", hint="name one or more logger files")
     for path, given in items:
         if not path.is_file():
@@ -205,6 +209,14 @@ def ingest(
         log.debug("read %s: %d readings", path, r.n_readings)
     if calibration is not None:
         reads = _add_vibrating_wire(reads, existing, calibration)
+    if labels is not None:
+        lp = Path(labels)
+        sha = sha256_of(lp) if lp.is_file() else ""
+        raw_name = known_hashes.get(sha) or _raw_name(lp, sha, taken, root)
+        events = read_labels_file(lp, tz=tz, source=raw_name)
+        reads.append((ReadResult(readings=as_categorical_readings(pd.DataFrame()),
+                                 sensors=empty_sensors(), labels=events, source=raw_name,
+                                 path=lp, fmt="events", n_rows=len(events)), lp, raw_name, sha))  # fmt: skip
     return _merge(root, existing, reads, history, table, on_conflict, name, tz)
 
 
@@ -458,6 +470,7 @@ def _merge(
                     "tz": tz or "UTC",
                 }
             )
+    check_label_sensors(labels, sensors["id"], file=root / "labels.csv")
     conflicts_df = (
         pd.concat([c for c in all_conflicts if len(c)], ignore_index=True)
         if any(len(c) for c in all_conflicts)
