@@ -72,9 +72,15 @@ def quality_codes(values: np.ndarray, time_flags: np.ndarray | None = None) -> n
     codes = np.full(values.shape, _Q_CODE[Quality.OK.value], dtype=np.int8)
     if time_flags is not None:
         tf = time_flags if time_flags.dtype == np.int8 else flag_codes(time_flags)
-        codes[...] = tf.reshape((-1,) + (1,) * (values.ndim - 1))
-    codes[np.isinf(values)] = _Q_CODE[Quality.NON_FINITE.value]
-    codes[np.isnan(values)] = _Q_CODE[Quality.MISSING.value]
+        if (tf != _Q_CODE[Quality.OK.value]).any():
+            codes[...] = tf.reshape((-1,) + (1,) * (values.ndim - 1))
+    bad = np.flatnonzero(~np.isfinite(values.reshape(-1)))  # one pass; few cells usually
+    if len(bad):
+        flat = codes.reshape(-1)
+        v = values.reshape(-1)[bad]
+        flat[bad] = np.where(
+            np.isnan(v), _Q_CODE[Quality.MISSING.value], _Q_CODE[Quality.NON_FINITE.value]
+        )
     return codes
 
 
@@ -115,9 +121,10 @@ def long_from_columns(
     if codes is not None:
         q = np.concatenate([codes[i] for i in order]).astype(np.int8) if c else np.zeros(0, np.int8)
     else:
-        q = quality_codes(
-            flat_vals, None if time_flags is None else np.tile(flag_codes(time_flags), c)
-        )
+        tf = None if time_flags is None else flag_codes(time_flags)
+        if tf is not None and not (tf != _Q_CODE[Quality.OK.value]).any():
+            tf = None  # all rows ok: skip broadcasting T*C flags
+        q = quality_codes(flat_vals, None if tf is None else np.tile(tf, c))
     if (q == _Q_CODE[Quality.NON_FINITE.value]).any():
         flat_vals = np.where(np.isinf(flat_vals), np.nan, flat_vals)
     ts = pd.DatetimeIndex(np.tile(times.astype("datetime64[ns]"), c), tz="UTC")
