@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -371,7 +371,8 @@ def window_at(
 
     It covers rows [end_index - L*scale, end_index); rows before the frame start are
     unobserved padding, so early grid times can still be scored. To include row t, pass
-    `end_index = t + 1`. `scale` defaults to the spec's first scale.
+    `end_index = t + 1`. `scale` defaults to the spec's first scale. Only the window's own
+    rows are read and normalised, so a call costs O(L * scale), not O(T).
     """
     k = spec.scales[0] if scale is None else int(scale)
     if not 0 < end_index <= frame.n_times:
@@ -379,7 +380,16 @@ def window_at(
             f"window end {end_index} is outside the frame (1..{frame.n_times})",
             hint="choose a time inside the site's readings",
         )
-    z = normaliser.transform(frame)
-    return _make_window(
-        z, frame.observed, frame, sensor_features(frame.sensors), spec, end_index - spec.span(k), k
+    start = end_index - spec.span(k)
+    lo = max(start, 0)
+    sub = frame.slice_time(lo, end_index)  # only the window's rows are normalised: O(L)
+    win = _make_window(
+        normaliser.transform(sub),
+        sub.observed,
+        sub,
+        sensor_features(frame.sensors),
+        spec,
+        start - lo,
+        k,
     )
+    return replace(win, start=int(start))
