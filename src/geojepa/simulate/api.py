@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from geojepa.errors import InputError
 from geojepa.simulate.drivers import Drivers, make_drivers
@@ -45,8 +46,8 @@ from geojepa.simulate.layout import (
 from geojepa.simulate.physics import simulate_physics
 from geojepa.simulate.writers import (
     LoggerTable,
+    decimal_values,
     decimals_of,
-    parse_back,
     write_events,
     write_lines,
     write_sensors,
@@ -224,7 +225,7 @@ def simulate_site(
 
     decimals = {sp.id: decimals_of(float(phys.resolution[i])) for i, sp in enumerate(specs)}
     for sp in specs:
-        values[sp.id] = parse_back(values[sp.id], decimals[sp.id])
+        values[sp.id] = decimal_values(values[sp.id], decimals[sp.id])
     station = f"SIM_{scenario.upper()}_{int(seed)}"
     tables = _tables(specs, values, sched_ns, decimals, station, step)
     site = _site(scenario, int(seed), specs, tables, fam)
@@ -381,22 +382,32 @@ def _site(
     tables: tuple[LoggerTable, ...],
     fam: SiteFamily,
 ) -> Site:
-    ts_parts, id_parts, val_parts, src_parts = [], [], [], []
-    for t in tables:
+    ids: list[str] = []
+    names = [t.name for t in tables]
+    ts_parts, id_codes, val_parts, src_codes = [], [], [], []
+    for k, t in enumerate(tables):
         s = len(t.times_ns)
         for j, sid in enumerate(t.ids):
             ts_parts.append(t.times_ns)
-            id_parts.append(np.full(s, sid, dtype=object))
+            id_codes.append(np.full(s, len(ids), dtype=np.int32))
+            ids.append(sid)
             val_parts.append(t.values[:, j])
-            src_parts.append(np.full(s, t.name, dtype=object))
+            src_codes.append(np.full(s, k, dtype=np.int32))
     vals = np.concatenate(val_parts)
+    stamps = np.concatenate(ts_parts).astype(np.int64).view("datetime64[ns]")
+    flags = [Quality.OK.value, Quality.MISSING.value]
+
+    def text(words: list[str], codes: np.ndarray) -> pd.Series:
+        # many repeats of few strings: build the arrow string column by take (fast)
+        return pd.Series(pa.array(words).take(pa.array(codes)).to_pandas(), copy=False)
+
     readings = pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(np.concatenate(ts_parts), utc=True),
-            "sensor_id": np.concatenate(id_parts),
+            "timestamp": pd.DatetimeIndex(stamps).tz_localize("UTC"),
+            "sensor_id": text(ids, np.concatenate(id_codes)),
             "value": vals,
-            "quality": np.where(np.isnan(vals), Quality.MISSING.value, Quality.OK.value),
-            "source": np.concatenate(src_parts),
+            "quality": text(flags, np.isnan(vals).astype(np.int32)),
+            "source": text(names, np.concatenate(src_codes)),
         }
     )
     sensors = sensors_frame(

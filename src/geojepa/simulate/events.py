@@ -148,7 +148,7 @@ def inject_fault(
 
     On a 2-D array the event hits every column at the same samples (e.g. a logger's clock),
     each column with its own scale. `scale` overrides the robust scales measured on the
-    series. Amplitudes at intensity 1: spike max(10 noise, 0.25 spread); step max(8 noise,
+    series. Amplitudes at intensity 1: spike max(10 noise, 0.5 spread); step max(8 noise,
     0.3 spread); drift 0.5 spread at the end (linear); noise_burst std max(6 noise, 0.05
     spread); clock_shift max(1, round(2 intensity)) samples late; stuck (holds the last
     reading before the window) and dropout (NaN) do not depend on intensity (except
@@ -188,7 +188,7 @@ def _inject_1d(
     sign = 1.0 if rng.uniform() < 0.5 else -1.0
     jitter = float(rng.uniform(0.7, 1.3))
     if kind == "spike":
-        amp = intensity * jitter * max(10.0 * sc.noise, 0.25 * sc.spread)
+        amp = intensity * jitter * max(10.0 * sc.noise, 0.5 * sc.spread)
         signs = np.where(rng.uniform(size=e - s) < 0.5, -1.0, 1.0)
         v[s:e] += signs * amp * rng.uniform(0.8, 1.2, e - s)
     elif kind == "step":

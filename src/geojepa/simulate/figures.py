@@ -98,6 +98,7 @@ def plot_simulated_site(
     out = Path(path)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
+        tmp.chmod(0o644)
     plt.close(fig)
     return out
 
