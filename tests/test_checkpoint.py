@@ -133,6 +133,9 @@ def test_embeddings_use_the_target_encoder_and_any_sensor_count(run_dir: Path) -
     with torch.no_grad():
         direct = run.model.pooled(full_batch([ds[0], ds[1]], run.config.window.patch))
     assert np.allclose(emb.vectors[:2], direct.numpy(), atol=1e-5)
+    with torch.no_grad():
+        tokens = run.model.embed(full_batch([ds[0]], run.config.window.patch))  # (1, C, P, D)
+    assert np.allclose(emb.last[0], tokens[0, :, -1].numpy(), atol=1e-5)  # freshest patch
     # perturbing the context encoder alone changes nothing: embeddings come from the target
     with torch.no_grad():
         for p in run.model.encoder.parameters():

@@ -2,8 +2,8 @@
 
 `embed_frame(run, frame)` cuts the frame into windows with the run's geometry (stride
 overridable), encodes every window with the target encoder over all its tokens and returns
-per-window vectors (mean over valid tokens) and per-sensor vectors (mean over the sensor's
-valid patches), with each window's start time.
+per-window vectors (mean over valid tokens), per-sensor vectors (mean over the sensor's
+valid patches) and each sensor's last valid patch, with each window's start time.
 
 Guarantees:
 
@@ -45,6 +45,7 @@ class Embeddings:
     starts: np.ndarray  # (N,) datetime64[ns] UTC: first grid time of each window
     vectors: np.ndarray  # (N, D) float32: mean over the window's valid tokens
     per_sensor: np.ndarray  # (N, C, D) float32: mean over each sensor's valid patches
+    last: np.ndarray  # (N, C, D) float32: each sensor's last valid patch (the freshest state)
     sensor_observed: np.ndarray  # (N, C) bool: the sensor has a valid patch in the window
     sensor_ids: tuple[str, ...]
     start_index: np.ndarray  # (N,) int64: grid index of each window start
@@ -100,6 +101,7 @@ def embed_frame(
     n = len(ds)
     vectors = np.zeros((n, d), dtype=np.float32)
     per_sensor = np.zeros((n, c, d), dtype=np.float32)
+    last = np.zeros((n, c, d), dtype=np.float32)
     seen = np.zeros((n, c), dtype=bool)
     with torch.no_grad():
         for lo in range(0, n, batch_size):
@@ -113,6 +115,11 @@ def embed_frame(
             vectors[lo:hi] = pooled.float().numpy()
             per_sensor[lo:hi] = sens.float().numpy()
             seen[lo:hi] = (count > 0).numpy()
+            p = valid.shape[2]
+            order = torch.arange(p, dtype=tokens.dtype)  # (P,)
+            newest = (valid * (order + 1)).argmax(dim=2)  # (b, C) last valid patch
+            pick = newest[..., None, None].expand(-1, -1, 1, tokens.shape[-1])
+            last[lo:hi] = tokens.gather(2, pick)[:, :, 0].float().numpy()  # (b, C, D)
     step = np.timedelta64(int(frame.interval.value), "ns")
     t0 = frame.time[0].astype("datetime64[ns]") if frame.n_times else np.datetime64(0, "ns")
     starts = t0 + step * ds.starts
@@ -121,6 +128,7 @@ def embed_frame(
         starts=np.asarray(starts, dtype="datetime64[ns]"),
         vectors=vectors,
         per_sensor=per_sensor,
+        last=last,
         sensor_observed=seen,
         sensor_ids=tuple(frame.sensor_ids),
         start_index=ds.starts.copy(),
@@ -165,6 +173,7 @@ def write_embeddings(emb: Embeddings, path: str | Path) -> None:
                     starts=emb.starts.astype("datetime64[ns]"),
                     vectors=emb.vectors,
                     per_sensor=emb.per_sensor,
+                    last=emb.last,
                     sensor_observed=emb.sensor_observed,
                     sensor_ids=np.asarray(emb.sensor_ids, dtype=str),
                     start_index=emb.start_index,
