@@ -1,5 +1,9 @@
 """Verbs of group detect (DESIGN §6); each is a thin layer over the library.
 
+``geojepa detect RUN SITE --out scores.csv [--from TIME] [--to TIME]`` writes
+``timestamp,score,alarm,score:<sensor_id>...``, one row per grid time in the range, with
+thresholds calibrated on the run's training period only (`geojepa.detect.detect_run`).
+
 ``geojepa benchmark --out DIR [--scenarios ...] [--seeds ...] [--intensities ...]
 [--detectors ...] [--source simulated|gw-challenge] [--quick]`` runs every detector (by
 registry name; the random score is always added) under the §5 protocol and writes
@@ -122,3 +126,27 @@ def benchmark(
     result.meta.update(meta)
     write_benchmark(out, result, title=title)
     typer.echo(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'} ({len(cases)} cases)")
+
+
+@app.command("detect")
+def detect(
+    run: Path = typer.Argument(..., help="Run folder written by `geojepa pretrain`."),
+    site: Path = typer.Argument(..., help="Site folder (the run's sensors, on its grid)."),
+    out: Path = typer.Option(..., "--out", help="Scores CSV to write."),
+    start: str | None = typer.Option(None, "--from", help="First time to score (ISO 8601)."),
+    end: str | None = typer.Option(None, "--to", help="Last time to score (ISO 8601)."),
+    recent: int = typer.Option(1, "--recent", min=1, help="Patches scored per window."),
+) -> None:
+    """Score every grid time of SITE with RUN's energy; alarms from training-period thresholds."""
+    from geojepa.detect import detect_run, parse_time
+    from geojepa.edge.score import write_scores_csv
+    from geojepa.energy import EnergySpec
+    from geojepa.site import Site
+
+    t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
+    if t0 is not None and t1 is not None and t1 < t0:
+        raise UsageError("--to is before --from", hint="give --from TIME earlier than --to TIME")
+    scores = detect_run(run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent))
+    write_scores_csv(scores, out)
+    n_alarm = int((scores.level > 0).sum())
+    typer.echo(f"wrote {out}: {len(scores.time)} grid times, {n_alarm} in amber or red")
