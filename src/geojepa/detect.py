@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DetectSetup", "detect_run", "parse_time", "prepare_detect"]
+__all__ = ["DetectSetup", "detect_run", "parse_time", "prepare_detect", "write_scores"]
 
 
 def parse_time(text: str | None, option: str) -> pd.Timestamp | None:
@@ -147,3 +147,10 @@ def detect_run(
         scores.level[k : k + n],
         scores.sensor_ids,
     )
+
+
+def write_scores(scores: Scores, out: str | Path) -> None:
+    """Write the scores CSV of ``geojepa detect`` (whole or not at all)."""
+    from geojepa.edge.score import write_scores_csv
+
+    write_scores_csv(scores, out)
