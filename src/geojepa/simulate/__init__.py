@@ -6,9 +6,11 @@ returns a `SimulatedSite` (a `Site` with labels, its drivers, ground truth) whos
 ``events.csv``. `inject_fault(values, kind, start, end, intensity, rng)` puts the same
 event models into any array, real series included.
 
-Modules: `layout` (site families, placement), `drivers` (rain, temperature, reservoir,
-fill), `physics` (sensor responses), `events` (fault models, event plan), `writers`
-(file formats), `api` (the whole pipeline), `figures` (overview plots).
+Modules: `families` (site families from a seed), `layout` (sensor placement, loggers),
+`drivers` (rain, temperature, pressure, reservoir, fill), `physics` with `response`,
+`slope`, `embankment`, `dam` (sensor responses), `signals` (filters), `events` (fault
+models, event plan), `writers` (file formats), `api` (the whole pipeline), `figures`
+(overview plots).
 """
 
 from __future__ import annotations
