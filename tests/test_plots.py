@@ -166,9 +166,12 @@ def test_training_curves_and_collapse_metrics() -> None:
         {"step": steps, "loss": 1.0 / (1 + steps), "lr": np.full(10, 1e-3), "val/loss": np.nan}
     )
     metrics.loc[[4, 9], "val/loss"] = [0.2, 0.1]
+    metrics["latent_loss"] = metrics["loss"]  # the same curve under another name
     fig = plots.training_curves(metrics)
     _check_labels(fig)
-    assert _data_axes(fig)[0].get_yscale() == "log"
+    loss_ax = _data_axes(fig)[0]
+    assert loss_ax.get_yscale() == "log"
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["loss", "val/loss"]
     collapse = pd.DataFrame({"step": steps, "rankme": np.linspace(5, 30, 10), "std": 0.1})
     fig = plots.collapse_metrics(collapse, width=64)
     _check_labels(fig)

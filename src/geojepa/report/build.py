@@ -24,7 +24,8 @@ import pandas as pd
 from geojepa import __version__
 from geojepa.atomic import atomic_path
 from geojepa.errors import InputError
-from geojepa.report import analysis, inputs
+from geojepa.report import analysis, artifacts, inputs
+from geojepa.report.forecasts import forecast_section
 from geojepa.report.html import Section, esc, page, table_html
 from geojepa.report.sections import (
     Context,
@@ -32,7 +33,6 @@ from geojepa.report.sections import (
     attribution_section,
     benchmark_section,
     embedding_section,
-    forecast_section,
     series_section,
     site_section,
     training_section,
@@ -82,10 +82,10 @@ def build_report(
         raise InputError("no such scores file", file=score_path, hint="check --scores")
     score_data = inputs.read_scores(score_path)
     fcs = tuple(_read_forecasts(run, forecasts, known))
-    bench_path = Path(benchmark) if benchmark is not None else inputs.find_benchmark(run)
-    bench = inputs.read_benchmark(bench_path) if bench_path is not None else None
-    emb_path = Path(embeddings) if embeddings is not None else inputs.find_embeddings(run)
-    emb = inputs.read_embeddings(emb_path) if emb_path is not None else None
+    bench_path = Path(benchmark) if benchmark is not None else artifacts.find_benchmark(run)
+    bench = artifacts.read_benchmark(bench_path) if bench_path is not None else None
+    emb_path = Path(embeddings) if embeddings is not None else artifacts.find_embeddings(run)
+    emb = artifacts.read_embeddings(emb_path) if emb_path is not None else None
     triggers = _triggers(site, run)
 
     meta, meta_note = inputs.read_run_meta(run / "checkpoint.pt")
@@ -163,14 +163,14 @@ def site_from_config(config: Mapping[str, Any] | None, run: Path) -> Path | None
 
 def _read_forecasts(
     run: Path, given: Forecasts | None, known: tuple[str, ...]
-) -> list[inputs.ForecastInput]:
+) -> list[artifacts.ForecastInput]:
     if given is None:
-        return [inputs.read_forecast(p, None, known) for p in inputs.find_forecasts(run)]
+        return [artifacts.read_forecast(p, None, known) for p in artifacts.find_forecasts(run)]
     if isinstance(given, Mapping):
-        return [inputs.read_forecast(Path(p), str(s), known) for s, p in given.items()]
+        return [artifacts.read_forecast(Path(p), str(s), known) for s, p in given.items()]
     if isinstance(given, str | Path):
-        return [inputs.read_forecast(Path(given), None, known)]
-    return [inputs.read_forecast(Path(p), None, known) for p in given]
+        return [artifacts.read_forecast(Path(given), None, known)]
+    return [artifacts.read_forecast(Path(p), None, known) for p in given]
 
 
 def _triggers(site: Site | None, run: Path) -> dict[str, dict[str, float]]:

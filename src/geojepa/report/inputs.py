@@ -1,4 +1,4 @@
-"""Readers for the pieces of a run folder the report draws from, each optional.
+"""Readers for the run folder's training and detection files, and the CSV checks they share.
 
 Files read (names relative to the run folder unless given explicitly):
 
@@ -6,15 +6,11 @@ Files read (names relative to the run folder unless given explicitly):
 - ``checkpoint.pt``   only its metadata: the end of the training data, the embedding width
 - ``metrics.jsonl``   one JSON object per line: ``step`` and numbers (loss, lr, val/rankme, ...)
 - ``scores.csv``      ``timestamp,score,alarm,score:<sensor_id>...`` as `geojepa detect` writes
-- ``forecast*.csv``, ``forecasts/*.csv``  ``timestamp,prediction[,lower,upper]`` and optionally
-                      more numeric columns, each another method's prediction; the target sensor
-                      is a ``sensor_id``/``target`` column, or the file name (``forecast_S3.csv``,
-                      ``forecasts/S3.csv``), or given explicitly
-- ``benchmark.md`` / ``benchmark.json``  the benchmark table(s)
-- ``embeddings.npz`` / ``.parquet`` / ``.csv``  per-window embeddings with their start times
 - ``triggers.json``   ``{"<sensor_id>": {"amber": 1.5, "red": 2.0}}`` trigger levels in sensor
                       units (levels in a sensor's ``meta`` — ``triggers``, ``amber``, ``red`` —
                       are read as well)
+
+Forecasts, benchmark tables and embeddings are read by `geojepa.report.artifacts`.
 
 Guarantees: a file that is absent gives None (the section is skipped with a note); a file
 that is present but unusable raises `InputError` naming the file, the line (and column where
@@ -40,16 +36,14 @@ from geojepa.errors import InputError
 log = logging.getLogger(__name__)
 
 ALARM_LEVELS: tuple[str, ...] = ("green", "amber", "red")
-TIME_COLUMNS: tuple[str, ...] = ("start", "window_start", "timestamp", "time", "times", "starts")
-EMBEDDING_KEYS: tuple[str, ...] = ("vectors", "embeddings", "embedding", "z", "emb", "x")
 
 
-def _line_of_row(i: int) -> int:
+def line_of_row(i: int) -> int:
     """CSV line number (1-based, header on line 1) of data row `i` (0-based)."""
     return int(i) + 2
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_text(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as err:
@@ -66,7 +60,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise InputError("not UTF-8 text", file=path, hint="save it as UTF-8 CSV") from err
 
 
-def _times(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
+def parse_times(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
     text = df[col].str.strip()
     parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     bad = np.flatnonzero(parsed.isna().to_numpy())
@@ -75,14 +69,14 @@ def _times(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
         raise InputError(
             f"cannot read time {text.iloc[i]!r}",
             file=path,
-            line=_line_of_row(i),
+            line=line_of_row(i),
             column=col,
             hint="write times as ISO 8601, e.g. 2024-05-01T12:00:00Z",
         )
     return parsed.astype("datetime64[ns, UTC]")
 
 
-def _numbers(df: pd.DataFrame, col: str, path: Path, *, allow_empty: bool = True) -> pd.Series:
+def parse_numbers(df: pd.DataFrame, col: str, path: Path, *, allow_empty: bool = True) -> pd.Series:
     text = df[col].str.strip()
     empty = text.str.lower().isin(["", "nan"]).to_numpy()
     values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce")
@@ -96,14 +90,14 @@ def _numbers(df: pd.DataFrame, col: str, path: Path, *, allow_empty: bool = True
         raise InputError(
             f"not a number: {text.iloc[i]!r}",
             file=path,
-            line=_line_of_row(i),
+            line=line_of_row(i),
             column=col,
             hint="finite numbers only (an empty cell or NaN where there is no value)",
         )
     return values.astype("float64")
 
 
-def _require(df: pd.DataFrame, cols: tuple[str, ...], path: Path, what: str) -> None:
+def require_columns(df: pd.DataFrame, cols: tuple[str, ...], path: Path, what: str) -> None:
     for col in cols:
         if col not in df.columns:
             raise InputError(
@@ -241,7 +235,7 @@ def read_metrics(path: Path) -> pd.DataFrame | None:
                     column=1,
                     hint="each line of metrics.jsonl must be one JSON object",
                 )
-            row = _flat_numbers(obj)
+            row = _flatparse_numbers(obj)
             row.setdefault("step", float(n))
             rows.append(row)
     if not rows:
@@ -250,12 +244,12 @@ def read_metrics(path: Path) -> pd.DataFrame | None:
     return df.sort_values("step", kind="stable", ignore_index=True)
 
 
-def _flat_numbers(obj: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def _flatparse_numbers(obj: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_flat_numbers(value, prefix=f"{name}/"))
+            out.update(_flatparse_numbers(value, prefix=f"{name}/"))
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int | float) and value is not None:
@@ -284,19 +278,19 @@ def read_scores(path: Path) -> Scores | None:
     """The detection scores CSV, validated; None when absent."""
     if not path.is_file():
         return None
-    df = _read_csv(path)
-    _require(df, ("timestamp", "score", "alarm"), path, "scores file")
-    times = _times(df, "timestamp", path)
+    df = read_csv_text(path)
+    require_columns(df, ("timestamp", "score", "alarm"), path, "scores file")
+    times = parse_times(df, "timestamp", path)
     backwards = np.flatnonzero(np.diff(pd.DatetimeIndex(times).asi8) <= 0)
     if len(backwards):
         raise InputError(
             "times are not strictly increasing",
             file=path,
-            line=_line_of_row(int(backwards[0]) + 1),
+            line=line_of_row(int(backwards[0]) + 1),
             column="timestamp",
             hint="one row per grid time, in time order, as `geojepa detect` writes",
         )
-    score = _numbers(df, "score", path)
+    score = parse_numbers(df, "score", path)
     alarm = df["alarm"].str.strip().str.lower()
     bad = np.flatnonzero(~alarm.isin(ALARM_LEVELS).to_numpy())
     if len(bad):
@@ -304,225 +298,17 @@ def read_scores(path: Path) -> Scores | None:
         raise InputError(
             f"unknown alarm state {df['alarm'].iloc[i]!r}",
             file=path,
-            line=_line_of_row(i),
+            line=line_of_row(i),
             column="alarm",
             hint="alarm states are green, amber or red",
         )
     per = {
-        c.removeprefix("score:"): _numbers(df, c, path)
+        c.removeprefix("score:"): parse_numbers(df, c, path)
         for c in df.columns
         if c.startswith("score:")
     }
     table = pd.DataFrame({"timestamp": times, "score": score, "alarm": alarm.astype(str)})
     return Scores(path=path, table=table, per_sensor=pd.DataFrame(per, index=table.index))
-
-
-# ----------------------------------------------------------------------------- forecasts
-FORECAST_BASE: tuple[str, ...] = ("timestamp", "prediction", "lower", "upper")
-
-
-@dataclass(frozen=True)
-class ForecastInput:
-    """One forecast file: the target sensor (None when unknown) and its table.
-
-    `table` has timestamp (UTC), prediction, and lower/upper when given; `methods` names
-    the further numeric columns (other methods' predictions on the same times).
-    """
-
-    path: Path
-    sensor_id: str | None
-    table: pd.DataFrame
-    methods: tuple[str, ...]
-
-
-def read_forecast(
-    path: Path, sensor_id: str | None = None, known_sensors: tuple[str, ...] = ()
-) -> ForecastInput:
-    """Read one forecast CSV; the target is `sensor_id`, else a column, else the file name."""
-    if not path.is_file():
-        raise InputError("no such forecast file", file=path, hint="check the path")
-    df = _read_csv(path)
-    _require(df, ("timestamp", "prediction"), path, "forecast file")
-    if df.empty:
-        raise InputError(
-            "the forecast file has no rows", file=path, line=2, hint="run `geojepa forecast` again"
-        )
-    table = pd.DataFrame({"timestamp": _times(df, "timestamp", path)})
-    table["prediction"] = _numbers(df, "prediction", path)
-    for col in ("lower", "upper"):
-        if col in df.columns:
-            table[col] = _numbers(df, col, path)
-    target = sensor_id
-    for col in ("sensor_id", "target", "sensor"):
-        if target is None and col in df.columns:
-            names = df[col].str.strip().unique()
-            if len(names) != 1:
-                raise InputError(
-                    f"column {col!r} names {len(names)} sensors",
-                    file=path,
-                    column=col,
-                    hint="write one forecast file per target sensor",
-                )
-            target = str(names[0])
-    if target is None:
-        target = _target_from_name(path, known_sensors)
-    methods = []
-    for col in df.columns:
-        if col in FORECAST_BASE or col in ("sensor_id", "target", "sensor"):
-            continue
-        table[col] = _numbers(df, col, path)
-        methods.append(col)
-    return ForecastInput(path=path, sensor_id=target, table=table, methods=tuple(methods))
-
-
-def _target_from_name(path: Path, known: tuple[str, ...]) -> str | None:
-    stem = path.stem
-    candidates = [stem, re.sub(r"^forecasts?[-_.]?", "", stem, flags=re.IGNORECASE)]
-    for c in candidates:
-        if c in known:
-            return c
-    return None
-
-
-def find_forecasts(run_dir: Path) -> list[Path]:
-    """Forecast files in a run folder: ``forecast*.csv`` and ``forecasts/*.csv``, sorted."""
-    found = sorted(run_dir.glob("forecast*.csv"))
-    sub = run_dir / "forecasts"
-    if sub.is_dir():
-        found += sorted(sub.glob("*.csv"))
-    return found
-
-
-# ----------------------------------------------------------------------------- benchmark
-@dataclass(frozen=True)
-class BenchmarkInput:
-    """A benchmark file: Markdown text or parsed JSON."""
-
-    path: Path
-    markdown: str | None = None
-    data: Any = None
-
-
-def read_benchmark(path: Path) -> BenchmarkInput:
-    if not path.is_file():
-        raise InputError("no such benchmark file", file=path, hint="check the path")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            return BenchmarkInput(path=path, data=json.loads(text))
-        except json.JSONDecodeError as err:
-            raise InputError(
-                f"not valid JSON ({err.msg})",
-                file=path,
-                line=err.lineno,
-                column=err.colno,
-                hint="run the benchmark again",
-            ) from err
-    return BenchmarkInput(path=path, markdown=text)
-
-
-def find_benchmark(run_dir: Path) -> Path | None:
-    for name in ("benchmark.md", "benchmark.json"):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    return None
-
-
-# ----------------------------------------------------------------------------- embeddings
-@dataclass(frozen=True)
-class Embeddings:
-    """Window embeddings (N, D) and window start times (N,)."""
-
-    path: Path
-    vectors: np.ndarray  # (N, D) float
-    times: pd.DatetimeIndex  # (N,) UTC
-
-
-def find_embeddings(run_dir: Path) -> Path | None:
-    for name in ("embeddings.npz", "embeddings.parquet", "embeddings.csv"):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    return None
-
-
-META_COLUMNS: tuple[str, ...] = ("scale", "scales", "start_index", "window", "sensor_id")
-
-
-def _dimension_columns(table: pd.DataFrame, tcol: str, *, text: bool) -> list[str]:
-    """Embedding columns: ``e0, e1, ...`` when present, else every other column except
-    the time and known bookkeeping columns (scale, start_index, ...); of a typed table
-    (Parquet) only the numeric ones, of a text table (CSV) all, checked cell by cell later."""
-    named = [c for c in table.columns if re.fullmatch(r"e\d+", str(c))]
-    if named:
-        return named
-    cols = [c for c in table.columns if c != tcol and c not in META_COLUMNS]
-    return cols if text else [c for c in cols if pd.api.types.is_numeric_dtype(table[c])]
-
-
-def read_embeddings(path: Path) -> Embeddings:
-    """Embeddings from ``.npz`` (arrays named e.g. ``vectors`` and ``starts``, as
-    `geojepa embed` writes), or a table (``.parquet``/``.csv``) with a time column and one
-    numeric column per dimension (``e0, e1, ...``).
-
-    Per-sensor embeddings (N, C, D) are averaged over sensors to (N, D).
-    """
-    if not path.is_file():
-        raise InputError("no such embeddings file", file=path, hint="check the path")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            vkey = next((k for k in EMBEDDING_KEYS if k in keys), None)
-            tkey = next((k for k in TIME_COLUMNS if k in keys), None)
-            if vkey is None or tkey is None:
-                raise InputError(
-                    f"arrays {keys} hold no embeddings and times",
-                    file=path,
-                    hint="save arrays named 'embeddings' (N, D) and 'start' (N,)",
-                )
-            vectors = np.asarray(z[vkey], dtype=float)
-            raw_times = z[tkey]
-        times = pd.DatetimeIndex(pd.to_datetime(raw_times, utc=True))
-    elif suffix in (".parquet", ".csv"):
-        table = pd.read_parquet(path) if suffix == ".parquet" else _read_csv(path)
-        tcol = next((c for c in TIME_COLUMNS if c in table.columns), None)
-        if tcol is None:
-            raise InputError(
-                f"no time column (one of {', '.join(TIME_COLUMNS)})",
-                file=path,
-                line=1 if suffix == ".csv" else None,
-                hint="add the window start times",
-            )
-        if suffix == ".csv":
-            times = pd.DatetimeIndex(_times(table, tcol, path))
-            cols = _dimension_columns(table, tcol, text=True)
-            vectors = (
-                np.column_stack([_numbers(table, c, path).to_numpy() for c in cols])
-                if cols
-                else np.empty((len(table), 0))
-            )
-        else:
-            times = pd.DatetimeIndex(pd.to_datetime(table[tcol], utc=True))
-            vectors = table[_dimension_columns(table, tcol, text=False)].to_numpy(dtype=float)
-    else:
-        raise InputError(
-            f"unknown embeddings format {suffix!r}", file=path, hint="use .npz, .parquet or .csv"
-        )
-    if vectors.ndim == 3:  # (N, C, D) -> (N, D)
-        vectors = np.nanmean(vectors, axis=1)
-    if vectors.ndim != 2 or vectors.shape[0] != len(times):
-        raise InputError(
-            f"embeddings of shape {vectors.shape} do not match {len(times)} times",
-            file=path,
-            hint="one embedding row per window start time",
-        )
-    if not np.isfinite(vectors).all():
-        raise InputError(
-            "embeddings hold NaN or infinite values",
-            file=path,
-            hint="embed again; a model that produces NaN has diverged",
-        )
-    return Embeddings(path=path, vectors=vectors, times=times)
 
 
 # ----------------------------------------------------------------------------- triggers

@@ -19,6 +19,7 @@ import pandas as pd
 
 from geojepa import plots
 from geojepa.report import analysis
+from geojepa.report.artifacts import BenchmarkInput, Embeddings, ForecastInput
 from geojepa.report.html import (
     Section,
     esc,
@@ -28,7 +29,7 @@ from geojepa.report.html import (
     pill,
     table_html,
 )
-from geojepa.report.inputs import BenchmarkInput, Embeddings, ForecastInput, Scores
+from geojepa.report.inputs import Scores
 from geojepa.site import Quality, Site
 
 log = logging.getLogger(__name__)
@@ -344,174 +345,6 @@ def _panel(
         alarms=alarms,
         events=_events_for(labels, sid),
     )
-
-
-# ----------------------------------------------------------------------------- forecasts
-CURVE_KINDS = ("settlement", "extensometer")
-DISPLACEMENT_KINDS = ("inclinometer", "gnss")
-MAX_CLASSIC_POINTS = 1000
-CLASSIC_BOOT = 10  # the classic methods' bands are not drawn: a few resamples suffice
-
-
-def forecast_section(ctx: Context) -> Section:
-    sec = Section(
-        "forecasts",
-        "Forecasts",
-        "GeoJEPA's forecast (blue, with its band) beside the classic methods engineers use, "
-        "from readings up to the cutoff; grey is what the sensor read afterwards, and the table "
-        "gives each method's error against it.",
-    )
-    if not ctx.forecasts:
-        sec.skipped = "no forecast file (run `geojepa forecast ... --out RUN/forecast_SENSOR.csv`)"
-        return sec
-    for fc in ctx.forecasts:
-        sec.body.extend(_one_forecast(ctx, fc))
-    return sec
-
-
-def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
-    t = fc.table
-    start = t["timestamp"].iloc[0]
-    sid = fc.sensor_id
-    site = ctx.site
-    known = site is not None and sid is not None and sid in set(site.sensors["id"])
-    title = f"{sid} — {fc.path.name}" if sid else fc.path.name
-    out = [f"<h3>{esc(title)}</h3>"]
-    hist_t = np.array([], dtype="datetime64[ns]")
-    hist_v = np.array([])
-    truth_t = truth_v = None
-    unit, kind = "", "other"
-    if known:
-        assert site is not None and sid is not None
-        s = site.sensor(sid)
-        unit, kind = s.unit, s.kind
-        r = site.readings[(site.readings["sensor_id"] == sid) & np.isfinite(site.readings["value"])]
-        before = r[r["timestamp"] < start]
-        after = r[r["timestamp"] >= start]
-        hist_t, hist_v = plots.naive_utc(before["timestamp"]), before["value"].to_numpy()
-        if len(after):
-            truth_t, truth_v = plots.naive_utc(after["timestamp"]), after["value"].to_numpy()
-    else:
-        out.append(
-            '<p class="note">The target sensor is unknown (name the file '
-            "forecast_SENSOR.csv or add a sensor_id column), so no history is drawn.</p>"
-        )
-    methods: dict[str, np.ndarray] = {m: t[m].to_numpy() for m in fc.methods}
-    note = ""
-    if not methods and len(hist_v) >= 4:
-        methods, note = classic_forecasts(hist_t, hist_v, plots.naive_utc(t["timestamp"]), kind)
-    cutoff = pd.Timestamp(hist_t[-1]).tz_localize("UTC") if len(hist_t) else None
-    fig = plots.forecast_plot(
-        sensor_id=sid or "target",
-        unit=unit,
-        history_times=hist_t,
-        history=hist_v,
-        times=plots.naive_utc(t["timestamp"]),
-        prediction=t["prediction"].to_numpy(),
-        lower=t["lower"].to_numpy() if "lower" in t else None,
-        upper=t["upper"].to_numpy() if "upper" in t else None,
-        methods=methods,
-        cutoff=cutoff,
-        truth_times=truth_t,
-        truth=truth_v,
-    )
-    out.append(
-        figure_html(fig, f"{len(t)} forecast steps from {fc.path.name}.", f"forecast of {sid}")
-    )
-    if note:
-        out.append(f'<p class="note">{esc(note)}</p>')
-    if truth_t is not None and truth_v is not None:
-        out.append(_error_table(t, methods, truth_t, truth_v, unit))
-    return out
-
-
-def classic_forecasts(
-    hist_t: np.ndarray, hist_v: np.ndarray, future_t: np.ndarray, kind: str
-) -> tuple[dict[str, np.ndarray], str]:
-    """Classic methods' predictions at `future_t` from a history (library methods)."""
-    try:
-        from geojepa.forecast import classic
-    except ImportError as err:
-        return {}, f"classic methods unavailable ({err})"
-    t0 = hist_t[0]
-    days = (hist_t - t0) / np.timedelta64(1, "D")
-    fut = (future_t - t0) / np.timedelta64(1, "D")
-    y = np.asarray(hist_v, dtype=float)
-    if len(days) > MAX_CLASSIC_POINTS:  # bucket means keep the curve, bound the fitting cost
-        edges = np.linspace(days[0], days[-1], MAX_CLASSIC_POINTS + 1)
-        k = np.clip(np.searchsorted(edges, days, side="right") - 1, 0, MAX_CLASSIC_POINTS - 1)
-        cnt = np.bincount(k, minlength=MAX_CLASSIC_POINTS)
-        keep = cnt > 0
-        days = np.bincount(k, weights=days, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
-        y = np.bincount(k, weights=y, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
-    chosen: list[Any] = [classic.Persistence(), classic.LinearTrend()]
-    if kind in CURVE_KINDS:
-        chosen += [classic.Hyperbolic(n_boot=CLASSIC_BOOT), classic.Asaoka(n_boot=CLASSIC_BOOT)]
-    if kind in DISPLACEMENT_KINDS:
-        chosen.append(classic.Fukuzono(n_boot=CLASSIC_BOOT))
-    out: dict[str, np.ndarray] = {}
-    fell_back = []
-    for method in chosen:
-        name = getattr(method, "name", type(method).__name__.lower())
-        try:
-            fitted = method.fit(days, y)
-            out[name] = np.asarray(fitted.predict(fut).prediction, dtype=float)
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
-            log.info("classic method %s failed: %s", name, err)
-            fell_back.append(f"{name} ({err})")
-            continue
-        if getattr(fitted, "fallback_", None):
-            fell_back.append(f"{name} fell back to persistence")
-    note = "Classic methods computed here from the readings before the cutoff."
-    if fell_back:
-        note += " " + "; ".join(fell_back) + "."
-    return out, note
-
-
-def _error_table(
-    t: pd.DataFrame,
-    methods: Mapping[str, np.ndarray],
-    truth_t: np.ndarray,
-    truth_v: np.ndarray,
-    unit: str,
-) -> str:
-    ft = plots.naive_utc(t["timestamp"])
-    # nearest reading to each forecast time, within half a step
-    step = np.median(np.diff(ft)) if len(ft) > 1 else np.timedelta64(1, "D")
-    idx = np.searchsorted(truth_t, ft)
-    lo = np.clip(idx - 1, 0, len(truth_t) - 1)
-    hi = np.clip(idx, 0, len(truth_t) - 1)
-    j = np.where(np.abs(truth_t[lo] - ft) <= np.abs(truth_t[hi] - ft), lo, hi)
-    near = np.abs(truth_t[j] - ft) <= step / 2
-    if not near.any():
-        return (
-            '<p class="note">No readings fall on the forecast times, so no error is computed.</p>'
-        )
-    y = truth_v[j][near]
-    rows = []
-    preds = {"GeoJEPA": t["prediction"].to_numpy()} | dict(methods)
-    for name, p in preds.items():
-        e = np.asarray(p, float)[near] - y
-        ok = np.isfinite(e)
-        rows.append(
-            {
-                "method": name,
-                f"MAE ({unit or 'unit'})": float(np.mean(np.abs(e[ok])))
-                if ok.any()
-                else float("nan"),
-                f"RMSE ({unit or 'unit'})": float(np.sqrt(np.mean(e[ok] ** 2)))
-                if ok.any()
-                else float("nan"),
-                "points": int(ok.sum()),
-            }
-        )
-    df = pd.DataFrame(rows)
-    if "lower" in t and "upper" in t:
-        inside = (y >= t["lower"].to_numpy()[near]) & (y <= t["upper"].to_numpy()[near])
-        cover = f"GeoJEPA's band holds {inside.mean() * 100:.0f} % of the {len(y)} later readings."
-    else:
-        cover = ""
-    return table_html(df) + (f'<p class="note">{esc(cover)}</p>' if cover else "")
 
 
 # ----------------------------------------------------------------------------- benchmark
