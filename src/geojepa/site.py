@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from geojepa.errors import InputError
 
@@ -218,20 +219,34 @@ def _text(s: pd.Series) -> pd.Series:
 
 
 def _coerce_readings(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the readings schema; columns already in the target dtype are taken as they
+    are (no copy: the frames share memory under copy-on-write)."""
+    ts = df["timestamp"]
+    if not _is_utc_ns(ts):
+        ts = pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
+    value = df["value"]
+    if value.dtype != np.float64:
+        value = pd.to_numeric(value, errors="raise").astype("float64")
     out = pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(df["timestamp"], utc=True).astype("datetime64[ns, UTC]"),
+            "timestamp": ts,
             "sensor_id": _text(df["sensor_id"]),
-            "value": pd.to_numeric(df["value"], errors="raise").astype("float64"),
+            "value": value,
             "quality": _text(df["quality"])
             if "quality" in df
             else pd.Series(Quality.OK.value, index=df.index, dtype="str"),
             "source": _text(df["source"])
             if "source" in df
             else pd.Series("", index=df.index, dtype="str"),
-        }
+        },
+        copy=False,
     )
     return out.reset_index(drop=True)
+
+
+def _is_utc_ns(s: pd.Series) -> bool:
+    dt = s.dtype
+    return isinstance(dt, pd.DatetimeTZDtype) and dt.unit == "ns" and str(dt.tz) == "UTC"
 
 
 def _sorted_readings(df: pd.DataFrame) -> pd.DataFrame:
@@ -240,12 +255,35 @@ def _sorted_readings(df: pd.DataFrame) -> pd.DataFrame:
     sid = df["sensor_id"]
     if len(df) < 2:
         return df.reset_index(drop=True)
-    if isinstance(sid.dtype, pd.CategoricalDtype):
-        c = np.diff(sid.cat.codes.to_numpy().astype(np.int64))
-        t = np.diff(df["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64))
-        if bool(((c > 0) | ((c == 0) & (t >= 0))).all()):
-            return df.reset_index(drop=True)
+    if isinstance(sid.dtype, pd.CategoricalDtype) and _is_sorted(
+        sid.cat.codes.to_numpy(), df["timestamp"].to_numpy(dtype="datetime64[ns]")
+    ):
+        return df.reset_index(drop=True)
     return df.sort_values(["sensor_id", "timestamp"], kind="stable", ignore_index=True)
+
+
+def _is_sorted(codes: np.ndarray, times: np.ndarray) -> bool:
+    """Whether rows (N,) are in (code, time) order; compares neighbours in place, in chunks
+    (no N-long int64 copies)."""
+    n = len(codes)
+    step = 1 << 20
+    for a in range(0, n - 1, step):
+        b = min(a + step, n - 1)
+        c0, c1 = codes[a:b], codes[a + 1 : b + 1]
+        t0, t1 = times[a:b], times[a + 1 : b + 1]
+        if not bool(((c1 > c0) | ((c1 == c0) & (t1 >= t0))).all()):
+            return False
+    return True
+
+
+def _present(sid: pd.Series) -> set[Any]:
+    """The distinct values of a text column (for categoricals: the categories in use)."""
+    if isinstance(sid.dtype, pd.CategoricalDtype):
+        codes = sid.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0] if (codes < 0).any() else codes,
+                           minlength=len(sid.cat.categories))  # fmt: skip
+        return {c for c, k in zip(sid.cat.categories, used, strict=True) if k}
+    return set(sid.unique())
 
 
 def _coerce_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -292,7 +330,7 @@ class Site:
                 f"sensor id {dup.iloc[0]!r} appears twice in the sensors table",
                 hint="give every sensor a unique id",
             )
-        unknown = set(readings["sensor_id"].unique()) - set(sensors["id"])
+        unknown = _present(readings["sensor_id"]) - set(sensors["id"])
         if unknown:
             raise InputError(
                 f"readings name sensors missing from the sensors table: {sorted(unknown)[:5]}",
@@ -408,6 +446,9 @@ class Site:
         root = Path(path)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it private; a site folder is ordinary
         try:
             (tmp / "raw").mkdir()
             if (root / "raw").is_dir():
@@ -425,14 +466,7 @@ class Site:
                 encoding="utf-8",
             )
             self.sensors.to_csv(tmp / "sensors.csv", index=False)
-            self.readings.to_parquet(
-                tmp / "readings.parquet",
-                index=False,
-                # dictionary pages for the repetitive columns only, statistics where a lazy
-                # reader filters (about 2x faster to write than the defaults, same size)
-                use_dictionary=["timestamp", "sensor_id", "quality", "source"],
-                write_statistics=["timestamp", "sensor_id"],
-            )
+            write_readings(self.readings, tmp / "readings.parquet")
             labels = self.labels.copy()
             for col in ("start", "end"):
                 labels[col] = labels[col].map(lambda t: t.isoformat())
@@ -447,6 +481,57 @@ class Site:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def readings_table(readings: pd.DataFrame) -> pa.Table:
+    """The readings as an Arrow table, built column by column without a pandas round trip:
+    categoricals become dictionary arrays over their categories (codes reused), float64 values
+    and UTC timestamps are shared without a copy, other columns are converted as
+    `pyarrow.Table.from_pandas` would; the pandas metadata is kept so `pandas.read_parquet`
+    gives back the same dtypes and values."""
+    arrays = []
+    for col in readings.columns:
+        s = readings[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy()
+            missing = codes < 0
+            idx = pa.array(codes, mask=missing) if missing.any() else pa.array(codes)
+            cats = pa.array(s.cat.categories.to_numpy(dtype=object), type=pa.large_string())
+            arrays.append(pa.DictionaryArray.from_arrays(idx, cats))
+        elif s.dtype == np.float64:
+            arrays.append(pa.array(s.to_numpy()))  # zero-copy; NaN stays NaN (reads back alike)
+        elif _is_utc_ns(s) and not s.isna().any():
+            ns = pa.array(s.to_numpy(dtype="datetime64[ns]").view(np.int64))  # zero-copy
+            arrays.append(ns.view(pa.timestamp("ns", tz="UTC")))
+        else:
+            arrays.append(pa.Array.from_pandas(s))
+    table = pa.Table.from_arrays(arrays, names=[str(c) for c in readings.columns])
+    meta = pa.Table.from_pandas(readings.iloc[:0], preserve_index=False).schema.metadata
+    return table.replace_schema_metadata(meta)
+
+
+def write_readings(readings: pd.DataFrame, path: Path) -> None:
+    """Write the readings table to Parquet (what `Site.load` reads back, dtypes included).
+
+    Encodings chosen for a long table sorted by (sensor, time): timestamps delta-encoded
+    (regular steps cost almost nothing), sensor/quality/source dictionary-encoded, values
+    plain and uncompressed (measured values do not compress much, and compressing them was
+    the slowest part of an ingest); min/max statistics on timestamps only (cheap; statistics
+    on the dictionary-encoded sensor ids cost more than the rest of the column).
+    """
+    import pyarrow.parquet as pq
+
+    table = readings_table(readings)
+    dictionary = [c for c in ("sensor_id", "quality", "source") if c in table.column_names]
+    encoding = {"timestamp": "DELTA_BINARY_PACKED"} if "timestamp" in table.column_names else {}
+    pq.write_table(
+        table,
+        path,
+        use_dictionary=dictionary,
+        column_encoding=encoding,
+        compression={c: ("none" if c == "value" else "snappy") for c in table.column_names},
+        write_statistics=["timestamp"] if "timestamp" in table.column_names else False,
+    )
 
 
 def _same_fs(a: Path, b: Path) -> bool:
