@@ -1,0 +1,267 @@
+"""GeoJEPA as a harness detector: the JEPA's energy ("geojepa") and a kNN density on its
+per-sensor target-encoder embeddings ("geojepa_density").
+
+``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
+(``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
+steps, then scores the training rows to learn each sensor's centre and spread
+(`SensorwiseDetector`). ``score(frame)`` is the energy sweep of `geojepa.energy`
+(`frame_energy` with `geojepa.export.TorchEngine`): the very scoring path of ``geojepa
+detect`` and the edge scorer.
+
+Runs are cached under `cache_dir` (default: the ``GEOJEPA_DETECTOR_CACHE`` environment
+variable, else no cache: a temporary folder per fit) keyed by a hash of the training rows,
+the sensors and the resolved configuration, so a rerun of a benchmark does not retrain.
+
+Guarantees: fitting reads rows < train_end only (the hash and the training both see the
+cut frame); the same frame, config and seed give the same cache key; scores are NaN only
+where a cell is unobserved or no window could score it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geojepa.detectors.base import PLUGIN_MODULES, SensorwiseDetector, register_detector
+from geojepa.detectors.density import EmbeddingDensity
+from geojepa.frame import SensorFrame
+
+if TYPE_CHECKING:
+    from geojepa.checkpoint import LoadedRun
+    from geojepa.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JepaDensity", "JepaEnergy", "detector_config", "frame_hash", "pretrained_run"]
+
+CACHE_ENV = "GEOJEPA_DETECTOR_CACHE"
+
+
+def detector_config(
+    seed: int,
+    steps: int,
+    *,
+    fusion: str | None = None,
+    mask_weights: Mapping[str, float] | None = None,
+    batch_size: int = 16,
+    model_overrides: Mapping[str, Any] | None = None,
+    window_length: int | None = None,
+) -> RunConfig:
+    """The tiny preset for a detector fit: `steps` steps, evaluation only at the end.
+    `model_overrides` / `window_length` shrink it further (tests)."""
+    from geojepa.config import preset
+
+    cfg = preset("tiny")
+    model = cfg.model if fusion is None else replace(cfg.model, fusion=fusion)
+    if model_overrides:
+        model = replace(model, **dict(model_overrides))
+    window = replace(cfg.window, patch=model.patch)
+    if window_length is not None:
+        window = replace(window, length=window_length, stride=max(window_length // 4, 1))
+    mask = cfg.mask if mask_weights is None else replace(cfg.mask, weights=dict(mask_weights))
+    train = replace(
+        cfg.train,
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=max(steps, 1),
+        checkpoint_every=max(steps, 1),
+        threads=1,
+    )
+    return replace(cfg, model=model, mask=mask, window=window, train=train, seed=seed)
+
+
+def frame_hash(frame: SensorFrame, config: Mapping[str, Any]) -> str:
+    """A short hex digest of the frame's values, observed cells, times, sensors and `config`."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(np.where(frame.observed, frame.values, 0.0)).tobytes())
+    h.update(np.ascontiguousarray(frame.observed).tobytes())
+    h.update(np.ascontiguousarray(frame.time.astype("datetime64[ns]")).tobytes())
+    h.update(frame.sensors.to_csv(index=False).encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+def pretrained_run(
+    train: SensorFrame, config: RunConfig, cache_dir: str | Path | None
+) -> LoadedRun:
+    """Pretrain on `train` (every row of it) or reuse a cached run with the same key."""
+    from geojepa.checkpoint import checkpoint_path, load_run
+    from geojepa.train import pretrain
+
+    key = frame_hash(train, config.to_dict())
+    root = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
+    if root:
+        run_dir = Path(root) / key
+        if checkpoint_path(run_dir).exists():
+            log.info("reusing cached JEPA run %s", run_dir)
+            return load_run(run_dir)
+        pretrain([train], run_dir, config, tracking_uri="none", progress=False)
+        return load_run(run_dir)
+    with tempfile.TemporaryDirectory(prefix="geojepa-det-") as tmp:
+        pretrain([train], Path(tmp) / "run", config, tracking_uri="none", progress=False)
+        return load_run(Path(tmp) / "run")
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread inside (a shared machine's cores; spinning pools slow all)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _JepaBase(SensorwiseDetector):
+    """Shared fit: pretrain (or reuse) the JEPA on the training rows."""
+
+    def __init__(
+        self,
+        steps: int = 300,
+        seed: int = 0,
+        fusion: str | None = None,
+        mask_weights: Mapping[str, float] | None = None,
+        cache_dir: str | None = None,
+        model_overrides: Mapping[str, Any] | None = None,
+        window_length: int | None = None,
+    ) -> None:
+        self.steps = steps
+        self.seed = seed
+        self.fusion = fusion
+        self.mask_weights = mask_weights
+        self.cache_dir = cache_dir
+        self.model_overrides = model_overrides
+        self.window_length = window_length
+
+    def _load(self, train: SensorFrame) -> None:
+
+        cfg = detector_config(
+            self.seed,
+            self.steps,
+            fusion=self.fusion,
+            mask_weights=self.mask_weights,
+            model_overrides=self.model_overrides,
+            window_length=self.window_length,
+        )
+        with _one_thread():
+            run = pretrained_run(train, cfg, self.cache_dir)
+        self.run_ = run
+        self.window_ = run.config.window
+        self.normaliser_ = run.normaliser
+
+
+class JepaEnergy(_JepaBase):
+    """Per-sensor score = the JEPA energy (latent prediction error under the mask sweep)."""
+
+    def _engine(self) -> Any:
+        from geojepa.export import TorchEngine
+
+        return TorchEngine(self.run_.model.eval())
+
+    def _fit_train(self, train: SensorFrame) -> np.ndarray:
+        self._load(train)
+        return self._raw(train)
+
+    def _raw(self, frame: SensorFrame) -> np.ndarray:
+        from geojepa.energy import EnergySpec, frame_energy
+
+        with _one_thread():
+            return frame_energy(
+                self._engine(), frame, self.normaliser_, self.window_, EnergySpec()
+            )  # (T, C)
+
+
+def sensor_embeddings(
+    run: LoadedRun, frame: SensorFrame, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Target-encoder embedding of each sensor's last patch in windows ending every `stride`
+    rows: ends (W,) exclusive row indices, emb (W, C, D); a sensor whose last patch holds no
+    reading gets NaN."""
+    from geojepa.energy import stack_windows
+    from geojepa.export import TorchEngine
+    from geojepa.windows import window_at
+
+    engine = TorchEngine(run.model.eval())
+    window = run.config.window
+    patch = window.patch
+    ends = np.arange(stride, frame.n_times + 1, stride, dtype=np.int64)
+    if ends.size == 0 or ends[-1] != frame.n_times:
+        ends = np.append(ends, frame.n_times)
+    c = frame.n_sensors
+    out: list[np.ndarray] = []
+    for i in range(0, len(ends), 32):
+        wins = [window_at(frame, run.normaliser, window, int(e)) for e in ends[i : i + 32]]
+        inputs = stack_windows(wins, patch)
+        rep = engine.target_repr(inputs)  # (B, N, D) with n = c * P + p
+        b, n, d = rep.shape
+        p = n // c
+        last = rep.reshape(b, c, p, d)[:, :, -1, :].astype(np.float64)  # (B, C, D)
+        valid = inputs.token_valid.reshape(b, c, p)[:, :, -1]  # (B, C)
+        out.append(np.where(valid[..., None], last, np.nan))
+    return ends, np.concatenate(out)  # (W,), (W, C, D)
+
+
+class JepaDensity(_JepaBase):
+    """Per-sensor score = kNN distance of the sensor's latest-patch embedding to its own
+    training embeddings (one `EmbeddingDensity` per sensor, fitted on training windows)."""
+
+    def _fit_train(self, train: SensorFrame) -> None:
+        self._load(train)
+        stride = self.window_.patch
+        with _one_thread():
+            _, emb = sensor_embeddings(self.run_, train, stride)  # (W, C, D)
+        self.density_: list[EmbeddingDensity | None] = []
+        for c in range(train.n_sensors):
+            x = emb[:, c]
+            x = x[np.isfinite(x).all(axis=1)]
+            self.density_.append(
+                EmbeddingDensity("knn", n_neighbors=5, seed=self.seed).fit(x)
+                if len(x) >= 3
+                else None
+            )
+        return None
+
+    def _raw(self, frame: SensorFrame) -> np.ndarray:
+        stride = self.window_.patch
+        with _one_thread():
+            ends, emb = sensor_embeddings(self.run_, frame, stride)  # (W,), (W, C, D)
+        out = np.full((frame.n_times, frame.n_sensors), np.nan)
+        starts = np.concatenate([[0], ends[:-1]])
+        for c, dens in enumerate(self.density_):
+            if dens is None:
+                continue
+            x = emb[:, c]
+            ok = np.isfinite(x).all(axis=1)
+            s = np.full(len(ends), np.nan)
+            if ok.any():
+                s[ok] = dens.score(x[ok])
+            for w in range(len(ends)):  # each window scores the rows since the previous one
+                out[starts[w] : ends[w], c] = s[w]
+        return np.where(frame.observed, out, np.nan)  # (T, C)
+
+
+def _energy(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=200, seed=seed)
+
+
+def _density(seed: int) -> JepaDensity:
+    return JepaDensity(steps=200, seed=seed)
+
+
+register_detector("geojepa", _energy)
+register_detector("geojepa_density", _density)
+if __name__ not in PLUGIN_MODULES:
+    PLUGIN_MODULES.append(__name__)
