@@ -2,7 +2,9 @@
 
 Prints, per detector, fit and score time as the median of 3 repeats and as a ratio to the
 robust z-score measured in the same run (timings on a shared machine are noisy: read the
-ratios, not the seconds). Usage: python benchmarks/bench_detect.py [--sensors N] [--days D]
+ratios, not the seconds). A GeoJEPA detector's fit includes pretraining its model (set
+GEOJEPA_DETECTOR_CACHE to reuse runs). Usage: python benchmarks/bench_detect.py
+[--sensors N] [--days D] [--detectors a,b,...]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sensors", type=int, default=16)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--detectors", default=None, help="comma-separated names (default: all)")
     args = parser.parse_args(argv)
     from geojepa.simulate import simulate_site
 
@@ -34,7 +37,10 @@ def main(argv: list[str]) -> int:
         f"ones left out), median of {args.repeats} runs\n"
     )
     results = {}
-    for name in available_detectors():
+    names = args.detectors.split(",") if args.detectors else available_detectors()
+    if "robust_z" not in names:
+        names = ["robust_z", *names]  # the baseline of the ratios
+    for name in names:
         fits, scores = [], []
         for r in range(args.repeats):
             det = make_detector(name, r)
