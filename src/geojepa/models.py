@@ -114,11 +114,6 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
 
 
-def gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x (B, M, K), index (B, Nk) into M -> (B, Nk, K)."""
-    return gather_tokens(x, index)
-
-
 class PositionCodes(nn.Module):
     """Sensor code (from metadata) + time code (from timestamps) of each token.
 
@@ -136,7 +131,7 @@ class PositionCodes(nn.Module):
         p = time_feats.shape[1]
         s = self.sensor(sensor_feats)  # (B, C, D)
         t = self.time(time_feats)  # (B, P, D)
-        return gather_rows(s, torch.div(index, p, rounding_mode="floor")) + gather_rows(
+        return gather_tokens(s, torch.div(index, p, rounding_mode="floor")) + gather_tokens(
             t, torch.remainder(index, p)
         )
 
