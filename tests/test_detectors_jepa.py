@@ -32,26 +32,28 @@ def _frame(seed: int = 5) -> SensorFrame:
 
 def _make(name: str, cache: Path | None, **kw: object) -> object:
     from geojepa.detectors.jepa import JepaDensity, JepaEnergy
+    from geojepa.detectors.reconstruction import Reconstruction
 
-    cls = JepaEnergy if name == "geojepa" else JepaDensity
-    return cls(
+    classes = {"geojepa": JepaEnergy, "geojepa_density": JepaDensity}
+    cls = classes.get(name, Reconstruction)
+    return cls(  # type: ignore[operator]
         steps=3,
         seed=0,
         cache_dir=None if cache is None else str(cache),
         model_overrides=SMALL,
         window_length=32,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
 def test_registered_as_plugins() -> None:
     names = available_detectors()
-    assert "geojepa" in names and "geojepa_density" in names
+    assert {"geojepa", "geojepa_density", "reconstruction"} <= set(names)
     det = make_detector("geojepa", seed=3)
     assert det.get_params()["seed"] == 3
 
 
-@pytest.mark.parametrize("name", ["geojepa", "geojepa_density"])
+@pytest.mark.parametrize("name", ["geojepa", "geojepa_density", "reconstruction"])
 def test_scores_where_data_is_and_training_rows_only(name: str, tmp_path: Path) -> None:
     frame = _frame()
     end = 96
@@ -85,3 +87,22 @@ def test_fusion_and_mask_weights_reach_the_config() -> None:
     assert cfg.model.fusion == "factorised"
     assert cfg.mask.weights == {"tube": 1.0}
     assert cfg.train.steps == 7 and cfg.seed == 1
+
+
+def test_reconstruction_engine_scores_values_not_representations() -> None:
+    """Its targets are the windows' normalised values (0 where missing): sensor space."""
+    from geojepa.detectors.jepa import detector_config
+    from geojepa.detectors.reconstruction import ReconstructionEngine, _build
+    from geojepa.energy import stack_windows
+    from geojepa.windows import Normaliser, window_at
+
+    cfg = detector_config(0, 1, model_overrides=SMALL, window_length=32)
+    model, head = _build(cfg, 0)
+    engine = ReconstructionEngine(model, head, 8)
+    frame = _frame()
+    win = window_at(frame, Normaliser.fit(frame), cfg.window, 64)
+    inputs = stack_windows([win], 8)
+    rep = engine.target_repr(inputs)  # (1, N, patch)
+    assert rep.shape == (1, frame.n_sensors * 4, 8)
+    expect = np.where(win.observed, win.values, 0.0)[:, :32].reshape(-1, 8)
+    np.testing.assert_allclose(rep[0], expect, atol=1e-6)

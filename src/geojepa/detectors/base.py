@@ -201,7 +201,7 @@ def _row_max(x: np.ndarray) -> np.ndarray:
 DetectorFactory = Callable[[int], Detector]
 _REGISTRY: dict[str, DetectorFactory] = {}
 
-PLUGIN_MODULES: list[str] = ["geojepa.detectors.jepa"]
+PLUGIN_MODULES: list[str] = ["geojepa.detectors.jepa", "geojepa.detectors.reconstruction"]
 """Modules imported (when installed) before the registry is read; each registers its
 detectors on import. A JEPA detector module appends its own name here."""
 
