@@ -5,6 +5,11 @@ robust z-score measured in the same run (timings on a shared machine are noisy: 
 ratios, not the seconds). A GeoJEPA detector's fit includes pretraining its model (set
 GEOJEPA_DETECTOR_CACHE to reuse runs). Usage: python benchmarks/bench_detect.py
 [--sensors N] [--days D] [--detectors a,b,...]
+
+``--ablations DIR`` instead runs the GeoJEPA ablations through the benchmark harness on one
+case (``--scenario``, ``--seed``, intensity 1): the full model, each mask generator removed
+in turn, the fusion modes and the reconstruction baseline, all at ``--steps`` steps;
+``DIR/benchmark.json`` and ``benchmark.md`` are rewritten after each variant.
 """
 
 from __future__ import annotations
@@ -19,13 +24,61 @@ from geojepa.evaluate import select_sensors
 from geojepa.frame import to_frame
 
 
+def ablations(out: str, scenario: str, seed: int, steps: int, sensors: int, days: int) -> None:
+    from geojepa.detectors import register_detector
+    from geojepa.detectors.jepa import JepaEnergy
+    from geojepa.detectors.reconstruction import Reconstruction
+    from geojepa.evaluate import Case, Protocol, run_benchmark, write_benchmark
+    from geojepa.evaluate.benchmark import BenchmarkResult
+    from geojepa.evaluate.sites import simulated_builder
+    from geojepa.masking import DEFAULT_WEIGHTS
+
+    variants: dict[str, object] = {"jepa:full": {}}
+    for gen in DEFAULT_WEIGHTS:
+        kept = {k: v for k, v in DEFAULT_WEIGHTS.items() if k != gen}
+        variants[f"jepa:no_{gen}"] = {"mask_weights": kept}
+    variants["jepa:factorised"] = {"fusion": "factorised"}
+    variants["jepa:per_kind"] = {"fusion": "per_kind"}
+    variants["reconstruction"] = None
+    build = simulated_builder(n_sensors=sensors, days=days)
+    case = Case(scenario, 1.0, seed)
+    rows: list[dict[str, object]] = []
+    names: list[str] = []
+    proto = Protocol()
+    for name, kw in variants.items():
+
+        def factory(s: int, kw: object = kw) -> object:
+            if kw is None:
+                return Reconstruction(steps=steps, seed=s)
+            return JepaEnergy(steps=steps, seed=s, **kw)  # type: ignore[arg-type]
+
+        register_detector(f"ablation/{name}", factory)  # type: ignore[arg-type]
+        res = run_benchmark([case], [f"ablation/{name}"], build, proto, progress=False)
+        rows.extend(r for r in res.rows if r["detector"] != "random" or not names)
+        names.append(f"ablation/{name}")
+        result = BenchmarkResult(rows, proto, [*names, "random"])  # type: ignore[arg-type]
+        result.meta.update(
+            {"scenario": scenario, "seed": seed, "steps": steps, "sensors": sensors, "days": days}
+        )
+        write_benchmark(out, result, title=f"GeoJEPA ablations ({scenario}, seed {seed})")
+        sys.stdout.write(f"{name}: done\n")
+        sys.stdout.flush()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sensors", type=int, default=16)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--detectors", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--ablations", default=None, help="write the ablation table here")
+    parser.add_argument("--scenario", default="slope")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args(argv)
+    if args.ablations:
+        ablations(args.ablations, args.scenario, args.seed, args.steps, args.sensors, args.days)
+        return 0
     from geojepa.simulate import simulate_site
 
     site = simulate_site("slope", args.sensors, args.days, "1h", 0).site
