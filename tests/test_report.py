@@ -273,6 +273,10 @@ def test_headline_counts_events_and_false_alarms(built: tuple[Path, Path, str]) 
     assert cards["training steps"] == "200"
     assert cards["RankMe"] == "40.0 / 64"
     assert 0.9 < float(cards["false alarms / month"]) < 1.1
+    scores = pd.read_csv(built[0] / "scores.csv", parse_dates=["timestamp"])
+    after = scores[scores["timestamp"] >= START + pd.Timedelta(days=30)]
+    expected = (after["alarm"] != "green").mean() * 100
+    assert cards["time in alarm (after training)"] == f"{expected:.0f} %"
 
 
 def test_attribution_names_the_faulty_gauge(built: tuple[Path, Path, str]) -> None:
@@ -328,6 +332,7 @@ def test_forecast_methods_from_the_csv_are_drawn_as_given(
 ) -> None:
     fc = pd.read_csv(run_dir / "forecast_S1.csv")
     fc["my_method"] = fc["prediction"] + 100.0
+    fc["method"] = "my_model"  # the file's own prediction was made by this method
     fc.drop(columns=["lower", "upper"]).to_csv(tmp_path / "fc.csv", index=False)
     empty = tmp_path / "empty-run"
     empty.mkdir()
@@ -340,7 +345,8 @@ def test_forecast_methods_from_the_csv_are_drawn_as_given(
     ).read_text(encoding="utf-8")
     section = _section(html, "forecasts")
     maes = dict(re.findall(r'<tr><td>([^<]+)</td><td class="num">([0-9.eE+-]+)</td>', section))
-    assert set(maes) == {"GeoJEPA", "my_method"}
+    assert set(maes) == {"my_model", "my_method"}
+    assert "GeoJEPA" not in section.split("</p>", 1)[1]  # named after the file's method
     assert float(maes["my_method"]) > 99.0
     assert "band holds" not in section  # no band in this file
 

@@ -25,6 +25,7 @@ def forecast_plot(
     *,
     sensor_id: str,
     unit: str,
+    name: str = "GeoJEPA",
     history_times: np.ndarray,
     history: np.ndarray,
     times: np.ndarray,
@@ -91,19 +92,19 @@ def forecast_plot(
             color="#1e88e5",
             alpha=0.2,
             lw=0,
-            label="GeoJEPA band",
+            label=f"{name} band",
         )
-    ax.plot(ft, np.asarray(prediction, float), color="#1e88e5", lw=1.8, label="GeoJEPA forecast")
+    ax.plot(ft, np.asarray(prediction, float), color="#1e88e5", lw=1.8, label=f"{name} forecast")
     styles = ["--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1))]
     colours = ["#e65100", "#6a1b9a", "#2e7d32", "#ad1457", "#00838f"]
-    for k, (name, values) in enumerate((methods or {}).items()):
+    for k, (other, values) in enumerate((methods or {}).items()):
         ax.plot(
             ft,
             np.asarray(values, float),
             ls=styles[k % len(styles)],
             color=colours[k % len(colours)],
             lw=1.3,
-            label=name,
+            label=other,
         )
     if cutoff is not None:
         ax.axvline(

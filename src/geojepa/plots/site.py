@@ -34,11 +34,13 @@ def site_plan(sensors: pd.DataFrame) -> Figure:
             label=f"{kind} ({len(grp)})",
             zorder=3,
         )
-    # one label per position: a borehole's group name, else the sensor ids there
+    # one label per position: the sensor ids there (a borehole's group name on big sites)
     labelled = 0
+    by_id = len(pos) <= 40
     for (x, y), grp in pos.groupby(["x", "y"], sort=False):
         groups = sorted({str(g) for g in grp["group"] if str(g)})
-        text = ", ".join(groups) if groups else ", ".join(str(s) for s in grp["id"])
+        ids = ", ".join(str(s) for s in grp["id"])
+        text = ids if by_id or not groups else ", ".join(groups)
         if len(text) > 24:
             text = text[:22] + "…"
         if labelled < 80:

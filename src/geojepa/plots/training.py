@@ -26,11 +26,14 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
     has_lr = "lr" in metrics.columns and metrics["lr"].notna().any()
     ncols = 2 if has_lr else 1
     ax = fig.add_subplot(1, ncols, 1)
-    loss_cols = [
-        c
-        for c in metrics.columns
-        if c == "loss" or c.endswith(("_loss", "/loss")) or c.startswith("loss")
-    ]
+    loss_cols = sorted(
+        (
+            c
+            for c in metrics.columns
+            if c == "loss" or c.endswith(("_loss", "/loss")) or c.startswith("loss")
+        ),
+        key=lambda c: c != "loss",  # the training loss first, under its own name
+    )
     drawn = False
     positive = True
     drawn_values: list[pd.Series] = []

@@ -43,13 +43,16 @@ class ForecastInput:
     """One forecast file: the target sensor (None when unknown) and its table.
 
     `table` has timestamp (UTC), prediction, and lower/upper when given; `methods` names
-    the further numeric columns (other methods' predictions on the same times).
+    the further numeric columns (other methods' predictions on the same times). `name` is
+    the method that made ``prediction``: a ``method`` column's value, else GeoJEPA (what
+    `geojepa forecast` makes by default).
     """
 
     path: Path
     sensor_id: str | None
     table: pd.DataFrame
     methods: tuple[str, ...]
+    name: str = "GeoJEPA"
 
 
 def read_forecast(
@@ -83,13 +86,26 @@ def read_forecast(
             target = str(names[0])
     if target is None:
         target = _target_from_name(path, known_sensors)
+    name = "GeoJEPA"
+    if "method" in df.columns:
+        names = df["method"].str.strip().unique()
+        if len(names) != 1 or not names[0]:
+            raise InputError(
+                f"column 'method' names {len(names)} methods",
+                file=path,
+                column="method",
+                hint="one method per file (its other columns may hold other methods)",
+            )
+        name = str(names[0])
     methods = []
     for col in df.columns:
-        if col in FORECAST_BASE or col in ("sensor_id", "target", "sensor"):
+        if col in FORECAST_BASE or col in ("sensor_id", "target", "sensor", "method"):
             continue
         table[col] = parse_numbers(df, col, path)
         methods.append(col)
-    return ForecastInput(path=path, sensor_id=target, table=table, methods=tuple(methods))
+    return ForecastInput(
+        path=path, sensor_id=target, table=table, methods=tuple(methods), name=name
+    )
 
 
 def _target_from_name(path: Path, known: tuple[str, ...]) -> str | None:

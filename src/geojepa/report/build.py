@@ -238,6 +238,19 @@ def _subtitle(ctx: Context, run: Path) -> str:
     return " · ".join(parts)
 
 
+def alarm_share(ctx: Context) -> float | None:
+    """Fraction of scored times after training data ends that are amber or red: the price
+    of the events caught (a site always in alarm catches every event)."""
+    period = _scored_period(ctx)
+    if ctx.scores is None or period is None:
+        return None
+    t = ctx.scores.table
+    after = t[(t["timestamp"] >= period[0]) & (t["timestamp"] < period[1])]
+    if after.empty:
+        return None
+    return float((after["alarm"] != "green").mean())
+
+
 def headline(ctx: Context, match: analysis.EventMatch | None) -> list[tuple[str, str]]:
     """The header's (label, value) cards, from whatever the run holds."""
     cards: list[tuple[str, str]] = []
@@ -260,6 +273,9 @@ def headline(ctx: Context, match: analysis.EventMatch | None) -> list[tuple[str,
         red = int((eps["level"] == "red").sum()) if len(eps) else 0
         amber = int((eps["level"] == "amber").sum()) if len(eps) else 0
         cards.append(("alarms red · amber", f"{red} · {amber}"))
+        share = alarm_share(ctx)
+        if share is not None:
+            cards.append(("time in alarm (after training)", f"{share * 100:.0f} %"))
     if match is not None:
         cards.append(("events caught (after training)", f"{match.caught} / {match.events}"))
         cards.append(("false alarms / month", f"{match.false_alarms_per_month:.2f}"))

@@ -21,6 +21,7 @@ from geojepa import plots
 from geojepa.report.artifacts import ForecastInput
 from geojepa.report.html import Section, esc, figure_html, table_html
 from geojepa.report.sections import Context
+from geojepa.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def forecast_section(ctx: Context) -> Section:
     sec = Section(
         "forecasts",
         "Forecasts",
-        "GeoJEPA's forecast (blue, with its band) beside the classic methods engineers use, "
+        "The forecast (blue, with its band; GeoJEPA's unless the file names another method) "
+        "beside the classic methods engineers use, "
         "from readings up to the cutoff; grey is what the sensor read afterwards, and the table "
         "gives each method's error against it.",
     )
@@ -59,6 +61,7 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
     hist_v = np.array([])
     truth_t = truth_v = None
     unit, kind = "", "other"
+    load: np.ndarray | None = None
     if known:
         assert site is not None and sid is not None
         s = site.sensor(sid)
@@ -69,6 +72,7 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
         hist_t, hist_v = plots.naive_utc(before["timestamp"]), before["value"].to_numpy()
         if len(after):
             truth_t, truth_v = plots.naive_utc(after["timestamp"]), after["value"].to_numpy()
+        load = _load_on(site, hist_t)
     else:
         out.append(
             '<p class="note">The target sensor is unknown (name the file '
@@ -77,10 +81,14 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
     methods: dict[str, np.ndarray] = {m: t[m].to_numpy() for m in fc.methods}
     note = ""
     if not methods and len(hist_v) >= 4:
-        methods, note = classic_forecasts(hist_t, hist_v, plots.naive_utc(t["timestamp"]), kind)
+        methods, note = classic_forecasts(
+            hist_t, hist_v, plots.naive_utc(t["timestamp"]), kind, load=load
+        )
+        methods = {m: v for m, v in methods.items() if m.lower() != fc.name.lower()}
     cutoff = pd.Timestamp(hist_t[-1]).tz_localize("UTC") if len(hist_t) else None
     fig = plots.forecast_plot(
         sensor_id=sid or "target",
+        name=fc.name,
         unit=unit,
         history_times=hist_t,
         history=hist_v,
@@ -99,14 +107,37 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
     if note:
         out.append(f'<p class="note">{esc(note)}</p>')
     if truth_t is not None and truth_v is not None:
-        out.append(_error_table(t, methods, truth_t, truth_v, unit))
+        out.append(_error_table(t, fc.name, methods, truth_t, truth_v, unit))
     return out
 
 
+def _load_on(site: Site, times: np.ndarray) -> np.ndarray | None:
+    """The site's load (fill height) at `times`, when it has exactly one load sensor:
+    the last reading at or before each time (a load stage holds until the next one)."""
+    ids = list(site.sensors.loc[site.sensors["kind"] == "load", "id"])
+    if len(ids) != 1 or len(times) == 0:
+        return None
+    r = site.readings[(site.readings["sensor_id"] == ids[0]) & np.isfinite(site.readings["value"])]
+    if r.empty:
+        return None
+    lt = plots.naive_utc(r["timestamp"])
+    k = np.searchsorted(lt, times, side="right") - 1
+    return np.where(k >= 0, r["value"].to_numpy()[np.clip(k, 0, None)], np.nan)
+
+
 def classic_forecasts(
-    hist_t: np.ndarray, hist_v: np.ndarray, future_t: np.ndarray, kind: str
+    hist_t: np.ndarray,
+    hist_v: np.ndarray,
+    future_t: np.ndarray,
+    kind: str,
+    *,
+    load: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], str]:
-    """Classic methods' predictions at `future_t` from a history (library methods)."""
+    """Classic methods' predictions at `future_t` from a history (library methods).
+
+    With the site's `load` (fill height, on `hist_t`), hyperbolic and Asaoka start from the
+    current load stage, as engineers fit them; without it they use the whole history.
+    """
     try:
         from geojepa.forecast import classic
     except ImportError as err:
@@ -115,6 +146,7 @@ def classic_forecasts(
     days = (hist_t - t0) / np.timedelta64(1, "D")
     fut = (future_t - t0) / np.timedelta64(1, "D")
     y = np.asarray(hist_v, dtype=float)
+    stage = None if load is None else np.nan_to_num(np.asarray(load, dtype=float), nan=0.0)
     if len(days) > MAX_CLASSIC_POINTS:  # bucket means keep the curve, bound the fitting cost
         edges = np.linspace(days[0], days[-1], MAX_CLASSIC_POINTS + 1)
         k = np.clip(np.searchsorted(edges, days, side="right") - 1, 0, MAX_CLASSIC_POINTS - 1)
@@ -122,9 +154,18 @@ def classic_forecasts(
         keep = cnt > 0
         days = np.bincount(k, weights=days, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
         y = np.bincount(k, weights=y, minlength=MAX_CLASSIC_POINTS)[keep] / cnt[keep]
+        if stage is not None:  # the load at the bucket's last reading: stages stay steps
+            last = np.full(MAX_CLASSIC_POINTS, np.nan)
+            last[k] = stage
+            stage = last[keep]
     chosen: list[Any] = [classic.Persistence(), classic.LinearTrend()]
+    drivers = None if stage is None else {"load": stage}
+    staged = None if stage is None else "load"
     if kind in CURVE_KINDS:
-        chosen += [classic.Hyperbolic(n_boot=CLASSIC_BOOT), classic.Asaoka(n_boot=CLASSIC_BOOT)]
+        chosen += [
+            classic.Hyperbolic(load=staged, n_boot=CLASSIC_BOOT),
+            classic.Asaoka(load=staged, n_boot=CLASSIC_BOOT),
+        ]
     if kind in DISPLACEMENT_KINDS:
         chosen.append(classic.Fukuzono(n_boot=CLASSIC_BOOT))
     out: dict[str, np.ndarray] = {}
@@ -132,7 +173,7 @@ def classic_forecasts(
     for method in chosen:
         name = getattr(method, "name", type(method).__name__.lower())
         try:
-            fitted = method.fit(days, y)
+            fitted = method.fit(days, y, drivers)
             out[name] = np.asarray(fitted.predict(fut).prediction, dtype=float)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
             log.info("classic method %s failed: %s", name, err)
@@ -140,7 +181,11 @@ def classic_forecasts(
             continue
         if getattr(fitted, "fallback_", None):
             fell_back.append(f"{name} fell back to persistence")
-    note = "Classic methods computed here from the readings before the cutoff."
+    note = "Classic methods computed here from the readings before the cutoff" + (
+        ", hyperbolic and Asaoka from the current load stage."
+        if staged and kind in CURVE_KINDS
+        else "."
+    )
     if fell_back:
         note += " " + "; ".join(fell_back) + "."
     return out, note
@@ -148,6 +193,7 @@ def classic_forecasts(
 
 def _error_table(
     t: pd.DataFrame,
+    name: str,
     methods: Mapping[str, np.ndarray],
     truth_t: np.ndarray,
     truth_v: np.ndarray,
@@ -167,13 +213,13 @@ def _error_table(
         )
     y = truth_v[j][near]
     rows = []
-    preds = {"GeoJEPA": t["prediction"].to_numpy()} | dict(methods)
-    for name, p in preds.items():
+    preds = {name: t["prediction"].to_numpy()} | dict(methods)
+    for method, p in preds.items():
         e = np.asarray(p, float)[near] - y
         ok = np.isfinite(e)
         rows.append(
             {
-                "method": name,
+                "method": method,
                 f"MAE ({unit or 'unit'})": float(np.mean(np.abs(e[ok])))
                 if ok.any()
                 else float("nan"),
@@ -186,7 +232,7 @@ def _error_table(
     df = pd.DataFrame(rows)
     if "lower" in t and "upper" in t:
         inside = (y >= t["lower"].to_numpy()[near]) & (y <= t["upper"].to_numpy()[near])
-        cover = f"GeoJEPA's band holds {inside.mean() * 100:.0f} % of the {len(y)} later readings."
+        cover = f"The {name} band holds {inside.mean() * 100:.0f} % of the {len(y)} later readings."
     else:
         cover = ""
     return table_html(df) + (f'<p class="note">{esc(cover)}</p>' if cover else "")

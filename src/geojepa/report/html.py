@@ -52,8 +52,8 @@ figure { margin:8px 0 14px; }
 figure img { max-width:100%; height:auto; display:block; }
 figcaption { font-size:12px; color:var(--muted); margin-top:2px; }
 table { border-collapse:collapse; font-size:12.5px; margin:6px 0 12px; }
-th, td { border-bottom:1px solid var(--line); padding:4px 9px; text-align:left; vertical-align:top;
-         white-space:nowrap; }
+th, td { border-bottom:1px solid var(--line); padding:4px 9px; text-align:left; vertical-align:top; }
+td.num, td.time { white-space:nowrap; }
 th { background:#eef2f5; font-weight:600; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 .scroll { overflow-x:auto; max-width:100%; }
@@ -131,6 +131,8 @@ def table_html(df: pd.DataFrame, *, raw_columns: Iterable[str] = (), max_rows: i
                 cells.append(f"<td>{value}</td>")
             elif _is_num(value):
                 cells.append(f'<td class="num">{esc(fmt(value))}</td>')
+            elif isinstance(value, pd.Timestamp):
+                cells.append(f'<td class="time">{esc(fmt(value))}</td>')
             else:
                 cells.append(f"<td>{esc(fmt(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
