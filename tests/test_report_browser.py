@@ -282,3 +282,21 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     # the header band (dark blue) is at the top: the page laid out as designed
     top = img[:60].reshape(-1, 3).mean(axis=0)
     assert top[2] > top[0] and top.sum() < 300, top
+
+
+def test_the_browser_checks_can_fail(tmp_path: Path) -> None:
+    """A negative control: a page with a script error, a console error, a broken inline
+    image and a missing file is caught by every check the report's test relies on."""
+    page = tmp_path / "bad.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body><h1>bad</h1>"
+        '<img src="data:image/png;base64,AAAA"><img src="missing.png">'
+        "<script>console.error('boom'); undefined_function();</script></body></html>",
+        encoding="utf-8",
+    )
+    seen = render(page, tmp_path / "bad.png")
+    assert seen["exceptions"]
+    assert seen["console_errors"]
+    assert seen["failed_loads"]
+    assert any(u.endswith("missing.png") for u in seen["requests"])
+    assert not all(done and w > 0 for done, w, _ in seen["images"])
