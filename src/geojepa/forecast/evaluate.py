@@ -11,6 +11,8 @@ Guarantees:
   with ``t <= cutoff`` and nothing else, so data after the cutoff cannot change a forecast
   (a test changes them and checks).
 - Forecast times are strictly after the cutoff.
+- A forecaster with a ``bind(name, origin)`` method is told the evaluated series' name and
+  time origin before `fit` (metadata to find its context, never values).
 - Scores: MAE, RMSE, band coverage per group; ``*_vs_persistence`` divide by persistence's
   error on exactly the same rows (only rows where both predictions are finite). Rows where a
   method gives no finite prediction are counted in ``n_nan``, never silently scored.
@@ -105,7 +107,11 @@ def forecast_from(
     history = truncate(series, cutoff)
     if not np.isfinite(history.y).any():
         raise ValueError(f"series {series.name!r} has no observed value before cutoff {cutoff:g}")
-    model = make(training).fit(history.t, history.y, history.drivers)
+    model = make(training)
+    bind = getattr(model, "bind", None)
+    if callable(bind):  # learned methods: the series' name and time origin, never its values
+        bind(series.name, series.origin)
+    model = model.fit(history.t, history.y, history.drivers)
     return model.predict(tf), model
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 import numpy as np
@@ -80,6 +80,7 @@ class RidgeFit:
     intercept: float
     alpha: float
     loo_mse: float
+    loo_residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (N,) truth - LOO
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.intercept + ((x - self.mean) / self.scale) @ self.coef  # (N,)
@@ -118,18 +119,19 @@ def _fit_ridge_loo(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> Rid
     u, sv, vt = np.linalg.svd(z, full_matrices=False)  # u (N, R), sv (R,), vt (R, F)
     uty = u.T @ yc  # (R,)
     u2 = u**2  # (N, R)
-    best: tuple[float, float] | None = None
+    best: tuple[float, float, np.ndarray] | None = None
     for a in alphas:
         d = sv**2 / (sv**2 + a)  # (R,)
         resid = yc - u @ (d * uty)  # (N,)
         h = u2 @ d + 1.0 / n  # (N,) hat diagonal
-        loo = float(np.mean((resid / np.clip(1.0 - h, 1e-12, None)) ** 2))
+        loo_resid = resid / np.clip(1.0 - h, 1e-12, None)  # (N,)
+        loo = float(np.mean(loo_resid**2))
         if best is None or loo < best[1]:
-            best = (float(a), loo)
+            best = (float(a), loo, loo_resid)
     assert best is not None
-    a, loo = best
+    a, loo, loo_resid = best
     coef = vt.T @ (sv / (sv**2 + a) * uty)  # (F,)
-    return RidgeFit(mean, scale, coef, y_mean, a, loo)
+    return RidgeFit(mean, scale, coef, y_mean, a, loo, loo_resid)
 
 
 class LaggedRidge(Forecaster):

@@ -1,0 +1,212 @@
+"""Multi-horizon regression heads on fixed features: a ridge probe and a small MLP.
+
+Both follow one contract (scikit-learn's): the constructor stores arguments,
+``fit(x, y) -> self`` with x (N, F) features and y (N, K) targets (NaN where a horizon has
+no target for that sample), ``predict(x) -> (M, K)``. Fitted attributes end in ``_``:
+
+- ``n_`` (K,) training samples per horizon; a horizon with fewer than `min_samples` gets no
+  model and predicts NaN;
+- ``band_`` (K, 2) lower and upper quantiles of out-of-sample residuals (truth minus
+  prediction) at central coverage `level`: exact leave-one-out residuals for the ridge,
+  residuals on a held-out fifth of the samples for the MLP. Out-of-sample, but samples
+  close in time are correlated, so the band is still somewhat optimistic.
+
+Guarantees: deterministic given `seed` (the MLP draws its split, initial weights and batches
+from generators seeded here; the global RNGs are left untouched); no sample outside the
+arrays passed to `fit` is ever seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+
+from geojepa.forecast._threads import torch_threads
+from geojepa.forecast.base import DEFAULT_LEVEL
+from geojepa.forecast.lagged import DEFAULT_ALPHAS, RidgeFit, fit_ridge_loo
+
+log = logging.getLogger(__name__)
+
+
+def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x {x.shape} and y {y.shape} must be (N, F) and (N, K)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("features must be finite")
+    return x, y
+
+
+def _quantiles(resid: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2.0
+    if resid.size == 0:
+        return float("nan"), float("nan")
+    return float(np.quantile(resid, tail)), float(np.quantile(resid, 1.0 - tail))
+
+
+class RidgeHead:
+    """One ridge per horizon, penalty chosen by exact leave-one-out error on the samples."""
+
+    def __init__(
+        self,
+        alphas: Sequence[float] = DEFAULT_ALPHAS,
+        min_samples: int = 8,
+        level: float = DEFAULT_LEVEL,
+    ) -> None:
+        self.alphas = alphas
+        self.min_samples = min_samples
+        self.level = level
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+        x, y = _check(x, y)
+        k = y.shape[1]
+        self.models_: list[RidgeFit | None] = []
+        self.n_ = np.zeros(k, dtype=np.int64)
+        self.band_ = np.full((k, 2), np.nan)
+        for j in range(k):
+            ok = np.isfinite(y[:, j])
+            self.n_[j] = int(ok.sum())
+            if self.n_[j] < self.min_samples:
+                self.models_.append(None)
+                continue
+            fit = fit_ridge_loo(x[ok], y[ok, j], self.alphas)
+            self.models_.append(fit)
+            self.band_[j] = _quantiles(fit.loo_residuals, self.level)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        out = np.full((x.shape[0], len(self.models_)), np.nan)
+        for j, m in enumerate(self.models_):
+            if m is not None:
+                out[:, j] = m.predict(x)
+        return out
+
+
+class MLPHead:
+    """A two-layer MLP (GELU) predicting every horizon at once, trained with AdamW on a
+    masked Huber loss over standardised targets; the epoch with the least held-out loss
+    is kept."""
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        epochs: int = 300,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
+        holdout: float = 0.2,
+        batch_size: int = 256,
+        min_samples: int = 8,
+        level: float = DEFAULT_LEVEL,
+        seed: int = 0,
+        threads: int | None = 1,
+    ) -> None:
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.holdout = holdout
+        self.batch_size = batch_size
+        self.min_samples = min_samples
+        self.level = level
+        self.seed = seed
+        self.threads = threads
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+        with torch_threads(self.threads):
+            return self._fit(x, y)
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+        import torch
+
+        x, y = _check(x, y)
+        n, f = x.shape
+        k = y.shape[1]
+        self.n_ = np.isfinite(y).sum(axis=0).astype(np.int64)
+        self.active_ = self.n_ >= self.min_samples  # (K,)
+        self.band_ = np.full((k, 2), np.nan)
+        self.x_mean_ = x.mean(axis=0)
+        sd = x.std(axis=0)
+        self.x_scale_ = np.where(sd > 0, sd, 1.0)
+        ym = np.array([np.nanmean(y[:, j]) if self.n_[j] else 0.0 for j in range(k)])
+        ys = np.array([np.nanstd(y[:, j]) if self.n_[j] > 1 else 1.0 for j in range(k)])
+        self.y_mean_ = ym
+        self.y_scale_ = np.where(ys > 0, ys, 1.0)
+        rng = np.random.default_rng([self.seed, 0x4D4C50])
+        order = rng.permutation(n)
+        n_hold = round(self.holdout * n) if n >= 2 * self.min_samples else 0
+        hold, train = order[:n_hold], order[n_hold:]
+        xs = (x - self.x_mean_) / self.x_scale_  # (N, F)
+        yz = (y - ym) / self.y_scale_  # (N, K)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**31)))
+            net = torch.nn.Sequential(
+                torch.nn.Linear(f, self.hidden),
+                torch.nn.GELU(),
+                torch.nn.Linear(self.hidden, self.hidden),
+                torch.nn.GELU(),
+                torch.nn.Linear(self.hidden, k),
+            ).double()
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        xt = torch.from_numpy(xs)
+        yt = torch.from_numpy(np.nan_to_num(yz))
+        mt = torch.from_numpy(np.isfinite(yz) & self.active_[None, :])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        tr = torch.from_numpy(train)
+        ho = torch.from_numpy(hold)
+
+        def loss_of(idx: torch.Tensor) -> torch.Tensor:
+            pred = net(xt[idx])  # (b, K)
+            m = mt[idx].to(pred.dtype)
+            err = torch.nn.functional.huber_loss(pred, yt[idx], reduction="none", delta=1.0)
+            return (err * m).sum() / m.sum().clamp_min(1.0)
+
+        best = (float("inf"), [p.detach().clone() for p in net.parameters()])
+        for _ in range(self.epochs):
+            net.train()
+            perm = tr[torch.randperm(tr.numel(), generator=gen)]
+            for lo in range(0, perm.numel(), self.batch_size):
+                idx = perm[lo : lo + self.batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_of(idx)
+                loss.backward()
+                opt.step()
+            if n_hold:
+                net.eval()
+                with torch.no_grad():
+                    v = float(loss_of(ho))
+                if v < best[0]:
+                    best = (v, [p.detach().clone() for p in net.parameters()])
+        if n_hold:
+            with torch.no_grad():
+                for p, b in zip(net.parameters(), best[1], strict=True):
+                    p.copy_(b)
+        net.eval()
+        self.net_ = net
+        if n_hold:
+            pred = self.predict(x[hold])
+            for j in range(k):
+                r = y[hold, j] - pred[:, j]
+                self.band_[j] = _quantiles(r[np.isfinite(r)], self.level)
+        else:
+            log.info("mlp head: %d samples, too few for a held-out band", n)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        xs = (np.asarray(x, dtype=np.float64) - self.x_mean_) / self.x_scale_
+        with torch.no_grad(), torch_threads(self.threads):
+            z = self.net_(torch.from_numpy(xs)).numpy()  # (M, K)
+        out = z * self.y_scale_ + self.y_mean_
+        out[:, ~self.active_] = np.nan
+        return np.asarray(out, dtype=np.float64)
+
+
+HEADS = {"ridge": RidgeHead, "mlp": MLPHead}

@@ -1,0 +1,256 @@
+"""GeoJEPA forecasters: heads on frozen target-encoder features, on the common contract.
+
+`JepaForecaster` follows ``fit(t, y, drivers) -> self``, ``predict(t_future) -> Forecast``
+(`geojepa.forecast.base`). What it reads beside the history comes from a `track_of`
+function (the target with the sensors the encoder sees: its drivers, or its whole site)
+and from training tracks (other plates, wells, sites):
+
+1. the track of the history is **cut at the history's last time** (`Track.cut`) before
+   anything is read from it, whatever `track_of` returned;
+2. training samples: origins every `stride` days from one window span into the cut track (targets inside it,
+   so every target precedes the cutoff) and of every training track; features at each
+   origin (`geojepa.forecast.features`: embedding of the window ending there + level
+   features); target for each anchor horizon h: the change of the target from its last
+   observed value at the origin to its value at ``origin + h`` (linear between readings),
+   divided by the target's causal normaliser scale at the origin;
+3. one head (`geojepa.forecast.heads`: ridge or MLP) maps features to the K scaled changes,
+   through ``asinh`` (default; scaled changes are heavy-tailed: a fill lift moves a plate
+   many local scales) and back with ``sinh``;
+4. forecast: the head at the last row of the cut track; changes between anchors are
+   interpolated linearly (0 at lead 0), held constant beyond the last anchor with a model;
+   the band is the head's out-of-sample residual quantiles, scaled and interpolated alike.
+
+Falls back to persistence (``fallback_`` says why) when the last window holds no target
+reading or no anchor has enough samples. `bind` tells the forecaster the evaluated series'
+name and time origin (metadata, never values) so `track_of` can find the right context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from geojepa.forecast.base import (
+    DEFAULT_LEVEL,
+    Drivers,
+    Forecast,
+    Forecaster,
+    as_history,
+    as_times,
+)
+from geojepa.forecast.classic import Persistence
+from geojepa.forecast.evaluate import Series
+from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast.heads import HEADS, MLPHead, RidgeHead
+from geojepa.forecast.tracks import Track
+
+log = logging.getLogger(__name__)
+
+TrackOf = Callable[[Series], Track]
+"""The history (a `Series` with the bound name and origin) -> its track."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Training samples: x (N, F) features, y (N, K) scaled changes (NaN: no target)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @staticmethod
+    def concat(parts: Sequence[Samples], dim: int, k: int) -> Samples:
+        if not parts:
+            return Samples(np.zeros((0, dim)), np.zeros((0, k)))
+        return Samples(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+
+
+def origin_rows(track: Track, stride: float, min_rows: int) -> np.ndarray:
+    """Rows every `stride` days from `min_rows`, ending at the last row (aligned to it)."""
+    step = max(1, round(stride / track.step))
+    last = track.n_rows - 1
+    if last < min_rows:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(last, min_rows - 1, -step, dtype=np.int64)[::-1]
+
+
+def track_samples(
+    features: EncoderFeatures,
+    track: Track,
+    horizons: Sequence[float],
+    stride: float,
+    min_rows: int,
+) -> Samples:
+    """Samples at origins of `track` whose targets lie inside it (scaled changes)."""
+    rows = origin_rows(track, stride, min_rows)
+    k = len(horizons)
+    if rows.size == 0:
+        return Samples(np.zeros((0, features.dim)), np.zeros((0, k)))
+    f = features.at(track, rows)
+    t = track.times()[rows]  # (N,)
+    future = track.value_at(t[:, None] + np.asarray(horizons, dtype=np.float64)[None, :])  # (N, K)
+    y = (future - f.level[:, None]) / f.scale[:, None]
+    keep = f.ok & np.isfinite(y).any(axis=1)
+    return Samples(f.x[keep], y[keep])
+
+
+class SampleBank:
+    """Samples of fixed training tracks, computed once per (track, horizons, stride)."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[int, tuple[float, ...], float, int], tuple[Track, Samples]] = {}
+
+    def get(
+        self,
+        features: EncoderFeatures,
+        track: Track,
+        horizons: Sequence[float],
+        stride: float,
+        min_rows: int,
+    ) -> Samples:
+        key = (id(track), tuple(float(h) for h in horizons), float(stride), int(min_rows))
+        hit = self._store.get(key)
+        if hit is not None and hit[0] is track:
+            return hit[1]
+        s = track_samples(features, track, horizons, stride, min_rows)
+        self._store[key] = (track, s)
+        return s
+
+
+class JepaForecaster(Forecaster):
+    """A head on frozen JEPA features of the window ending at the cutoff (see module doc).
+
+    `head`: "ridge" or "mlp"; `features`: an `EncoderFeatures` (shared, it caches);
+    `horizons`: anchor horizons in days; `stride`: days between training origins;
+    `own_history`: also train on earlier origins of the evaluated history.
+    """
+
+    name = "jepa"
+
+    def __init__(
+        self,
+        features: EncoderFeatures,
+        track_of: TrackOf,
+        training: Sequence[Track] = (),
+        horizons: Sequence[float] = (7.0, 30.0, 90.0),
+        stride: float = 7.0,
+        head: str = "ridge",
+        own_history: bool = True,
+        min_rows: int | None = None,
+        level: float = DEFAULT_LEVEL,
+        seed: int = 0,
+        bank: SampleBank | None = None,
+        head_kwargs: dict[str, Any] | None = None,
+        asinh: bool = True,
+    ) -> None:
+        self.features = features
+        self.track_of = track_of
+        self.training = training
+        self.horizons = horizons
+        self.stride = stride
+        self.head = head
+        self.own_history = own_history
+        self.min_rows = min_rows
+        self.level = level
+        self.seed = seed
+        self.bank = bank
+        self.head_kwargs = head_kwargs
+        self.asinh = asinh
+        self.series_name = "history"
+        self.origin: pd.Timestamp | None = None
+
+    def bind(self, name: str, origin: pd.Timestamp | None) -> Self:
+        """Name and time origin of the series to be forecast (metadata only)."""
+        self.series_name = name
+        self.origin = origin
+        return self
+
+    def _make_head(self) -> RidgeHead | MLPHead:
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; use one of {sorted(HEADS)}")
+        kw = dict(self.head_kwargs or {})
+        kw.setdefault("level", self.level)
+        if self.head == "mlp":
+            kw.setdefault("seed", self.seed)
+            return MLPHead(**kw)
+        return RidgeHead(**kw)
+
+    def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
+        t, y, drv = as_history(t, y, drivers)
+        self._persist = Persistence(level=self.level).fit(t, y)
+        self.fallback_: str | None = None
+        hs = np.array(sorted(float(h) for h in self.horizons))
+        self.horizons_ = hs
+        history = Series(self.series_name, t, y, drv, self.origin)
+        track = self.track_of(history).cut(float(t[-1]))
+        self.track_ = track
+        min_rows = (
+            self.min_rows
+            if self.min_rows is not None
+            else self.features.spec.span(self.features.spec.scales[0])
+        )
+        last = track.n_rows - 1
+        if last < 0:
+            self.fallback_ = "no grid row at or before the cutoff"
+            return self._fell_back()
+        now = self.features.at(track, np.array([last]))
+        if not now.ok[0]:
+            self.fallback_ = "no target reading in the window ending at the cutoff"
+            return self._fell_back()
+        parts = []
+        bank = self.bank or SampleBank()
+        for tr in self.training:
+            parts.append(bank.get(self.features, tr, list(hs), self.stride, min_rows))
+        if self.own_history:
+            parts.append(track_samples(self.features, track, list(hs), self.stride, min_rows))
+        data = Samples.concat(parts, self.features.dim, hs.size)
+        self.n_samples_ = int(data.x.shape[0])
+        model = self._make_head()
+        if self.n_samples_:
+            model.fit(data.x, np.arcsinh(data.y) if self.asinh else data.y)
+        self.head_ = model
+        has = (getattr(model, "n_", np.zeros(hs.size)) >= _min_samples(model)) & (
+            self.n_samples_ > 0
+        )
+        if not np.any(has):
+            self.fallback_ = f"{self.n_samples_} training samples: too few for any horizon"
+            return self._fell_back()
+        self.anchors_ = hs[has]
+        u = model.predict(now.x)[0][has]  # (K',)
+        band = np.nan_to_num(model.band_[has])  # (K', 2) residual quantiles
+        back = np.sinh if self.asinh else (lambda v: v)
+        scale = float(now.scale[0])
+        self.t_last_ = float(track.times()[last])
+        self.y_last_ = float(now.level[0])
+        self.change_ = back(u) * scale
+        self.lower_ = (back(u + band[:, 0]) - back(u)) * scale  # offsets from the prediction
+        self.upper_ = (back(u + band[:, 1]) - back(u)) * scale
+        return self
+
+    def _fell_back(self) -> Self:
+        log.info("%s: %s; using persistence", self.name, self.fallback_)
+        return self
+
+    def predict(self, t_future: np.ndarray) -> Forecast:
+        if self.fallback_ is not None:
+            fc = self._persist.predict(t_future)
+            return Forecast(fc.t, fc.prediction, fc.lower, fc.upper, fc.level, self.name)
+        tf = as_times(t_future)
+        lead = np.clip(tf - self.t_last_, 0.0, None)
+        grid = np.concatenate([[0.0], self.anchors_])
+
+        def along(v: np.ndarray) -> np.ndarray:
+            return np.interp(lead, grid, np.concatenate([[0.0], v]))  # held beyond the ends
+
+        pred = self.y_last_ + along(self.change_)
+        lo = pred + along(self.lower_)
+        hi = pred + along(self.upper_)
+        return Forecast(tf, pred, np.fmin(lo, pred), np.fmax(hi, pred), self.level, self.name)
+
+
+def _min_samples(model: RidgeHead | MLPHead) -> int:
+    return int(model.min_samples)
