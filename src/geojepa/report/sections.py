@@ -88,7 +88,7 @@ def site_section(ctx: Context) -> Section:
     sec.body.append(
         figure_html(
             plots.site_plan(sensors),
-            "Plan view; labels are boreholes (groups) or sensor ids.",
+            "Plan view; labels are sensor ids (borehole names on sites of more than 40 sensors).",
             "plan view of sensors",
         )
     )
