@@ -257,8 +257,9 @@ def _forecast(
     for method in ("hyperbolic", "linear", "persistence"):
         res = forecast_site(site, target, cutoff, horizon, method, interval=interval)
         out = run_dir / f"forecast_{target}_{method}.csv"
+        table = res.table.assign(sensor_id=target, method=method)
         with atomic_path(out) as tmp:
-            res.table.to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
         paths.append(out)
         pred = res.table.set_index(pd.to_datetime(res.table["timestamp"], utc=True))["prediction"]
         truth = actual.resample(interval).mean().reindex(pred.index)
