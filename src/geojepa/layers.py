@@ -55,7 +55,11 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Two-layer GELU MLP. (..., D) -> (..., D)."""
+    """Two-layer SiLU MLP. (..., D) -> (..., D).
+
+    SiLU, not GELU: a common transformer choice and, measured here on CPU, its forward +
+    backward costs a fraction of GELU's (the activation was ~10 % of a tiny-preset step).
+    """
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -64,7 +68,7 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(F.gelu(self.fc1(x), approximate="tanh")))
+        return self.drop(self.fc2(F.silu(self.fc1(x))))
 
 
 class Block(nn.Module):
@@ -85,10 +89,10 @@ class Block(nn.Module):
 class FactorisedBlock(nn.Module):
     """Time-then-sensor attention over a (sensor, patch) grid, then an MLP.
 
-    forward(x (B, Nk, D) gathered tokens, index (B, Nk) token ids n = c*P + p, pad (B, Nk),
-    n_sensors C, n_patches P) -> (B, Nk, D). Tokens are scattered into the (B, C, P) grid
-    (empty cells are masked keys), attend along time within their sensor, then along
-    sensors within their patch; the MLP runs on the gathered tokens only.
+    forward(x (B, Nk, D) gathered tokens, grid: Grid) -> (B, Nk, D). Projections (q, k, v,
+    output, MLP) run on the gathered tokens only; q, k, v are scattered into the (B, C, P)
+    grid (empty cells are masked keys) to attend along time within each sensor, then along
+    sensors within each patch.
     """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float = 0.0) -> None:
@@ -101,20 +105,35 @@ class FactorisedBlock(nn.Module):
         self.mlp = MLP(dim, round(dim * mlp_ratio), dropout)
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
-        x = x + grid.gather(self._time(grid.scatter(self.norm_t(x)), grid))
-        x = x + grid.gather(self._sensor(grid.scatter(self.norm_s(x)), grid))
+        x = x + self._grid_attention(self.attn_t, self.norm_t(x), grid, along_time=True)
+        x = x + self._grid_attention(self.attn_s, self.norm_s(x), grid, along_time=False)
         return x + self.mlp(self.norm2(x))
 
-    def _time(self, g: torch.Tensor, grid: Grid) -> torch.Tensor:
-        b, c, p, d = g.shape
-        out = self.attn_t(g.reshape(b * c, p, d), grid.time_mask)  # (B*C, P, D)
-        return out.reshape(b, c, p, d)
-
-    def _sensor(self, g: torch.Tensor, grid: Grid) -> torch.Tensor:
-        b, c, p, d = g.shape
-        gs = g.transpose(1, 2).reshape(b * p, c, d)  # (B*P, C, D)
-        out = self.attn_s(gs, grid.sensor_mask)
-        return out.reshape(b, p, c, d).transpose(1, 2)
+    @staticmethod
+    def _grid_attention(
+        attn: Attention, x: torch.Tensor, grid: Grid, along_time: bool
+    ) -> torch.Tensor:
+        """(B, Nk, D) -> (B, Nk, D): attention along one grid axis."""
+        d = x.shape[-1]
+        h = attn.heads
+        g = grid.scatter(attn.qkv(x))  # (B, C, P, 3D)
+        b, c, p, _ = g.shape
+        if along_time:
+            seq = g.reshape(b * c, p, 3, h, d // h)  # sequences over patches
+            mask = grid.time_mask
+        else:
+            seq = g.transpose(1, 2).reshape(b * p, c, 3, h, d // h)  # over sensors
+            mask = grid.sensor_mask
+        q, k, v = seq.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (S, H, len, Dh)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=attn.dropout if attn.training else 0.0
+        )  # (S, H, len, Dh)
+        out = out.transpose(1, 2).reshape(seq.shape[0], seq.shape[1], d)
+        if along_time:
+            out = out.reshape(b, c, p, d)
+        else:
+            out = out.reshape(b, p, c, d).transpose(1, 2)
+        return attn.proj(grid.gather(out))
 
 
 class Grid:

@@ -91,8 +91,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 
 
 def _code_mlp(n_in: int, dim: int) -> nn.Sequential:
-    """Continuous features -> learned code: Linear, GELU, Linear. (..., n_in) -> (..., D)."""
-    return nn.Sequential(nn.Linear(n_in, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
+    """Continuous features -> learned code: Linear, SiLU, Linear. (..., n_in) -> (..., D)."""
+    return nn.Sequential(nn.Linear(n_in, dim), nn.SiLU(), nn.Linear(dim, dim))
 
 
 def token_inputs(values: torch.Tensor, observed: torch.Tensor, patch: int) -> torch.Tensor:
