@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -276,14 +277,18 @@ def _is_sorted(codes: np.ndarray, times: np.ndarray) -> bool:
     return True
 
 
-def _present(sid: pd.Series) -> set[Any]:
-    """The distinct values of a text column (for categoricals: the categories in use)."""
+def _unknown_ids(sid: pd.Series, known: set[Any]) -> set[Any]:
+    """Values of the text column `sid` that are not in `known`. For a categorical whose
+    categories are all known, nothing is counted; otherwise only the categories in use."""
     if isinstance(sid.dtype, pd.CategoricalDtype):
+        cats = sid.cat.categories
+        if set(cats) <= known:
+            return set()
         codes = sid.cat.codes.to_numpy()
         used = np.bincount(codes[codes >= 0] if (codes < 0).any() else codes,
-                           minlength=len(sid.cat.categories))  # fmt: skip
-        return {c for c, k in zip(sid.cat.categories, used, strict=True) if k}
-    return set(sid.unique())
+                           minlength=len(cats))  # fmt: skip
+        return {c for c, k in zip(cats, used, strict=True) if k} - known
+    return set(sid.unique()) - known
 
 
 def _coerce_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -330,7 +335,7 @@ class Site:
                 f"sensor id {dup.iloc[0]!r} appears twice in the sensors table",
                 hint="give every sensor a unique id",
             )
-        unknown = _present(readings["sensor_id"]) - set(sensors["id"])
+        unknown = _unknown_ids(readings["sensor_id"], set(sensors["id"]))
         if unknown:
             raise InputError(
                 f"readings name sensors missing from the sensors table: {sorted(unknown)[:5]}",
@@ -490,24 +495,34 @@ def readings_table(readings: pd.DataFrame) -> pa.Table:
     `pyarrow.Table.from_pandas` would; the pandas metadata is kept so `pandas.read_parquet`
     gives back the same dtypes and values."""
     arrays = []
-    for col in readings.columns:
-        s = readings[col]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            codes = s.cat.codes.to_numpy()
-            missing = codes < 0
-            idx = pa.array(codes, mask=missing) if missing.any() else pa.array(codes)
-            cats = pa.array(s.cat.categories.to_numpy(dtype=object), type=pa.large_string())
-            arrays.append(pa.DictionaryArray.from_arrays(idx, cats))
-        elif s.dtype == np.float64:
-            arrays.append(pa.array(s.to_numpy()))  # zero-copy; NaN stays NaN (reads back alike)
-        elif _is_utc_ns(s) and not s.isna().any():
-            ns = pa.array(s.to_numpy(dtype="datetime64[ns]").view(np.int64))  # zero-copy
-            arrays.append(ns.view(pa.timestamp("ns", tz="UTC")))
-        else:
-            arrays.append(pa.Array.from_pandas(s))
-    table = pa.Table.from_arrays(arrays, names=[str(c) for c in readings.columns])
-    meta = pa.Table.from_pandas(readings.iloc[:0], preserve_index=False).schema.metadata
-    return table.replace_schema_metadata(meta)
+    with warnings.catch_warnings():
+        # pyarrow reads tz-aware columns through `Series.values` (deprecated in pandas 3);
+        # pandas' own `to_parquet` silences the same warning
+        warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray")
+        for col in readings.columns:
+            s = readings[col]
+            if isinstance(s.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(
+                s.cat.categories.dtype
+            ):
+                codes = s.cat.codes.to_numpy()
+                missing = codes < 0
+                idx = pa.array(codes, mask=missing) if missing.any() else pa.array(codes)
+                cats = pa.array(s.cat.categories.to_numpy(dtype=object), type=pa.large_string())
+                arrays.append(pa.DictionaryArray.from_arrays(idx, cats))
+            elif s.dtype == np.float64:
+                arrays.append(pa.array(s.to_numpy()))  # zero-copy; NaN stays NaN (reads back alike)
+            elif _is_utc_ns(s) and not s.isna().any():
+                ns = pa.array(s.to_numpy(dtype="datetime64[ns]").view(np.int64))  # zero-copy
+                arrays.append(ns.view(pa.timestamp("ns", tz="UTC")))
+            else:
+                arrays.append(pa.Array.from_pandas(s))
+        meta = pa.Table.from_pandas(readings.iloc[:0], preserve_index=False).schema.metadata
+    # columns without nulls are stored as required (no definition levels to write or read)
+    fields = [
+        pa.field(str(c), a.type, nullable=a.null_count > 0)
+        for c, a in zip(readings.columns, arrays, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
 
 def write_readings(readings: pd.DataFrame, path: Path) -> None:

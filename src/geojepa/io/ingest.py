@@ -38,7 +38,13 @@ from geojepa.errors import InputError, UsageError
 from geojepa.io import vibrating_wire
 from geojepa.io.labels import check_label_sensors, read_labels_file
 from geojepa.io.reader import read_file
-from geojepa.io.result import QUALITY_DTYPE, ReadResult, as_categorical_readings, count_quality
+from geojepa.io.result import (
+    QUALITY_DTYPE,
+    ReadResult,
+    as_categorical_readings,
+    count_quality,
+    present_ids,
+)
 from geojepa.io.sensors import merge_sensors, read_sensors_table
 from geojepa.io.tabbed import ColumnMap
 from geojepa.site import LABEL_COLUMNS, Site, _coerce_labels, empty_labels, empty_sensors
@@ -272,7 +278,7 @@ def _add_vibrating_wire(
     allr = pd.concat(pool, ignore_index=True)
     out = []
     for r, path, raw, sha in reads:
-        gauges = set(map(str, r.readings["sensor_id"].unique())) & set(cal["sensor_id"])
+        gauges = present_ids(r.readings) & set(cal["sensor_id"])
         if not gauges:
             out.append((r, path, raw, sha))
             continue
@@ -411,7 +417,7 @@ def _merge(
     for r, path, raw, sha in reads:
         site_name = f"site {root}"
         sensors = merge_sensors(sensors, r.sensors, file=path, base_name=site_name)
-        ids = set(map(str, r.readings["sensor_id"].unique()))
+        ids = present_ids(r.readings)
         parts = ([current] if current is not None else []) + added
         pool = _combine([_only(p, ids) for p in parts])
         fresh, already, conflicts = _split_new(pool, r.readings)
@@ -430,12 +436,7 @@ def _merge(
         if len(fresh):
             added.append(fresh)
         all_conflicts.append(conflicts)
-        new_ids = tuple(
-            sorted(
-                (set(map(str, r.readings["sensor_id"].unique())) | set(map(str, r.sensors["id"])))
-                - before_ids
-            )
-        )
+        new_ids = tuple(sorted((ids | set(map(str, r.sensors["id"]))) - before_ids))
         before_ids |= set(new_ids)
         span = r.span
         reports.append(

@@ -36,6 +36,7 @@ from geojepa.site import (
 QUALITY_ORDER: tuple[str, ...] = tuple(q.value for q in Quality)
 _Q_CODE = {q: i for i, q in enumerate(QUALITY_ORDER)}
 QUALITY_DTYPE = pd.CategoricalDtype(categories=pd.Index(QUALITY_ORDER, dtype="str"))
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def code_of(flag: Quality | str) -> int:
 
 def long_from_columns(
     times: np.ndarray,
-    columns: Sequence[np.ndarray],
+    columns: Sequence[np.ndarray] | np.ndarray,
     ids: Sequence[str],
     source: str,
     *,
@@ -107,8 +108,10 @@ def long_from_columns(
     """Long readings from a wide block: times (T,) UTC, C value columns (T,) each, ids (C,).
 
     Times must be strictly increasing. Rows come out sensor-major in sorted id order, so the
-    table is already sorted by (sensor_id, timestamp) without a sort of T*C rows. `codes`
-    (per column, (T,) int8) overrides the quality worked out from values and `time_flags`.
+    table is already sorted by (sensor_id, timestamp) without a sort of T*C rows. `columns`
+    may be one (C, T) array: when its ids are already sorted its memory becomes the value
+    column without a copy (the caller must not change it afterwards). `codes` (per column,
+    (T,) int8) overrides the quality worked out from values and `time_flags`.
     """
     t = len(times)
     c = len(columns)
@@ -117,7 +120,15 @@ def long_from_columns(
         raise InputError(f"sensor id {dup!r} appears twice in one file", hint="rename one column")
     order = sorted(range(c), key=lambda i: str(ids[i]))
     ids_sorted = [str(ids[i]) for i in order]
-    flat_vals = np.concatenate([columns[i] for i in order]) if c else np.zeros(0)  # (C*T,)
+    if (
+        isinstance(columns, np.ndarray)
+        and columns.ndim == 2
+        and columns.flags.c_contiguous
+        and order == list(range(c))
+    ):
+        flat_vals = columns.reshape(-1)  # (C*T,) view, already sensor-major in sorted order
+    else:
+        flat_vals = np.concatenate([columns[i] for i in order]) if c else np.zeros(0)  # (C*T,)
     if codes is not None:
         q = np.concatenate([codes[i] for i in order]).astype(np.int8) if c else np.zeros(0, np.int8)
     else:
@@ -127,22 +138,57 @@ def long_from_columns(
         q = quality_codes(flat_vals, None if tf is None else np.tile(tf, c))
     if (q == _Q_CODE[Quality.NON_FINITE.value]).any():
         flat_vals = np.where(np.isinf(flat_vals), np.nan, flat_vals)
-    ts = pd.DatetimeIndex(np.tile(times.astype("datetime64[ns]"), c), tz="UTC")
+    ts = pd.DatetimeIndex(np.tile(times.astype("datetime64[ns]"), c), dtype=_UTC_NS)
     return pd.DataFrame(
         {
             "timestamp": ts,
             "sensor_id": pd.Categorical.from_codes(
-                np.repeat(np.arange(c, dtype=np.int32), t),
+                np.repeat(np.arange(c, dtype=_code_dtype(c)), t),
                 dtype=pd.CategoricalDtype(pd.Index(ids_sorted, dtype="str")),
+                validate=False,  # codes 0..c-1 by construction
             ),
             "value": flat_vals.astype(np.float64, copy=False),
             "quality": pd.Categorical.from_codes(q, dtype=QUALITY_DTYPE),
             "source": pd.Categorical.from_codes(
                 np.zeros(t * c, dtype=np.int8),
                 dtype=pd.CategoricalDtype(pd.Index([source], dtype="str")),
+                validate=False,
             ),
-        }
+        },
+        copy=False,
     )
+
+
+def _code_dtype(n: int) -> type[np.signedinteger]:
+    """The int type pandas keeps for the codes of `n` categories (no later conversion)."""
+    if n < 2**7:
+        return np.int8
+    if n < 2**15:
+        return np.int16
+    return np.int32
+
+
+def present_ids(readings: pd.DataFrame) -> set[str]:
+    """The sensor ids that have readings (for categoricals: found from the codes' runs)."""
+    sid = readings["sensor_id"]
+    if isinstance(sid.dtype, pd.CategoricalDtype):
+        cats = sid.cat.categories
+        return {str(cats[k]) for k in used_codes(sid.cat.codes.to_numpy())}
+    return set(map(str, sid.unique()))
+
+
+def used_codes(codes: np.ndarray) -> np.ndarray:
+    """The distinct non-negative values of `codes` (N,), sorted.
+
+    Reads one value per run of equal neighbours, so a table sorted by sensor costs one
+    comparison pass (no N-long int64 copy); any order gives the right answer.
+    """
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    runs = np.concatenate((codes[:1], codes[starts]))
+    u = np.unique(runs)
+    return u[u >= 0]
 
 
 def as_categorical_readings(df: pd.DataFrame) -> pd.DataFrame:
@@ -178,7 +224,10 @@ def count_quality(readings: pd.DataFrame) -> dict[str, int]:
         return {}
     q = readings["quality"]
     if isinstance(q.dtype, pd.CategoricalDtype):
-        counts = np.bincount(q.cat.codes.to_numpy(), minlength=len(q.cat.categories))
+        codes = q.cat.codes.to_numpy()
+        other = codes != 0  # most readings carry the first flag (ok): count the rest only
+        counts = np.bincount(codes[other], minlength=len(q.cat.categories))
+        counts[0] = len(codes) - int(np.count_nonzero(other))
         got = {str(k): int(v) for k, v in zip(q.cat.categories, counts, strict=True) if v}
     else:
         got = {str(k): int(v) for k, v in q.value_counts().items()}

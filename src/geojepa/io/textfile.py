@@ -49,6 +49,7 @@ class TextInfo:
     n_lines: int  # lines, counting a last line without a line end
     head: tuple[str, ...]  # the first lines, decoded, without line ends
     warnings: tuple[str, ...] = ()
+    max_line: int = 0  # bytes in the longest line (line end excluded)
 
 
 def delimiter_name(sep: str) -> str:
@@ -96,6 +97,7 @@ def inspect_text(
     offset = 0  # file offset of the current block
     carry = b""  # undecoded tail of the previous block (an unfinished line)
     any_text = False
+    longest = 0
     with fh:
         while True:
             block = fh.read(BLOCK_BYTES)
@@ -118,6 +120,7 @@ def inspect_text(
             if starts is not None:
                 lengths = nl - starts
                 k = int(np.argmax(lengths))
+                longest = max(longest, int(lengths[k]))
                 if lengths[k] > max_line_bytes:
                     raise InputError(
                         f"line is {_mb(int(lengths[k]))} long (limit {_mb(max_line_bytes)})",
@@ -173,13 +176,20 @@ def inspect_text(
             if carry.strip():
                 any_text = True
     n_lines = lines_before + (1 if carry else 0)
+    longest = max(longest, len(carry))
     if not any_text:
         raise InputError("the file holds only blank lines", file=p, hint="nothing to ingest")
     if codec == "utf-8":
         codec = "utf-8-sig"
     head = tuple(b.decode(codec, errors="replace").rstrip("\r") for b in head_bytes)
     return TextInfo(
-        path=p, encoding=codec, size=size, n_lines=n_lines, head=head, warnings=tuple(warnings)
+        path=p,
+        encoding=codec,
+        size=size,
+        n_lines=n_lines,
+        head=head,
+        warnings=tuple(warnings),
+        max_line=longest,
     )
 
 

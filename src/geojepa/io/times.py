@@ -143,9 +143,14 @@ def parse_times_factorized(
     if empty.any():
         i = int(np.flatnonzero(np.isin(codes, np.flatnonzero(empty)))[0])
         _bad(file, lines[i], column, "", "the timestamp is empty")
-    has_off = np.asarray(
-        pc.match_substring_regex(arr, _OFFSET_RE.pattern).to_numpy(zero_copy_only=False),
-        dtype=bool,
+    all_z = bool(pc.all(pc.ends_with(arr, "Z")).as_py())  # the common UTC export: no regex
+    has_off = (
+        np.ones(len(arr), dtype=bool)
+        if all_z
+        else np.asarray(
+            pc.match_substring_regex(arr, _OFFSET_RE.pattern).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
     )
     flags = np.full(n, Quality.OK.value, dtype=object)
     if has_off.any():
@@ -162,9 +167,15 @@ def parse_times_factorized(
                 column=column,
                 hint="give every timestamp an offset, or none and pass --tz for the logger's zone",
             )
-        cleaned = pd.Series(
-            pc.replace_substring_regex(arr, r"\s?(UTC|GMT)$", "Z").to_numpy(zero_copy_only=False),
-            dtype="object",
+        cleaned = (
+            ustr
+            if all_z  # nothing ends in UTC/GMT
+            else pd.Series(
+                pc.replace_substring_regex(arr, r"\s?(UTC|GMT)$", "Z").to_numpy(
+                    zero_copy_only=False
+                ),
+                dtype="object",
+            )
         )
         parsed = pd.Series(
             pd.to_datetime(cleaned, format=fmt or "ISO8601", utc=True, errors="coerce")

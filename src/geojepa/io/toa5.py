@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from geojepa.errors import InputError
-from geojepa.io.csvcore import LineMap, float_columns, read_delimited, text_column
+from geojepa.io.csvcore import LineMap, float_block, read_delimited, text_column
 from geojepa.io.result import (
     ReadResult,
     count_quality,
@@ -142,7 +142,7 @@ def read_toa5(
     pt = parse_times(
         text_column(table, tcol), file=p, lines=lmap, column=tcol, tz=tz, clock_repeat=clock_repeat
     )
-    cols = float_columns(table, value_cols)
+    cols = float_block(table, value_cols)  # (C, T)
     dup = check_increasing(pt.utc, file=p, lines=lmap, column=tcol)
     flags = pt.flags
     keep = None
@@ -151,7 +151,7 @@ def read_toa5(
             dup, cols, p, lmap, warnings, keep_first=duplicate_times == "keep_first"
         )
         flags = np.where(suspect, Quality.CLOCK.value, flags)
-        cols = [c[keep] for c in cols]
+        cols = cols[:, keep]
     times = pt.utc if keep is None else pt.utc[keep]
     flags = flags if keep is None else flags[keep]
     src = source or p.name

@@ -11,8 +11,10 @@ Guarantees (beyond `ReadResult`'s):
   row repeating the previous time with identical values is dropped and counted in
   `warnings`, with different values it raises `InputError` naming both lines;
 - column names must be unique and non-empty; a header without data rows is refused;
-- parsing is pyarrow's (multi-threaded, blocks), so memory follows the parsed numbers, not
-  the text; the long table is built without sorting T*C rows.
+- parsing is pyarrow's (in blocks), so memory follows the parsed numbers, not the text; the
+  values are parsed into one (C, T) block that becomes the long table's value column
+  without a copy when the sensor ids are in sorted order, and the long table is built
+  without sorting T*C rows.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from geojepa.errors import InputError, UsageError
 from geojepa.io.csvcore import (
     NULL_VALUES,
     Lines,
-    float_columns,
+    float_block,
     read_delimited,
     text_column,
 )
@@ -137,7 +139,7 @@ def read_wide(
         fmt=time_format,
         clock_repeat=clock_repeat,
     )
-    cols = float_columns(table, value_cols)
+    cols = float_block(table, value_cols)  # (C, T)
     dup = check_increasing(pt.utc, file=p, lines=lmap, column=tcol)
     warnings = list(info.warnings)
     keep = None
@@ -150,7 +152,7 @@ def read_wide(
     times = pt.utc if keep is None else pt.utc[keep]
     flags = flags if keep is None else flags[keep]
     if keep is not None:
-        cols = [c[keep] for c in cols]
+        cols = cols[:, keep]
     src = source or p.name
     ids = [(rename or {}).get(c, c) for c in value_cols]
     readings = long_from_columns(times, cols, ids, src, time_flags=flags)
@@ -249,7 +251,7 @@ def _looks_like_units(line: str, sep: str, names: list[str], tcol: str) -> bool:
 
 def resolve_duplicate_rows(
     dup: np.ndarray,
-    cols: list[np.ndarray],
+    cols: Sequence[np.ndarray] | np.ndarray,
     p: Path,
     lmap: Lines,
     warnings: list[str],
