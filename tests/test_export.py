@@ -16,13 +16,11 @@ import pandas as pd
 import pytest
 
 from geojepa.edge.bundle import META_FILE, load_meta
-from geojepa.energy import EnergySpec
 from geojepa.errors import InputError
 from geojepa.export import (
     PARITY_TOL,
     TIE_MARGIN,
     ExportReport,
-    TorchEngine,
     export_run,
     spearman,
 )
@@ -252,32 +250,24 @@ def _readings_csv(site: Site, path: Path) -> None:
     out.to_csv(path, index=False)
 
 
-def _torch_scores(exported: Exported) -> pd.DataFrame:
-    """The torch-side scoring path (the one `geojepa detect` calls) on the same site."""
-    from geojepa.checkpoint import load_run
-    from geojepa.edge.score import Calibration, score_with, scores_table
+def _detect_csv(exported: Exported, out: Path) -> pd.DataFrame:
+    """`geojepa detect RUN SITE --out CSV` (the torch side) on the same site."""
+    from geojepa.cli import main
 
-    run = load_run(exported.run)
-    meta = load_meta(exported.out)
-    frame = to_frame(exported.site, interval=run.interval, sensor_ids=meta.sensor_ids)
-    cal = Calibration.from_dict(meta.alarms, len(meta.sensor_ids))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        scores = score_with(
-            TorchEngine(run.model),
-            frame,
-            run.normaliser,
-            run.config.window,
-            EnergySpec.from_dict(meta.energy["spec"]),
-            cal,
-        )
+        with pytest.raises(SystemExit) as err:
+            main(["detect", str(exported.run), str(exported.site_dir), "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
-    return scores_table(scores)
+    assert err.value.code == 0
+    return pd.read_csv(out)
 
 
-def test_edge_score_without_torch_matches_torch_scoring(exported: Exported, tmp_path: Path) -> None:
+def test_edge_score_without_torch_matches_geojepa_detect(
+    exported: Exported, tmp_path: Path
+) -> None:
     readings = tmp_path / "readings.csv"
     _readings_csv(exported.site, readings)
     out = tmp_path / "scores.csv"
@@ -286,7 +276,7 @@ def test_edge_score_without_torch_matches_torch_scoring(exported: Exported, tmp_
     )
     assert proc.returncode == 0, proc.stderr
     edge = pd.read_csv(out)
-    ref = _torch_scores(exported)
+    ref = _detect_csv(exported, tmp_path / "detect.csv")
     assert list(edge.columns) == list(ref.columns)
     assert list(edge["timestamp"]) == list(ref["timestamp"])
     rho = spearman(edge["score"].to_numpy(), ref["score"].to_numpy())
