@@ -7,7 +7,9 @@ forward + backward + AdamW + EMA update. For each fusion mode, fp32 and bf16 aut
 
 - windows/s (median over repeats of the mean over `--steps` steps);
 - FLOPs of one forward+backward counted by `torch.utils.flop_counter.FlopCounterMode`
-  (matmuls and attention only; element-wise work is not counted);
+  (matmuls and attention only; element-wise work is not counted). The counter has no
+  formula for the CPU flash-attention kernels, so the dense attention formulas are
+  registered for them here (otherwise attention, about half the work, counts as 0);
 - achieved FLOP/s as a FRACTION of a dense square matmul's FLOP/s measured in this same
   process, on the same threads, in the same dtype (fp32 peak for fp32 steps, bf16 peak for
   bf16 autocast steps), measured just before and just after every repeat (their mean).
@@ -35,7 +37,13 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import (
+    FlopCounterMode,
+    flop_registry,
+    register_flop_formula,
+    sdpa_backward_flop_count,
+    sdpa_flop_count,
+)
 
 from geojepa.frame import SensorFrame
 from geojepa.jepa import JEPA, JEPAConfig
@@ -69,6 +77,30 @@ def make_frame(n_sensors: int, n_times: int, seed: int) -> SensorFrame:
     )
     time_ = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n_times) * np.timedelta64(1, "h")
     return SensorFrame(values, observed, time_, sensors, pd.Timedelta("1h"))
+
+
+def register_cpu_attention_flops() -> None:
+    """Count the CPU flash-attention kernels too.
+
+    `FlopCounterMode` knows the CUDA attention kernels only; on CPU, scaled_dot_product_
+    attention dispatches to `_scaled_dot_product_flash_attention_for_cpu` (and its backward),
+    which it would count as 0 FLOPs. The same dense formulas are registered for them
+    (masked keys included: the kernel computes them).
+    """
+    aten = torch.ops.aten
+    fwd = aten._scaled_dot_product_flash_attention_for_cpu
+    bwd = aten._scaled_dot_product_flash_attention_for_cpu_backward
+    if fwd not in flop_registry:
+
+        @register_flop_formula(fwd)
+        def _fwd(q: tuple, k: tuple, v: tuple, *args: object, **kwargs: object) -> int:
+            return int(sdpa_flop_count(q, k, v))
+
+    if bwd not in flop_registry:
+
+        @register_flop_formula(bwd)
+        def _bwd(g: tuple, q: tuple, k: tuple, v: tuple, *args: object, **kwargs: object) -> int:
+            return int(sdpa_backward_flop_count(g, q, k, v))
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 0.6) -> float:
@@ -155,6 +187,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    register_cpu_attention_flops()
 
     frame = make_frame(N_SENSORS, LENGTH * 4, seed=0)
     spec = WindowSpec(length=LENGTH, stride=64, patch=PATCH)
