@@ -250,6 +250,14 @@ def _is_utc_ns(s: pd.Series) -> bool:
     return isinstance(dt, pd.DatetimeTZDtype) and dt.unit == "ns" and str(dt.tz) == "UTC"
 
 
+def _epoch_ns(ts: pd.Series) -> np.ndarray:
+    """(N,) int64 nanoseconds since the epoch of a UTC timestamp column (NaT: int64 min);
+    a view, not a copy, when the column is datetime64[ns, UTC] already."""
+    if _is_utc_ns(ts):
+        return np.asarray(ts.array.asi8)
+    return np.asarray(ts.to_numpy(dtype="datetime64[ns]")).view(np.int64)
+
+
 def _sorted_readings(df: pd.DataFrame) -> pd.DataFrame:
     """`df` sorted by (sensor_id, timestamp); skips the sort when it already is (cheap check
     for categorical ids with sorted categories, the ingest path)."""
@@ -257,8 +265,8 @@ def _sorted_readings(df: pd.DataFrame) -> pd.DataFrame:
     if len(df) < 2:
         return df.reset_index(drop=True)
     if isinstance(sid.dtype, pd.CategoricalDtype) and _is_sorted(
-        sid.cat.codes.to_numpy(), df["timestamp"].to_numpy(dtype="datetime64[ns]")
-    ):
+        sid.cat.codes.to_numpy(), _epoch_ns(df["timestamp"]).view("datetime64[ns]")
+    ):  # a datetime64 view: NaT compares False, as before, so it is never taken as sorted
         return df.reset_index(drop=True)
     return df.sort_values(["sensor_id", "timestamp"], kind="stable", ignore_index=True)
 
@@ -511,9 +519,11 @@ def readings_table(readings: pd.DataFrame) -> pa.Table:
                 arrays.append(pa.DictionaryArray.from_arrays(idx, cats))
             elif s.dtype == np.float64:
                 arrays.append(pa.array(s.to_numpy()))  # zero-copy; NaN stays NaN (reads back alike)
-            elif _is_utc_ns(s) and not s.isna().any():
-                ns = pa.array(s.to_numpy(dtype="datetime64[ns]").view(np.int64))  # zero-copy
-                arrays.append(ns.view(pa.timestamp("ns", tz="UTC")))
+            elif _is_utc_ns(s):
+                ns = _epoch_ns(s)  # (N,) int64 view
+                nat = ns == np.iinfo(np.int64).min
+                arr = pa.array(ns, mask=nat) if nat.any() else pa.array(ns)  # zero-copy
+                arrays.append(arr.view(pa.timestamp("ns", tz="UTC")))
             else:
                 arrays.append(pa.Array.from_pandas(s))
         meta = pa.Table.from_pandas(readings.iloc[:0], preserve_index=False).schema.metadata
