@@ -38,12 +38,13 @@ class DemoSettings:
 
     scenario: str = "embankment"
     n_sensors: int = 16
-    days: float = 240.0
+    days: float = 180.0
     freq: str = "1h"
     seed: int = 0
     intensity: float = 1.0
     train_fraction: float = 0.6
-    steps: int = 300
+    steps: int = 200
+    batch_size: int = 16
     preset: str = "tiny"
     forecast_horizon_days: float = 30.0
 
@@ -145,7 +146,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None) -> DemoS
 
     run_dir = root / "run"
     with steps.step("pretrain"):
-        config = load_config(None, preset_name=s.preset, seed=s.seed)
+        config = load_config(
+            None, preset_name=s.preset, seed=s.seed, steps=s.steps, batch_size=s.batch_size
+        )
         result = pretrain([site], run_dir, config, until=cutoff, steps=s.steps, progress=True)
         if result.quality is not None:
             q = result.quality

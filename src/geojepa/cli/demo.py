@@ -17,8 +17,8 @@ def demo(
     ),
     scenario: str = typer.Option("embankment", "--scenario", help="slope | embankment | dam."),
     sensors: int = typer.Option(16, "--sensors", min=2, help="Sensors on the simulated site."),
-    days: float = typer.Option(240.0, "--days", min=30.0, help="Days simulated."),
-    steps: int = typer.Option(300, "--steps", min=1, help="Pretraining steps (tiny preset)."),
+    days: float = typer.Option(180.0, "--days", min=30.0, help="Days simulated."),
+    steps: int = typer.Option(200, "--steps", min=1, help="Pretraining steps (tiny preset)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the simulation and training."),
 ) -> None:
     """Simulate, ingest, pretrain, detect, forecast, export, score at the edge, report."""
