@@ -201,7 +201,9 @@ def prepare_site(
     n_val = round(config.train.val_fraction * t)
     split = t - n_val
     train = WindowDataset(frame, normaliser, spec, 0, split)
-    val = WindowDataset(frame, normaliser, spec, split, t) if n_val >= span else None
+    # validation windows overlap more (stride = one patch): more of them from a short period
+    val_spec = replace(spec, stride=min(spec.stride, spec.patch))
+    val = WindowDataset(frame, normaliser, val_spec, split, t) if n_val >= span else None
     if len(train) == 0 or val is None or len(val) < 2:
         if len(train) == 0 or val is None or len(val) == 0:
             log.warning(
