@@ -315,10 +315,6 @@ def test_edge_reports_bad_input_with_exit_2(exported: Exported, tmp_path: Path) 
     assert proc.returncode == 2 and META_FILE in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geojepa.site imports pyarrow at module level, so the edge path needs pyarrow",
-)
 def test_edge_score_without_pyarrow_uses_the_streaming_reader(
     exported: Exported, tmp_path: Path
 ) -> None:

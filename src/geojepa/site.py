@@ -27,13 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from geojepa.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMAT_VERSION = 1
 
@@ -502,6 +504,9 @@ def readings_table(readings: pd.DataFrame) -> pa.Table:
     and UTC timestamps are shared without a copy, other columns are converted as
     `pyarrow.Table.from_pandas` would; the pandas metadata is kept so `pandas.read_parquet`
     gives back the same dtypes and values."""
+    import pyarrow as pa  # here, not at module level: the torch-free edge scorer imports
+    # this module and must run without pyarrow
+
     arrays = []
     with warnings.catch_warnings():
         # pyarrow reads tz-aware columns through `Series.values` (deprecated in pandas 3);

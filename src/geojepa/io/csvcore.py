@@ -36,10 +36,11 @@ _NUMBER_RE = re.compile(
     r"^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity)\s*$", re.IGNORECASE
 )
 _DECIMAL_COMMA_RE = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
-# One parser thread over 1 MiB blocks: measured on a 2-core machine shared with other work,
-# pyarrow's thread pool gained no wall time and cost ~40% more CPU than one thread, and
-# blocks that fit the CPU cache parse fastest (1 MiB: ~0.7x of `pandas.read_csv`'s time,
-# 4 MiB: ~0.9x, 16 MiB: ~2.4x).
+# One parser thread over 1 MiB blocks: measured on a 2-core machine shared with other work
+# (20 MB wide CSV), pyarrow's thread pool gained no wall time and cost ~30% more CPU than one
+# thread, and blocks that stay in cache parse fastest (one thread, CPU time relative to
+# `pandas.read_csv`: 1 MiB ~0.7-0.75x, 4 MiB ~0.9x, 16 MiB ~2.4x). Not measured on an idle
+# many-core machine, where the thread pool may well win.
 PARSE_THREADS = False
 PARSE_BLOCK = 1 << 20
 
