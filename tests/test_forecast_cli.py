@@ -1,4 +1,5 @@
-"""The `forecast` verb with the classic methods (no RUN needed), and its library side."""
+"""The `forecast` verb: RUN SITE with the JEPA head, the classic methods (RUN optional), and
+the library side."""
 
 from __future__ import annotations
 
@@ -90,11 +91,87 @@ def test_hyperbolic_on_a_site_uses_the_load_stage_and_ignores_later_readings() -
     assert s.t.max() <= 150.0 and set(s.drivers) == {"load"}
 
 
+TINY_YAML = """\
+preset: tiny
+model: {dim: 32, depth: 1, heads: 2, predictor_dim: 16, predictor_depth: 1, patch: 4}
+window: {length: 16, stride: 4}
+train: {steps: 3, batch_size: 4, eval_every: 3, checkpoint_every: 3, val_windows: 4,
+        lidar_views: 2, threads: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def run_and_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A site and a tiny run pretrained for 3 steps on its first 100 days."""
+    root = tmp_path_factory.mktemp("jepa")
+    site = root / "site"
+    embankment_site().save(site)
+    cfg = root / "tiny.yaml"
+    cfg.write_text(TINY_YAML)
+    args = ["pretrain", str(site), "--run", str(root / "run"), "--config", str(cfg)]
+    assert run([*args, "--until", "2024-04-10", "--tracking-uri", "none", "--no-progress"]) == 0
+    return root / "run", site
+
+
+@pytest.mark.parametrize("head", ["ridge", "mlp"])
+def test_forecast_verb_with_a_run(
+    run_and_site: tuple[Path, Path], tmp_path: Path, head: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rdir, site = run_and_site
+    out = tmp_path / "f.csv"
+    cutoff = "2024-05-30T00:00"
+    args = ["forecast", str(rdir), str(site), "--target", "SP1", "--cutoff", cutoff]
+    assert run([*args, "--horizon", "5", "--out", str(out), "--head", head]) == 0
+    assert f"jepa_{head}" in capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["timestamp", "prediction", "lower", "upper"]
+    times = pd.to_datetime(table["timestamp"], utc=True)
+    assert len(table) == 5 and times.iloc[0] > pd.Timestamp(cutoff, tz="UTC")
+    assert (times.diff().dropna() == pd.Timedelta("2D")).all()
+    assert np.isfinite(table[["prediction", "lower", "upper"]].to_numpy()).all()
+    assert (table["lower"] <= table["prediction"]).all()
+    assert (table["prediction"] <= table["upper"]).all()
+
+
+def test_jepa_site_forecast_ignores_readings_after_the_cutoff(
+    run_and_site: tuple[Path, Path],
+) -> None:
+    from geojepa.checkpoint import load_run
+    from geojepa.forecast.apply import forecast_site_jepa
+
+    loaded = load_run(run_and_site[0])
+    site = embankment_site()
+    cutoff = T0 + pd.Timedelta("150D")
+    a = forecast_site_jepa(loaded, site, "SP1", cutoff, 6)
+    assert a.model.fallback_ is None  # type: ignore[attr-defined]
+    r = site.readings.copy()
+    r.loc[r["timestamp"] > cutoff, "value"] = -1e6
+    b = forecast_site_jepa(loaded, Site(site.name, site.sensors, r), "SP1", cutoff, 6)
+    pd.testing.assert_frame_equal(a.table, b.table)
+
+
+def test_classic_methods_accept_the_run_first_form(
+    run_and_site: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rdir, site = run_and_site
+    tail = ["--target", "SP1", "--cutoff", "2024-04-10", "--horizon", "3", "--method", "linear"]
+    outs = [tmp_path / f"{i}.csv" for i in range(3)]
+    assert run(["forecast", str(rdir), str(site), *tail, "--out", str(outs[0])]) == 0
+    assert run(["forecast", "-", str(site), *tail, "--out", str(outs[1])]) == 0
+    assert run(["forecast", str(site), *tail, "--out", str(outs[2])]) == 0
+    first = pd.read_csv(outs[0])
+    for o in outs[1:]:
+        pd.testing.assert_frame_equal(pd.read_csv(o), first)
+
+
 def test_forecast_verb_errors_exit_2(site_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.csv"
     base = ["--cutoff", "2024-03-01", "--horizon", "3", "--out", str(out)]
-    # the JEPA default needs a RUN
+    # the JEPA default needs a RUN (a missing one, or '-', is a usage error)
     assert run(["forecast", str(site_dir), "--target", "SP1", *base]) == 2
+    assert run(["forecast", "-", str(site_dir), "--target", "SP1", *base]) == 2
+    assert run(["forecast", str(tmp_path / "norun"), str(site_dir), "--target", "SP1", *base]) == 2
+    assert run(["forecast", "-", str(site_dir), "--target", "SP1", "--head", "x", *base]) == 2
     assert run(["forecast", str(site_dir), "--target", "NOPE", "--method", "linear", *base]) == 2
     assert run(["forecast", str(site_dir), "--target", "SP1", "--method", "magic", *base]) == 2
     bad_time = ["--cutoff", "not-a-time", "--horizon", "3", "--out", str(out)]

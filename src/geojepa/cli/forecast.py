@@ -1,9 +1,11 @@
 """Verbs of group forecast (DESIGN §6); each is a thin layer over the library.
 
-``geojepa forecast [RUN] SITE --target SENSOR --cutoff TIME --horizon H --out forecast.csv``
+``geojepa forecast RUN SITE --target SENSOR --cutoff TIME --horizon H --out forecast.csv``
 writes ``timestamp,prediction,lower,upper`` for the H grid steps after the cutoff, using only
-readings up to it. ``--method jepa`` (the default) forecasts from a trained RUN; the classic
-methods (``--method hyperbolic|asaoka|linear|persistence|fukuzono``) need no RUN.
+readings up to it. ``--method jepa`` (the default) forecasts with a head (``--head ridge`` or
+``mlp``) on the frozen features of the trained RUN. The classic methods (``--method
+hyperbolic|asaoka|linear|persistence|fukuzono``) need no run: RUN may be given (it is not
+read), written ``-``, or left out (``forecast SITE ...``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ METHODS = ("jepa", "hyperbolic", "asaoka", "linear", "persistence", "fukuzono")
 
 @app.command("forecast")
 def forecast(
-    paths: list[Path] = typer.Argument(..., help="[RUN] SITE: run folder (for jepa) and site."),
+    paths: list[Path] = typer.Argument(
+        ..., help="RUN SITE: run folder and site (RUN may be '-' or left out for a classic method)."
+    ),
     target: str = typer.Option(..., "--target", help="Sensor id to forecast."),
     cutoff: str = typer.Option(
         ...,
@@ -41,45 +45,57 @@ def forecast(
     interval: str | None = typer.Option(
         None, "--interval", help="Grid step, e.g. 1D (default: the target's reading interval)."
     ),
+    head: str = typer.Option("ridge", "--head", help="jepa head: ridge (probe) or mlp."),
 ) -> None:
     """Forecast one sensor after a cutoff, with an uncertainty band."""
     if len(paths) > 2:
-        raise UsageError(f"expected [RUN] SITE, got {len(paths)} paths")
+        raise UsageError(f"expected RUN SITE, got {len(paths)} paths")
     run, site_path = (paths[0], paths[1]) if len(paths) == 2 else (None, paths[0])
+    if run is not None and str(run) == "-":
+        run = None
     if method not in METHODS:
         raise UsageError(f"unknown --method {method!r}", hint="use one of " + ", ".join(METHODS))
-    if method == "jepa":
-        if run is None:
-            raise UsageError(
-                "the jepa forecaster needs a RUN folder before SITE",
-                hint="give RUN SITE, or pick a classic --method (hyperbolic, asaoka, linear, "
-                "persistence, fukuzono)",
-            )
+    if head not in ("ridge", "mlp"):
+        raise UsageError(f"unknown --head {head!r}", hint="use ridge or mlp")
+    if method == "jepa" and run is None:
         raise UsageError(
-            "this version has no forecasting head for a trained run yet",
-            file=run,
-            hint="use a classic --method",
-        )
-    if run is not None:
-        raise UsageError(
-            f"--method {method} uses no RUN", hint="give only SITE for the classic methods"
+            "the jepa forecaster needs a RUN folder before SITE",
+            hint="give RUN SITE (train one with `geojepa pretrain`), or pick a classic "
+            "--method (hyperbolic, asaoka, linear, persistence, fukuzono)",
         )
 
     from geojepa.atomic import atomic_path
-    from geojepa.forecast.apply import forecast_site
+    from geojepa.forecast.apply import SiteForecast, forecast_site, forecast_site_jepa
     from geojepa.site import Site
 
-    site = Site.load(site_path)
-    result = forecast_site(site, target, cutoff, horizon, method, load=load, interval=interval)
+    result: SiteForecast
+    if method == "jepa":
+        from geojepa.checkpoint import load_run
+
+        assert run is not None
+        loaded = load_run(run)
+        site = Site.load(site_path)
+        result = forecast_site_jepa(
+            loaded, site, target, cutoff, horizon, head=head, interval=interval
+        )
+    else:
+        site = Site.load(site_path)
+        result = forecast_site(site, target, cutoff, horizon, method, load=load, interval=interval)
     with atomic_path(out) as tmp:
         result.table.to_csv(tmp, index=False)
     model = result.model
     note = ""
+    if method != "jepa" and run is not None:
+        note = " (RUN not read by a classic method)"
     if getattr(model, "fallback_", None) is not None:
-        note = f" (could not fit: {model.fallback_}; persistence used)"  # type: ignore[attr-defined]
+        note += f" (could not fit: {model.fallback_}; persistence used)"  # type: ignore[attr-defined]
+    elif method == "jepa":
+        note += f", {head} head on {model.n_samples_} training origins"  # type: ignore[attr-defined]
     elif method in ("hyperbolic", "asaoka"):
-        note = f", final settlement {model.final_:.4g}"  # type: ignore[attr-defined]
+        note += f", final settlement {model.final_:.4g}"  # type: ignore[attr-defined]
     elif method == "fukuzono":
         when = result.at(model.time_of_failure_)  # type: ignore[attr-defined]
-        note = ", no failure predicted" if when is None else f", time of failure {when.isoformat()}"
-    typer.echo(f"forecast: {len(result.table)} steps of {target} by {method}{note} -> {out}")
+        note += (
+            ", no failure predicted" if when is None else f", time of failure {when.isoformat()}"
+        )
+    typer.echo(f"forecast: {len(result.table)} steps of {target} by {result.method}{note} -> {out}")

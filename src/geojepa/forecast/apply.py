@@ -1,6 +1,7 @@
 """Forecast one sensor of a `Site` from a cutoff: the library side of ``geojepa forecast``.
 
-`site_series` turns a sensor's readings (up to a cutoff) into a forecasting `Series`:
+`forecast_site_jepa` does the same with a head on a trained run's frozen features (the
+default of the verb). `site_series` turns a sensor's readings (up to a cutoff) into a forecasting `Series`:
 days since the sensor's first reading, the values of usable readings, and optionally a load
 driver taken as the last load reading at or before each reading (a load stays until changed).
 `forecast_site` fits a method on it and forecasts ``horizon`` grid steps after the cutoff.
@@ -15,17 +16,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from geojepa.errors import InputError
-from geojepa.forecast.base import Forecaster
+from geojepa.forecast.base import Forecast, Forecaster
 from geojepa.forecast.classic import CLASSIC
 from geojepa.forecast.evaluate import Series
-from geojepa.frame import infer_interval
+from geojepa.frame import infer_interval, to_frame
 from geojepa.site import Quality, Site
+
+if TYPE_CHECKING:
+    from geojepa.checkpoint import LoadedRun
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,31 @@ class SiteForecast:
         return self.origin + pd.to_timedelta(days, unit="D")
 
 
+def future_times(
+    site: Site, target: str, cut: pd.Timestamp, horizon: int, interval: pd.Timedelta | str | None
+) -> pd.DatetimeIndex:
+    """The `horizon` times of the target's grid strictly after `cut`: steps of `interval`
+    (default: the target's reading interval) from its first reading floored to the step."""
+    mine = site.readings[site.readings["sensor_id"] == target]
+    step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
+    if step <= pd.Timedelta(0):
+        raise InputError(f"--interval must be positive, got {interval!r}")
+    first = pd.Timestamp(mine["timestamp"].min()).floor(step)
+    k = int((cut - first) // step) + 1
+    return pd.DatetimeIndex([first + (k + i) * step for i in range(horizon)])
+
+
+def _table(times: pd.DatetimeIndex, fc: Forecast) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "timestamp": [ts.isoformat() for ts in times],
+            "prediction": fc.prediction,
+            "lower": fc.lower,
+            "upper": fc.upper,
+        }
+    )
+
+
 def make_classic(method: str, load: str | None, **kwargs: Any) -> Forecaster:
     if method not in CLASSIC:
         raise InputError(
@@ -148,13 +177,7 @@ def forecast_site(
         if load is not None:
             log.info("load stages from sensor %s", load)
     series = site_series(site, target, cut, load if method in LOAD_METHODS else None)
-    mine = site.readings[site.readings["sensor_id"] == target]
-    step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
-    if step <= pd.Timedelta(0):
-        raise InputError(f"--interval must be positive, got {interval!r}")
-    first = pd.Timestamp(mine["timestamp"].min()).floor(step)
-    k = int((cut - first) // step) + 1
-    times = pd.DatetimeIndex([first + (k + i) * step for i in range(horizon)])
+    times = future_times(site, target, cut, horizon, interval)
     assert series.origin is not None
     t_future = ((times - series.origin) / pd.Timedelta("1D")).to_numpy(dtype=np.float64)
     model = make_classic(method, load if method in LOAD_METHODS else None, **kwargs)
@@ -162,12 +185,81 @@ def forecast_site(
     fb = getattr(model, "fallback_", None)
     if fb is not None:
         log.warning("%s could not be fitted (%s): the forecast is persistence", method, fb)
-    table = pd.DataFrame(
-        {
-            "timestamp": [ts.isoformat() for ts in times],
-            "prediction": fc.prediction,
-            "lower": fc.lower,
-            "upper": fc.upper,
-        }
+    return SiteForecast(
+        table=_table(times, fc), model=model, method=method, load=load, origin=series.origin
     )
-    return SiteForecast(table=table, model=model, method=method, load=load, origin=series.origin)
+
+
+def anchor_steps(horizon: int, most: int = 8) -> list[int]:
+    """Grid steps at which the learned heads are trained: 1, 2, 4, ... and `horizon`
+    (at most `most` of them, always including 1 and `horizon`)."""
+    steps = sorted({1, horizon, *(2**i for i in range(int(np.log2(max(horizon, 1))) + 1))})
+    steps = [s for s in steps if s <= horizon]
+    if len(steps) > most:
+        keep = np.unique(np.round(np.geomspace(1, horizon, most)).astype(int))
+        steps = sorted({1, horizon, *(int(v) for v in keep)})
+    return steps
+
+
+def forecast_site_jepa(
+    run: LoadedRun,
+    site: Site,
+    target: str,
+    cutoff: pd.Timestamp | str,
+    horizon: int,
+    head: str = "ridge",
+    interval: pd.Timedelta | str | None = None,
+    max_origins: int = 400,
+    seed: int = 0,
+) -> SiteForecast:
+    """Forecast `horizon` grid steps of `target` after `cutoff` with a head on the run's
+    frozen target-encoder features (`geojepa.forecast.learned.JepaForecaster`).
+
+    The site is cut at the cutoff first (readings after it are never read), put on the
+    run's grid; the head is trained on earlier origins of the target and of the site's
+    other sensors of the same kind (at most `max_origins` per sensor), with targets
+    before the cutoff. Falls back to persistence (logged, ``model.fallback_``) when the
+    history is too short to train on.
+    """
+    from geojepa.forecast.features import EncoderFeatures
+    from geojepa.forecast.learned import JepaForecaster
+    from geojepa.forecast.tracks import frame_track
+
+    if horizon < 1:
+        raise InputError(f"--horizon must be at least 1, got {horizon}")
+    cut = utc(cutoff)
+    info = site.sensor(target)  # InputError naming the known sensors
+    past = site.before(cut + pd.Timedelta(1, unit="ns"))
+    if _usable(past, target, cut).empty:
+        raise InputError(
+            f"sensor {target!r} has no usable reading at or before {cut.isoformat()}",
+            hint="choose a later --cutoff",
+        )
+    frame = to_frame(past, interval=run.interval)
+    origin = pd.Timestamp(frame.time[0]).tz_localize("UTC")
+    kinds = dict(zip(frame.sensors["id"].astype(str), frame.sensors["kind"], strict=True))
+    same = [s for s, k in kinds.items() if k == info.kind and s != target]
+    track = frame_track(frame, target, 0.0, name=f"{site.name}/{target}")
+    others = [frame_track(frame, s, 0.0, name=f"{site.name}/{s}") for s in same]
+    times = future_times(site, target, cut, horizon, interval)
+    t_future = ((times - origin) / pd.Timedelta("1D")).to_numpy(dtype=np.float64)
+    step_days = float(track.step)
+    span_days = track.n_rows * step_days
+    stride = max(step_days, span_days / max_origins)
+    leads = t_future - float(track.times()[-1])  # from the last grid row, as the head's
+    anchors = [float(leads[s - 1]) for s in anchor_steps(horizon)]
+    model = JepaForecaster(
+        EncoderFeatures(run),
+        lambda h: track,
+        context_of=lambda h: others,
+        horizons=anchors,
+        stride=stride,
+        head=head,
+        seed=seed,
+    )
+    fc = model.fit(track.times(), track.target_values()).predict(t_future)
+    if model.fallback_ is not None:
+        log.warning("jepa could not be trained (%s): the forecast is persistence", model.fallback_)
+    return SiteForecast(
+        table=_table(times, fc), model=model, method=f"jepa_{head}", load=None, origin=origin
+    )

@@ -7,9 +7,10 @@ no target for that sample), ``predict(x) -> (M, K)``. Fitted attributes end in `
 - ``n_`` (K,) training samples per horizon; a horizon with fewer than `min_samples` gets no
   model and predicts NaN;
 - ``band_`` (K, 2) lower and upper quantiles of out-of-sample residuals (truth minus
-  prediction) at central coverage `level`: exact leave-one-out residuals for the ridge,
-  residuals on a held-out fifth of the samples for the MLP. Out-of-sample, but samples
-  close in time are correlated, so the band is still somewhat optimistic.
+  prediction) at central coverage `level`: for the ridge, out-of-group residuals when
+  `fit` gets groups (records or sites), else exact leave-one-out ones; for the MLP, those
+  of a held-out fifth (of the groups when given). Leave-one-out residuals of samples close
+  in time are correlated with their neighbours', so that band is optimistic.
 
 Guarantees: deterministic given `seed` (the MLP draws its split, initial weights and batches
 from generators seeded here; the global RNGs are left untouched); no sample outside the
@@ -50,20 +51,59 @@ def _quantiles(resid: np.ndarray, level: float) -> tuple[float, float]:
     return float(np.quantile(resid, tail)), float(np.quantile(resid, 1.0 - tail))
 
 
+def fit_ridge_grouped(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: Sequence[float], folds: int = 5
+) -> RidgeFit:
+    """Ridge whose penalty has the least error on held-out **groups** (group K-fold: the
+    sorted groups dealt round-robin into min(folds, #groups) folds).
+
+    x (N, F), y (N,), groups (N,) int. The returned fit is on all samples; its
+    ``loo_residuals`` are the out-of-group residuals at the chosen penalty (truth - pred).
+    """
+    uniq = np.unique(groups)
+    nf = min(int(folds), uniq.size)
+    fold = np.searchsorted(uniq, groups) % nf  # (N,)
+    resid = np.full((len(alphas), y.size), np.nan)
+    for f in range(nf):
+        tr, te = fold != f, fold == f
+        mean = x[tr].mean(axis=0)
+        sd = x[tr].std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        z = (x[tr] - mean) / sd  # (n, F)
+        y_mean = float(y[tr].mean())
+        u, sv, vt = np.linalg.svd(z, full_matrices=False)
+        uty = u.T @ (y[tr] - y_mean)
+        zt = (x[te] - mean) / sd
+        for i, a in enumerate(alphas):
+            coef = vt.T @ (sv / (sv**2 + a) * uty)  # (F,)
+            resid[i, te] = y[te] - (y_mean + zt @ coef)
+    mse = np.mean(resid**2, axis=1)
+    best = int(np.argmin(mse))
+    fit = fit_ridge_loo(x, y, [float(alphas[best])])
+    return RidgeFit(
+        fit.mean, fit.scale, fit.coef, fit.intercept, fit.alpha, float(mse[best]), resid[best]
+    )
+
+
 class RidgeHead:
-    """One ridge per horizon, penalty chosen by exact leave-one-out error on the samples."""
+    """One ridge per horizon; penalty chosen by exact leave-one-out error, or by group
+    K-fold error when `fit` is given groups (samples of one record or site are correlated:
+    leave-one-out would pick too small a penalty for a new record)."""
 
     def __init__(
         self,
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         min_samples: int = 8,
         level: float = DEFAULT_LEVEL,
+        folds: int = 5,
     ) -> None:
         self.alphas = alphas
         self.min_samples = min_samples
         self.level = level
+        self.folds = folds
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Self:
+        """x (N, F), y (N, K); groups (N,) int: group K-fold penalty when >= 2 groups."""
         x, y = _check(x, y)
         k = y.shape[1]
         self.models_: list[RidgeFit | None] = []
@@ -75,7 +115,11 @@ class RidgeHead:
             if self.n_[j] < self.min_samples:
                 self.models_.append(None)
                 continue
-            fit = fit_ridge_loo(x[ok], y[ok, j], self.alphas)
+            g = None if groups is None else np.asarray(groups)[ok]
+            if g is not None and np.unique(g).size >= 2:
+                fit = fit_ridge_grouped(x[ok], y[ok, j], g, self.alphas, self.folds)
+            else:
+                fit = fit_ridge_loo(x[ok], y[ok, j], self.alphas)
             self.models_.append(fit)
             self.band_[j] = _quantiles(fit.loo_residuals, self.level)
         return self
@@ -118,11 +162,13 @@ class MLPHead:
         self.seed = seed
         self.threads = threads
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Self:
+        """x (N, F), y (N, K); with groups (N,) the held-out fifth is made of whole groups
+        (when there are at least 3)."""
         with torch_threads(self.threads):
-            return self._fit(x, y)
+            return self._fit(x, y, groups)
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> Self:
+    def _fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> Self:
         import torch
 
         x, y = _check(x, y)
@@ -139,9 +185,8 @@ class MLPHead:
         self.y_mean_ = ym
         self.y_scale_ = np.where(ys > 0, ys, 1.0)
         rng = np.random.default_rng([self.seed, 0x4D4C50])
-        order = rng.permutation(n)
-        n_hold = round(self.holdout * n) if n >= 2 * self.min_samples else 0
-        hold, train = order[:n_hold], order[n_hold:]
+        hold, train = self._split(n, groups, rng)
+        n_hold = hold.size
         xs = (x - self.x_mean_) / self.x_scale_  # (N, F)
         yz = (y - ym) / self.y_scale_  # (N, K)
         with torch.random.fork_rng(devices=[]):
@@ -197,6 +242,23 @@ class MLPHead:
         else:
             log.info("mlp head: %d samples, too few for a held-out band", n)
         return self
+
+    def _split(
+        self, n: int, groups: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(held-out, training) indices: whole groups when there are >= 3, else samples."""
+        if n < 2 * self.min_samples:
+            return np.zeros(0, dtype=np.int64), np.arange(n)
+        if groups is not None:
+            uniq = np.unique(groups)
+            if uniq.size >= 3:
+                k = max(1, round(self.holdout * uniq.size))
+                out = rng.choice(uniq, size=k, replace=False)
+                mask = np.isin(groups, out)
+                return np.flatnonzero(mask), np.flatnonzero(~mask)
+        order = rng.permutation(n)
+        n_hold = round(self.holdout * n)
+        return np.sort(order[:n_hold]), np.sort(order[n_hold:])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         import torch

@@ -5,17 +5,21 @@
 function (the target with the sensors the encoder sees: its drivers, or its whole site)
 and from training tracks (other plates, wells, sites):
 
-1. the track of the history is **cut at the history's last time** (`Track.cut`) before
-   anything is read from it, whatever `track_of` returned;
-2. training samples: origins every `stride` days from one window span into the cut track (targets inside it,
-   so every target precedes the cutoff) and of every training track; features at each
-   origin (`geojepa.forecast.features`: embedding of the window ending there + level
-   features); target for each anchor horizon h: the change of the target from its last
-   observed value at the origin to its value at ``origin + h`` (linear between readings),
-   divided by the target's causal normaliser scale at the origin;
-3. one head (`geojepa.forecast.heads`: ridge or MLP) maps features to the K scaled changes,
-   through ``asinh`` (default; scaled changes are heavy-tailed: a fill lift moves a plate
-   many local scales) and back with ``sinh``;
+1. the track of the history, and every context track on its clock (`context_of`: other
+   sensors of the same site), are **cut at the history's last time** (`Track.cut`) before
+   anything is read from them, whatever those functions returned;
+2. training samples: origins every `stride` days, from one window span in, of the cut
+   track (targets inside it, so every target precedes the cutoff), of the cut context
+   tracks and of every training track; features at each origin
+   (`geojepa.forecast.features`: embedding of the window ending there + level features);
+   target for each anchor horizon h: the change of the target from its last observed
+   value at the origin to its value at ``origin + h`` (linear between readings), divided
+   by the window's local scale of the target, through ``asinh`` (default: scaled changes
+   are heavy-tailed, a fill lift moves a plate many local scales);
+3. the embedding block is reduced to its first `components` principal components (fitted
+   on the training features, not their targets); one head (`geojepa.forecast.heads`:
+   ridge or MLP) maps features to the K transformed changes, its penalty or early stopping
+   chosen on held-out groups (a group is a site, or a record standing alone);
 4. forecast: the head at the last row of the cut track; changes between anchors are
    interpolated linearly (0 at lead 0), held constant beyond the last anchor with a model;
    the band is the head's out-of-sample residual quantiles, scaled and interpolated alike.
@@ -28,13 +32,14 @@ name and time origin (metadata, never values) so `track_of` can find the right c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
+from geojepa.forecast._threads import one_thread
 from geojepa.forecast.base import (
     DEFAULT_LEVEL,
     Drivers,
@@ -45,7 +50,7 @@ from geojepa.forecast.base import (
 )
 from geojepa.forecast.classic import Persistence
 from geojepa.forecast.evaluate import Series
-from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast.features import N_LEVEL, EncoderFeatures
 from geojepa.forecast.heads import HEADS, MLPHead, RidgeHead
 from geojepa.forecast.tracks import Track
 
@@ -98,11 +103,44 @@ def track_samples(
     return Samples(f.x[keep], y[keep])
 
 
+def group_of(track: Track) -> str:
+    """The group of a track's samples: its site (the name's part before '/'), else its name."""
+    return track.name.split("/", 1)[0]
+
+
+class Reducer:
+    """Principal components of the embedding block (the first `n_embed` columns), fitted
+    on training features without their targets; the level columns pass unchanged.
+    `components` None, or not fewer than the block's width or the samples: identity."""
+
+    def __init__(self, n_embed: int, components: int | None) -> None:
+        self.n_embed = n_embed
+        self.components = components
+
+    def fit(self, x: np.ndarray) -> Self:
+        e, c = self.n_embed, self.components
+        self.basis_: np.ndarray | None = None
+        if c is None or e <= c or x.shape[0] <= c:
+            return self
+        self.mean_ = x[:, :e].mean(axis=0)  # (E,)
+        _, _, vt = np.linalg.svd(x[:, :e] - self.mean_, full_matrices=False)
+        self.basis_ = vt[:c].T  # (E, c)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(N, F) -> (N, c + N_LEVEL), or unchanged."""
+        if self.basis_ is None:
+            return x
+        e = self.n_embed
+        return np.concatenate([(x[:, :e] - self.mean_) @ self.basis_, x[:, e:]], axis=1)
+
+
 class SampleBank:
-    """Samples of fixed training tracks, computed once per (track, horizons, stride)."""
+    """Samples of fixed training tracks, computed once per (features, track, horizons,
+    stride); an entry is used only for the very same track and features objects."""
 
     def __init__(self) -> None:
-        self._store: dict[tuple[int, tuple[float, ...], float, int], tuple[Track, Samples]] = {}
+        self._store: dict[tuple[int, ...], tuple[Track, EncoderFeatures, Samples]] = {}
 
     def get(
         self,
@@ -112,19 +150,23 @@ class SampleBank:
         stride: float,
         min_rows: int,
     ) -> Samples:
-        key = (id(track), tuple(float(h) for h in horizons), float(stride), int(min_rows))
+        hs = hash(tuple(float(h) for h in horizons))
+        key = (id(features), id(track), hs, hash(float(stride)), int(min_rows))
         hit = self._store.get(key)
-        if hit is not None and hit[0] is track:
-            return hit[1]
+        if hit is not None and hit[0] is track and hit[1] is features:
+            return hit[2]
         s = track_samples(features, track, horizons, stride, min_rows)
-        self._store[key] = (track, s)
+        self._store[key] = (track, features, s)
         return s
 
 
 class JepaForecaster(Forecaster):
     """A head on frozen JEPA features of the window ending at the cutoff (see module doc).
 
-    `head`: "ridge" or "mlp"; `features`: an `EncoderFeatures` (shared, it caches);
+    `head`: "ridge" or "mlp"; `features`: an `EncoderFeatures` (shared, it caches), or
+    one per series name (e.g. a run pretrained without that series);
+    `training`: tracks of other records (used whole); `context_of`: tracks on the same
+    clock as the history (other sensors of its site), cut at the history's end before use;
     `horizons`: anchor horizons in days; `stride`: days between training origins;
     `own_history`: also train on earlier origins of the evaluated history.
     """
@@ -133,9 +175,10 @@ class JepaForecaster(Forecaster):
 
     def __init__(
         self,
-        features: EncoderFeatures,
+        features: EncoderFeatures | Mapping[str, EncoderFeatures],
         track_of: TrackOf,
         training: Sequence[Track] = (),
+        context_of: Callable[[Series], Sequence[Track]] | None = None,
         horizons: Sequence[float] = (7.0, 30.0, 90.0),
         stride: float = 7.0,
         head: str = "ridge",
@@ -146,10 +189,12 @@ class JepaForecaster(Forecaster):
         bank: SampleBank | None = None,
         head_kwargs: dict[str, Any] | None = None,
         asinh: bool = True,
+        components: int | None = 16,
     ) -> None:
         self.features = features
         self.track_of = track_of
         self.training = training
+        self.context_of = context_of
         self.horizons = horizons
         self.stride = stride
         self.head = head
@@ -160,6 +205,7 @@ class JepaForecaster(Forecaster):
         self.bank = bank
         self.head_kwargs = head_kwargs
         self.asinh = asinh
+        self.components = components
         self.series_name = "history"
         self.origin: pd.Timestamp | None = None
 
@@ -168,6 +214,13 @@ class JepaForecaster(Forecaster):
         self.series_name = name
         self.origin = origin
         return self
+
+    def _features(self) -> EncoderFeatures:
+        if isinstance(self.features, EncoderFeatures):
+            return self.features
+        if self.series_name not in self.features:
+            raise ValueError(f"no encoder features for series {self.series_name!r}")
+        return self.features[self.series_name]
 
     def _make_head(self) -> RidgeHead | MLPHead:
         if self.head not in HEADS:
@@ -180,38 +233,51 @@ class JepaForecaster(Forecaster):
         return RidgeHead(**kw)
 
     def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
+        with one_thread():
+            return self._fit(t, y, drivers)
+
+    def _fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None) -> Self:
         t, y, drv = as_history(t, y, drivers)
         self._persist = Persistence(level=self.level).fit(t, y)
         self.fallback_: str | None = None
+        feats = self._features()
         hs = np.array(sorted(float(h) for h in self.horizons))
         self.horizons_ = hs
         history = Series(self.series_name, t, y, drv, self.origin)
         track = self.track_of(history).cut(float(t[-1]))
         self.track_ = track
-        min_rows = (
-            self.min_rows
-            if self.min_rows is not None
-            else self.features.spec.span(self.features.spec.scales[0])
-        )
+        min_rows = self.min_rows if self.min_rows is not None else feats.spec.span(1)
         last = track.n_rows - 1
         if last < 0:
             self.fallback_ = "no grid row at or before the cutoff"
             return self._fell_back()
-        now = self.features.at(track, np.array([last]))
+        now = feats.at(track, np.array([last]))
         if not now.ok[0]:
             self.fallback_ = "no target reading in the window ending at the cutoff"
             return self._fell_back()
-        parts = []
+        parts: list[tuple[str, Samples]] = []
         bank = self.bank or SampleBank()
         for tr in self.training:
-            parts.append(bank.get(self.features, tr, list(hs), self.stride, min_rows))
+            parts.append((group_of(tr), bank.get(feats, tr, list(hs), self.stride, min_rows)))
+        t_end = float(t[-1])
+        same_clock = [c.cut(t_end) for c in self.context_of(history)] if self.context_of else []
         if self.own_history:
-            parts.append(track_samples(self.features, track, list(hs), self.stride, min_rows))
-        data = Samples.concat(parts, self.features.dim, hs.size)
+            same_clock.append(track)
+        for tr in same_clock:
+            parts.append((group_of(tr), track_samples(feats, tr, list(hs), self.stride, min_rows)))
+        data = Samples.concat([p for _, p in parts], feats.dim, hs.size)
+        names = sorted({g for g, _ in parts})
+        groups = np.concatenate(
+            [np.full(p.x.shape[0], names.index(g), dtype=np.int64) for g, p in parts]
+            or [np.zeros(0, dtype=np.int64)]
+        )
         self.n_samples_ = int(data.x.shape[0])
+        self.n_groups_ = len(names)
+        self.reducer_ = Reducer(feats.dim - N_LEVEL, self.components).fit(data.x)
         model = self._make_head()
         if self.n_samples_:
-            model.fit(data.x, np.arcsinh(data.y) if self.asinh else data.y)
+            y_fit = np.arcsinh(data.y) if self.asinh else data.y
+            model.fit(self.reducer_.transform(data.x), y_fit, groups)
         self.head_ = model
         has = (getattr(model, "n_", np.zeros(hs.size)) >= _min_samples(model)) & (
             self.n_samples_ > 0
@@ -220,7 +286,7 @@ class JepaForecaster(Forecaster):
             self.fallback_ = f"{self.n_samples_} training samples: too few for any horizon"
             return self._fell_back()
         self.anchors_ = hs[has]
-        u = model.predict(now.x)[0][has]  # (K',)
+        u = model.predict(self.reducer_.transform(now.x))[0][has]  # (K',)
         band = np.nan_to_num(model.band_[has])  # (K', 2) residual quantiles
         back = np.sinh if self.asinh else (lambda v: v)
         scale = float(now.scale[0])

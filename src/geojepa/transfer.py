@@ -1,0 +1,329 @@
+"""Transfer: pretrain on some sites, probe or fine-tune on another with few labels.
+
+The protocol, per target site S (leave one site out over site families):
+
+- S's record is split in time at `TransferSite.split` (grid row): the **training period**
+  before it, the **test period** after it.
+- Encoders compared under the same head and budget: ``pretrained`` (a JEPA pretrained on
+  the other sites only), ``scratch`` (the same architecture, randomly initialised, not
+  trained), optionally ``target_only`` (pretrained with the same steps on S's training
+  period alone), and ``level`` (no encoder: the level features alone, as a reference).
+- Labels: origins every `stride_train` days in S's training period, with the change of
+  each target sensor after each horizon (targets inside the training period). A fraction
+  p of them (1 %, 5 %, 10 %, 100 %) is drawn at random (seeded, at least `min_labels`);
+  every encoder gets the same draw.
+- Test: origins every `stride_test` days in the test period; features are causal (each
+  origin reads rows up to itself), targets are the later readings. MAE per horizon in the
+  sensor's units and relative to persistence on the same rows.
+
+Guarantees: S's data never enters the ``pretrained`` encoder (its run is trained on other
+sites; callers pass those, and `check_disjoint` refuses a run whose training sites include
+S's name); the head never sees a target from the test period; the same label draw, head
+and features width serve every encoder. Runs are cached in folders (`pretrained_run`):
+a folder whose recorded sites, end times or configuration differ is refused, not reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geojepa.checkpoint import LoadedRun, build_model, load_run
+from geojepa.config import RunConfig, preset
+from geojepa.errors import InputError
+from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast.heads import MLPHead, RidgeHead
+from geojepa.forecast.learned import origin_rows
+from geojepa.forecast.tracks import Track, frame_track
+from geojepa.frame import SensorFrame
+from geojepa.site import Site
+from geojepa.windows import Normaliser, WindowSpec
+
+log = logging.getLogger(__name__)
+
+FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
+MANIFEST = "transfer.json"
+
+
+def forecast_config(steps: int = 300, seed: int = 0, batch_size: int = 16) -> RunConfig:
+    """The tiny preset on a daily grid for forecasting and transfer: patch 8, windows of
+    64 days every 4 days, one torch thread, one evaluation at the end."""
+    cfg = preset("tiny")
+    return replace(
+        cfg,
+        seed=int(seed),
+        model=replace(cfg.model, patch=8),
+        window=WindowSpec(length=64, stride=4, patch=8),
+        train=replace(
+            cfg.train,
+            steps=int(steps),
+            batch_size=int(batch_size),
+            interval="1D",
+            eval_every=int(steps),
+            checkpoint_every=int(steps),
+            log_every=max(1, int(steps) // 10),
+            threads=1,
+        ),
+    )
+
+
+def _manifest(
+    sites: Sequence[Site], until: Sequence[pd.Timestamp | None], cfg: RunConfig
+) -> dict[str, Any]:
+    return {
+        "sites": [s.name for s in sites],
+        "until": [None if u is None else pd.Timestamp(u).isoformat() for u in until],
+        "config": cfg.to_dict(),
+    }
+
+
+def pretrained_run(
+    sites: Sequence[Site],
+    run_dir: str | Path,
+    config: RunConfig,
+    until: Sequence[pd.Timestamp | None] | None = None,
+) -> LoadedRun:
+    """Pretrain on `sites` (each cut before its `until`), or load the same run from
+    `run_dir` when its manifest matches (sites, ends, configuration)."""
+    from geojepa.train import pretrain
+
+    run = Path(run_dir)
+    ends = list(until) if until is not None else [None] * len(sites)
+    if len(ends) != len(sites):
+        raise ValueError("one `until` per site")
+    want = _manifest(sites, ends, config)
+    path = run / MANIFEST
+    if path.is_file() and (run / "checkpoint.pt").is_file():
+        have = json.loads(path.read_text(encoding="utf-8"))
+        if have != json.loads(json.dumps(want)):
+            raise InputError(
+                "the cached run was trained on other sites or settings",
+                file=run,
+                hint="delete the folder to retrain, or choose another cache folder",
+            )
+        log.info("using cached run %s", run)
+        return load_run(run)
+    cut = [s.before(u) if u is not None else s for s, u in zip(sites, ends, strict=True)]
+    pretrain(cut, run, config, tracking_uri="none", progress=False)
+    path.write_text(json.dumps(want, indent=1), encoding="utf-8")
+    return load_run(run)
+
+
+def random_run(config: RunConfig, seed: int = 0) -> LoadedRun:
+    """An untrained JEPA of `config` (weights drawn from `seed`), wrapped as a run."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_model(config, seed=int(seed))
+    model.eval()
+    empty = Normaliser((), np.zeros(0), np.zeros(0))
+    return LoadedRun(
+        model=model,
+        config=config,
+        normaliser=empty,
+        sensors=pd.DataFrame({"id": pd.Series([], dtype="str")}),
+        interval=pd.Timedelta(config.train.interval or "1D"),
+        train_end=pd.Timestamp("1970-01-01", tz="UTC"),
+        step=0,
+        metrics={},
+    )
+
+
+def check_disjoint(run: LoadedRun, site: str) -> None:
+    """Refuse a run that was trained on `site`."""
+    if any(r.name == site for r in run.sites):
+        raise InputError(
+            f"the pretrained run was trained on {site!r}, the transfer target",
+            file=run.run_dir,
+            hint="pretrain on the other sites only",
+        )
+
+
+# --------------------------------------------------------------------------- the protocol
+@dataclass(frozen=True)
+class TransferSite:
+    """A target site: its daily frame, the sensors forecast, the split row."""
+
+    name: str
+    family: str
+    frame: SensorFrame
+    targets: tuple[str, ...]
+    split: int  # first row of the test period
+
+    def tracks(self) -> list[Track]:
+        return [frame_track(self.frame, s, 0.0, name=f"{self.name}/{s}") for s in self.targets]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Samples of one site under one encoder: x (N, F), change (N, K) raw units,
+    level (N,), scale (N,), sensor (N,) index."""
+
+    x: np.ndarray
+    change: np.ndarray
+    level: np.ndarray
+    scale: np.ndarray
+
+
+def site_samples(
+    features: EncoderFeatures,
+    site: TransferSite,
+    horizons: Sequence[float],
+    test: bool,
+    stride: float,
+) -> Bundle:
+    """Training (test False: origins and targets before the split) or test samples."""
+    hs = np.asarray(horizons, dtype=np.float64)
+    xs, ch, lv, sc = [], [], [], []
+    span = features.spec.span(1)
+    for tr in site.tracks():
+        if test:
+            rows = origin_rows(tr, stride, span)
+            rows = rows[rows >= site.split]
+            src = tr
+        else:
+            src = tr.cut(float(tr.times()[site.split - 1]))
+            rows = origin_rows(src, stride, span)
+        if rows.size == 0:
+            continue
+        f = features.at(src, rows)
+        future = src.value_at(src.times()[rows][:, None] + hs[None, :])  # (n, K)
+        keep = f.ok & np.isfinite(future).any(axis=1)
+        xs.append(f.x[keep])
+        ch.append(future[keep] - f.level[keep, None])
+        lv.append(f.level[keep])
+        sc.append(f.scale[keep])
+    if not xs:
+        k = hs.size
+        return Bundle(np.zeros((0, features.dim)), np.zeros((0, k)), np.zeros(0), np.zeros(0))
+    return Bundle(np.concatenate(xs), np.concatenate(ch), np.concatenate(lv), np.concatenate(sc))
+
+
+def draw_labels(n: int, fraction: float, seed: int, min_labels: int = 4) -> np.ndarray:
+    """Indices of a random `fraction` of n samples (at least `min_labels`), sorted."""
+    k = min(n, max(int(min_labels), round(fraction * n)))
+    rng = np.random.default_rng([int(seed), round(fraction * 1e6), 0x7452])
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def _head(kind: str, seed: int) -> RidgeHead | MLPHead:
+    if kind == "ridge":
+        return RidgeHead(min_samples=3)
+    if kind == "mlp":
+        return MLPHead(min_samples=3, seed=seed, epochs=150, batch_size=512)
+    raise ValueError(f"unknown head {kind!r}")
+
+
+def probe(
+    train: Bundle, test: Bundle, labels: np.ndarray, head: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit `head` on the labelled training samples; (mae (K,), persistence mae (K,)) on test."""
+    y = np.arcsinh(train.change[labels] / train.scale[labels, None])
+    model = _head(head, seed).fit(train.x[labels], y)
+    u = model.predict(test.x)  # (M, K)
+    pred = test.level[:, None] + np.sinh(u) * test.scale[:, None]
+    truth = test.level[:, None] + test.change
+    err = np.abs(pred - truth)
+    base = np.abs(test.change)
+    ok = np.isfinite(truth)
+    mae = np.array([np.nanmean(np.where(ok[:, j], err[:, j], np.nan)) for j in range(y.shape[1])])
+    pers = np.array([np.nanmean(np.where(ok[:, j], base[:, j], np.nan)) for j in range(y.shape[1])])
+    return mae, pers
+
+
+def transfer_records(
+    site: TransferSite,
+    encoders: Mapping[str, EncoderFeatures],
+    horizons: Sequence[float],
+    seed: int,
+    fractions: Sequence[float] = FRACTIONS,
+    heads: Sequence[str] = ("ridge", "mlp"),
+    stride_train: float = 2.0,
+    stride_test: float = 7.0,
+) -> pd.DataFrame:
+    """One row per (encoder, head, fraction, horizon): mae, persistence mae, ratio, n."""
+    rows: list[dict[str, Any]] = []
+    bundles = {
+        name: (
+            site_samples(f, site, horizons, False, stride_train),
+            site_samples(f, site, horizons, True, stride_test),
+        )
+        for name, f in encoders.items()
+    }
+    sizes = {name: b[0].x.shape[0] for name, b in bundles.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"encoders gave different sample counts {sizes}")
+    n = next(iter(sizes.values()), 0)
+    if n == 0:
+        log.warning("transfer: site %s has no training samples", site.name)
+        return pd.DataFrame(rows)
+    for frac in fractions:
+        labels = draw_labels(n, frac, seed)
+        for name, (train, test) in bundles.items():
+            for head in heads:
+                mae, pers = probe(train, test, labels, head, seed)
+                for j, h in enumerate(horizons):
+                    rows.append(
+                        {
+                            "site": site.name,
+                            "family": site.family,
+                            "encoder": name,
+                            "head": head,
+                            "fraction": frac,
+                            "labels": int(labels.size),
+                            "horizon": float(h),
+                            "seed": seed,
+                            "mae": float(mae[j]),
+                            "persistence_mae": float(pers[j]),
+                            "mae_vs_persistence": float(mae[j] / pers[j])
+                            if pers[j] > 0
+                            else float("nan"),
+                            "n_test": int(test.x.shape[0]),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def wins(
+    records: pd.DataFrame,
+    encoder: str = "pretrained",
+    baseline: str = "scratch",
+    max_fraction: float = 0.1,
+) -> pd.DataFrame:
+    """Per (site, horizon, head, fraction <= max_fraction): mean and std over seeds of the
+    MAE of `encoder` and `baseline`, whether it wins, and whether it loses by more than one
+    std (the larger of the two stds)."""
+    r = records[records["fraction"] <= max_fraction + 1e-12]
+    keys = ["site", "family", "head", "fraction", "horizon"]
+    g = r.groupby([*keys, "encoder"])["mae"].agg(["mean", "std"]).reset_index()
+    a = g[g["encoder"] == encoder].drop(columns="encoder")
+    b = g[g["encoder"] == baseline].drop(columns="encoder")
+    m = a.merge(b, on=keys, suffixes=("", "_base"))
+    std = np.fmax(m["std"].fillna(0.0), m["std_base"].fillna(0.0))
+    m["wins"] = m["mean"] < m["mean_base"]
+    m["worse_by_more_than_1std"] = (m["mean"] - m["mean_base"]) > std
+    return m
+
+
+__all__ = [
+    "FRACTIONS",
+    "Bundle",
+    "TransferSite",
+    "check_disjoint",
+    "draw_labels",
+    "forecast_config",
+    "pretrained_run",
+    "probe",
+    "random_run",
+    "site_samples",
+    "transfer_records",
+    "wins",
+]
