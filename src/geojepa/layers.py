@@ -32,6 +32,24 @@ def key_mask(pad: torch.Tensor) -> torch.Tensor:
     return ensure_some_key((~pad)[:, None, None, :])
 
 
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float
+) -> torch.Tensor:
+    """scaled_dot_product_attention; bf16 inputs on CPU are attended in fp32.
+
+    Measured on this project's CPU: the CPU flash kernel is slower in bf16 than in fp32, and
+    a bf16-autocast training step ran 12-17 % faster with attention done in fp32 (the casts
+    are cheap next to the kernel). The result is cast back to the input dtype.
+    """
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(
+                q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout
+            )
+        return out.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention. x (B, N, D), mask broadcastable to (B, H, N, N) -> (B, N, D)."""
 
@@ -48,9 +66,7 @@ class Attention(nn.Module):
         b, n, d = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, Dh)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, N, Dh)
+        out = attention(q, k, v, mask, self.dropout if self.training else 0.0)  # (B, H, N, Dh)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -125,9 +141,7 @@ class FactorisedBlock(nn.Module):
             seq = g.transpose(1, 2).reshape(b * p, c, 3, h, d // h)  # over sensors
             mask = grid.sensor_mask
         q, k, v = seq.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (S, H, len, Dh)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=attn.dropout if attn.training else 0.0
-        )  # (S, H, len, Dh)
+        out = attention(q, k, v, mask, attn.dropout if attn.training else 0.0)  # (S, H, len, Dh)
         out = out.transpose(1, 2).reshape(seq.shape[0], seq.shape[1], d)
         if along_time:
             out = out.reshape(b, c, p, d)
