@@ -1,4 +1,16 @@
-"""Forecasting tables: classic methods (and later GeoJEPA) on real and simulated data.
+"""Forecasting tables: GeoJEPA heads beside the classic methods, on real and simulated data.
+
+GeoJEPA methods (``jepa_ridge``, ``jepa_mlp``): a ridge probe or a small MLP on frozen
+target-encoder features of the window ending at the cutoff (`geojepa.forecast.learned`);
+``level_ridge`` / ``level_mlp`` are the same heads on the level features alone (no encoder),
+the ablation that shows what the embedding adds. Runs (tiny preset, daily grid, patch 8,
+windows of 64 days) are cached under OUT/../runs and reused when their sites and settings
+match:
+
+- ``sim-pool``: simulated embankments, slopes and dams with seeds >= 100 (never evaluated);
+  used for the plates (transfer from simulation to the real plates) and the simulated sites;
+- ``loso-<well>``: the four other wells, each cut before the held-out well's test period
+  (``--quick``: the sim-pool run for every well).
 
 Sections (each skipped with a note when its data is absent):
 
@@ -14,9 +26,11 @@ Sections (each skipped with a note when its data is absent):
 Errors are in the data's own units (plates: as recorded, mm or cm; wells: m). Ratios
 ``*_vs_persistence`` divide by persistence's error on the same forecasts. No timing figures.
 
-Usage: python benchmarks/bench_forecast.py [--data DIR] [--out DIR] [--only plates gw sim]
+Usage: python benchmarks/bench_forecast.py [--quick] [--no-jepa] [--data DIR] [--out DIR]
+       [--only plates gw sim] [--steps N]
 Writes OUT/forecast.md, OUT/forecast.json and the per-forecast records as CSV
-(default OUT: bench-out/forecast).
+(default OUT: bench-out/forecast). ``--quick``: 60 pretraining steps, fewer simulated sites,
+wells every 28 days, one run for every section.
 """
 
 from __future__ import annotations
@@ -31,9 +45,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geojepa.datasets import default_data_root
+from geojepa.checkpoint import LoadedRun
+from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
 from geojepa.forecast.evaluate import MethodFactory, classic, summarise
+from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast.jepa_protocols import (
+    GW_ANCHORS,
+    PLATE_ANCHORS,
+    SimContext,
+    daily_frame,
+    failure_protocol_jepa,
+    gw_layout,
+    plate_layout,
+    series_methods,
+    sim_methods,
+)
 from geojepa.forecast.lagged import LaggedRidge
 from geojepa.forecast.protocols import (
     PLATE_HORIZON_BINS,
@@ -41,6 +68,7 @@ from geojepa.forecast.protocols import (
     gw_protocol,
     settlement_protocol,
 )
+from geojepa.transfer import forecast_config, loso_run, pretrained_run
 
 log = logging.getLogger("bench_forecast")
 
@@ -65,6 +93,31 @@ def pivot(summary: pd.DataFrame, index: list[str], value: str = "mae") -> pd.Dat
     return out.reset_index().rename_axis(columns=None)
 
 
+# --------------------------------------------------------------------------- runs
+POOL = {"embankment": (100, 101, 102, 103), "slope": (100, 101, 102, 103), "dam": (100, 101)}
+"""Simulated sites the pooled run is pretrained on (seeds never evaluated)."""
+
+
+def sim_site(scenario: str, seed: int) -> Any:
+    from geojepa.simulate import simulate_site
+
+    return simulate_site(scenario, 16, 365, "1h", seed)
+
+
+def pool_run(runs: Path, steps: int, seed: int = 0) -> LoadedRun:
+    sites = [sim_site(sc, s).site for sc, seeds in POOL.items() for s in seeds]
+    folder = runs / f"sim-pool-s{steps}-seed{seed}"
+    return pretrained_run(sites, folder, forecast_config(steps, seed))
+
+
+def level_features() -> EncoderFeatures:
+    return EncoderFeatures(None)
+
+
+def target_table(rows: list[dict[str, Any]]) -> str:
+    return md_table(pd.DataFrame(rows))
+
+
 # --------------------------------------------------------------------------- 1. plates
 def plates_section(
     methods: dict[str, MethodFactory], root: Path, out: Path
@@ -84,6 +137,22 @@ def plates_section(
         by=("method", "cutoff_label", "stage"),
     )
     cover = summarise(rec, by=("method", "cutoff_label"))[["method", "cutoff_label", "coverage"]]
+    targets = []
+    for label in sorted(mean["cutoff_label"].unique()):
+        m = mean[mean["cutoff_label"] == label].set_index("method")["mae"]
+        for learned in [x for x in m.index if x.startswith("jepa_")]:
+            targets.append(
+                {
+                    "cutoff": label,
+                    "method": learned,
+                    "mae": m[learned],
+                    "hyperbolic": m.get("hyperbolic", np.nan),
+                    "best_classic": min(
+                        m.get(k, np.inf) for k in ("linear", "hyperbolic", "asaoka", "fukuzono")
+                    ),
+                    "below_hyperbolic": bool(m[learned] < m.get("hyperbolic", np.nan)),
+                }
+            )
     text = [
         "## Settlement plates: leave one plate out, forecast the rest of the record",
         "",
@@ -115,8 +184,13 @@ def plates_section(
         "",
         md_table(pivot(fallbacks, ["cutoff_label"], "n_fallback"), "{:.0f}"),
         "",
+        "### Target: GeoJEPA's mean MAE over plates below the hyperbolic method's at 50 %",
+        "",
+        target_table(targets) if targets else "(no GeoJEPA method run)",
+        "",
     ]
     data = {
+        "targets": targets,
         "per_plate": per_plate.to_dict("records"),
         "mean_over_plates": mean.to_dict("records"),
         "by_horizon": by_h.to_dict("records"),
@@ -137,7 +211,7 @@ def gw_methods() -> dict[str, MethodFactory]:
 def gw_section(
     methods: dict[str, MethodFactory], root: Path, out: Path, stride: float
 ) -> tuple[str, dict[str, Any]]:
-    rec, series = gw_protocol(methods, root, stride=stride)
+    rec, series = gw_protocol(methods, root, stride=stride, leave_one_out=True)
     rec.to_csv(out / "records_gw.csv", index=False)
     order = [f"{h:g} d" for h in sorted(rec["horizon"].unique())]
     rec["horizon"] = rec["horizon"].map(lambda h: f"{h:g} d")
@@ -154,7 +228,9 @@ def gw_section(
         f"{len(series)} wells; a cutoff every {stride:g} days at a head reading in the "
         "challenge's test period; forcing and heads only up to the cutoff (no future weather). "
         "Weekly wells (Sweden) have no 1-day target; their 30-day target is the reading 28 "
-        "days ahead. The ridge is refitted on each well's own history at every cutoff.",
+        "days ahead. The lagged ridge is refitted on each well's own history at every cutoff; "
+        "the GeoJEPA and level heads are trained on the well's own history and the four other "
+        "wells cut before its test period, on features of a run pretrained on those four.",
         "",
         "### MAE (m) per well",
         "",
@@ -180,7 +256,13 @@ def gw_section(
 
 
 # --------------------------------------------------------------------------- 3. simulated
-def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[str, dict[str, Any]]:
+def sim_section(
+    out: Path,
+    seeds: list[int],
+    slope_seeds: list[int],
+    run: LoadedRun | None,
+    head_pool: list[int],
+) -> tuple[str, dict[str, Any]]:
     from geojepa.forecast.simulated import (
         creep_cases,
         creep_displacement_protocol,
@@ -198,7 +280,14 @@ def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[st
         "fukuzono": classic("fukuzono"),
     }
     sites = [(f"embankment-{s}", simulate_site("embankment", 16, 365, "1h", s).site) for s in seeds]
-    rec = settlement_protocol_sim(methods, sites)
+    pool = {f"pool-embankment-{s}": sim_site("embankment", s).site for s in head_pool}
+    context = SimContext({k: daily_frame(v) for k, v in [*sites, *pool.items()]})
+    feats: dict[str, Any] = {"level": level_features()}
+    if run is not None:
+        feats["jepa"] = EncoderFeatures(run)
+    all_methods: dict[str, MethodFactory] = dict(methods)
+    all_methods.update(sim_methods(feats, context, list(pool)))
+    rec = settlement_protocol_sim(all_methods, sites)
     rec.to_csv(out / "records_sim_embankment.csv", index=False)
     per_site = summarise(rec, by=("site", "method", "horizon"))
     agg = (
@@ -207,8 +296,9 @@ def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[st
         .reset_index()
         .rename(columns={"mean": "mae_mean", "std": "mae_std"})
     )
+    classic_names = set(methods) - {"persistence"}
     best = (
-        agg[agg["method"] != "persistence"]
+        agg[agg["method"].isin(classic_names)]
         .sort_values("mae_mean")
         .groupby("horizon")
         .head(1)
@@ -216,11 +306,38 @@ def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[st
         .assign(target_mae=lambda d: 0.8 * d["mae_mean"])
     )
     pooled = summarise(rec, by=("method", "horizon"))
+    sim_targets = []
+    for _, b in best.iterrows():
+        for learned in sorted(m for m in agg["method"].unique() if m.startswith("jepa_")):
+            v = agg[(agg["method"] == learned) & (agg["horizon"] == b["horizon"])]["mae_mean"]
+            sim_targets.append(
+                {
+                    "horizon": b["horizon"],
+                    "method": learned,
+                    "mae": float(v.iloc[0]),
+                    "best_classic": b["method"],
+                    "target": float(b["target_mae"]),
+                    "ratio_to_best": float(v.iloc[0]) / float(b["mae_mean"]),
+                    "met": bool(float(v.iloc[0]) <= float(b["target_mae"])),
+                }
+            )
     cases = []
+    frames: dict[str, Any] = {}
     for s in slope_seeds:
         sim = simulate_site("slope", 16, 365, "1h", s)
         cases += creep_cases(f"slope-{s}", sim.site, sim.truth)
+        frames[f"slope-{s}"] = daily_frame(sim.site)
+    train_cases = []
+    for s in head_pool:
+        sim = sim_site("slope", s)
+        train_cases += creep_cases(f"pool-slope-{s}", sim.site, sim.truth)
+        frames[f"pool-slope-{s}"] = daily_frame(sim.site)
     tof = failure_protocol_sim(cases)
+    tof_feats = {k: v for k, v in feats.items()}
+    tof = pd.concat(
+        [tof, failure_protocol_jepa(tof_feats, SimContext(frames), train_cases, cases)],
+        ignore_index=True,
+    )
     tof.to_csv(out / "records_sim_failure.csv", index=False)
     tof_sum = failure_summary(tof)
     no_load = {k: classic(k) for k in methods}
@@ -245,6 +362,11 @@ def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[st
         "",
         md_table(best[["horizon", "method", "mae_mean", "target_mae"]]),
         "",
+        f"GeoJEPA against that target (heads trained on {len(pool)} other simulated "
+        "embankments and, up to the cutoff, the same site's other plates):",
+        "",
+        target_table(sim_targets) if sim_targets else "(no GeoJEPA method run)",
+        "",
         "Pooled over sites: MAE relative to persistence, band coverage and fallbacks",
         "",
         md_table(pivot(pooled, ["horizon"], "mae_vs_persistence")),
@@ -260,7 +382,11 @@ def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[st
         "smoothed over 3 days; `fukuzono` fits the last 14 days, `fukuzono_onset` fits from "
         "the labelled onset (an oracle advantage). Errors in days over the records with a "
         "finite predicted failure; `n_no_failure` counts records where the fit predicted none "
-        "(or could not fit).",
+        "(or could not fit). `*_tof`: a ridge on features at the cutoff predicting log(days "
+        f"to failure), trained on the creep events of {len(head_pool)} other simulated slopes "
+        f"({len(train_cases)} sensor records) at 30-95 % of each event; it always predicts a "
+        "failure. Errors over all records count a missed failure as a miss: see the "
+        "`miss_or_error_gt_7d` column.",
         "",
         md_table(tof_sum),
         "",
@@ -276,6 +402,7 @@ def sim_section(out: Path, seeds: list[int], slope_seeds: list[int]) -> tuple[st
         "embankment_per_site": per_site.to_dict("records"),
         "embankment_mean_std": agg.to_dict("records"),
         "embankment_best_classic": best.to_dict("records"),
+        "embankment_targets": sim_targets,
         "failure_records": tof.to_dict("records"),
         "failure_summary": tof_sum.to_dict("records"),
         "creep_displacement": disp_sum.to_dict("records"),
@@ -288,21 +415,74 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data", type=Path, default=None, help="folder holding the data sets")
     ap.add_argument("--out", type=Path, default=Path("bench-out/forecast"))
     ap.add_argument("--only", nargs="*", default=["plates", "gw", "sim"])
-    ap.add_argument("--stride", type=float, default=7.0, help="days between well cutoffs")
-    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="embankment seeds")
-    ap.add_argument(
-        "--slope-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4, 5], help="slope seeds"
-    )
+    ap.add_argument("--stride", type=float, default=None, help="days between well cutoffs")
+    ap.add_argument("--seeds", type=int, nargs="*", default=None, help="embankment seeds")
+    ap.add_argument("--slope-seeds", type=int, nargs="*", default=None, help="slope seeds")
+    ap.add_argument("--quick", action="store_true", help="a smaller, faster version")
+    ap.add_argument("--no-jepa", action="store_true", help="classic methods only")
+    ap.add_argument("--steps", type=int, default=None, help="pretraining steps per run")
+    ap.add_argument("--runs", type=Path, default=None, help="run cache (default OUT/../runs)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    quick = bool(args.quick)
+    steps = args.steps or (60 if quick else 200)
+    stride = args.stride or (28.0 if quick else 7.0)
+    seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1, 2])
+    slope_seeds = (
+        args.slope_seeds
+        if args.slope_seeds is not None
+        else ([0, 1, 2] if quick else list(range(6)))
+    )
+    head_pool = list(range(100, 104)) if quick else list(range(100, 112))
     root = args.data or default_data_root()
+    runs = args.runs or (args.out.parent / "runs")
     args.out.mkdir(parents=True, exist_ok=True)
     parts = ["# Forecasting benchmark", ""]
-    data: dict[str, Any] = {}
+    if quick:
+        parts += ["(quick mode: smaller and noisier than the full tables)", ""]
+    data: dict[str, Any] = {"quick": quick, "steps": steps}
+    cache: dict[str, LoadedRun] = {}
+
+    def pool() -> LoadedRun | None:
+        if args.no_jepa:
+            return None
+        if "pool" not in cache:
+            cache["pool"] = pool_run(runs, steps)
+        return cache["pool"]
+
+    def plate_methods() -> dict[str, MethodFactory]:
+        out = dict(classic_settlement_methods())
+        feats: dict[str, Any] = {"level": level_features()}
+        run = pool()
+        if run is not None:
+            feats["jepa"] = EncoderFeatures(run)
+        out.update(series_methods(feats, plate_layout, PLATE_ANCHORS, stride=3.0))
+        return out
+
+    def well_methods() -> dict[str, MethodFactory]:
+        out = dict(gw_methods())
+        feats: dict[str, Any] = {"level": level_features()}
+        if not args.no_jepa:
+            wells = load_gw_wells(root)
+            if quick:
+                run = pool()
+                assert run is not None
+                feats["jepa"] = EncoderFeatures(run)
+            else:
+                sites = {w.name: gw_site(w) for w in wells}
+                feats["jepa"] = {
+                    w.name: EncoderFeatures(
+                        loso_run(sites, w.name, runs, forecast_config(steps), w.test_start)
+                    )
+                    for w in wells
+                }
+        out.update(series_methods(feats, gw_layout, GW_ANCHORS, stride=7.0))
+        return out
+
     sections = {
-        "plates": lambda: plates_section(classic_settlement_methods(), root, args.out),
-        "gw": lambda: gw_section(gw_methods(), root, args.out, args.stride),
-        "sim": lambda: sim_section(args.out, args.seeds, args.slope_seeds),
+        "plates": lambda: plates_section(plate_methods(), root, args.out),
+        "gw": lambda: gw_section(well_methods(), root, args.out, stride),
+        "sim": lambda: sim_section(args.out, seeds, slope_seeds, pool(), head_pool),
     }
     for name in args.only:
         try:

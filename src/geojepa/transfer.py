@@ -40,6 +40,7 @@ from geojepa.config import RunConfig, preset
 from geojepa.errors import InputError
 from geojepa.forecast.features import EncoderFeatures
 from geojepa.forecast.heads import MLPHead, RidgeHead
+from geojepa.forecast.jepa_protocols import daily_frame
 from geojepa.forecast.learned import origin_rows
 from geojepa.forecast.tracks import Track, frame_track
 from geojepa.frame import SensorFrame
@@ -147,6 +148,50 @@ def check_disjoint(run: LoadedRun, site: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- sites and runs
+TASK_KINDS: dict[str, tuple[str, ...]] = {
+    "embankment": ("settlement",),
+    "slope": ("inclinometer", "extensometer", "gnss"),
+    "dam": ("piezometer",),
+    "gw": ("piezometer",),
+}
+"""The sensor kinds forecast on each site family."""
+
+
+def transfer_site(
+    site: Site, family: str, split: pd.Timestamp | None = None, name: str | None = None
+) -> TransferSite:
+    """A site as a transfer target: its sensors of the family's kinds, split at `split`
+    (default: half-way through its daily grid)."""
+    frame = daily_frame(site)
+    kinds = TASK_KINDS[family]
+    targets = tuple(
+        str(i)
+        for i, k in zip(frame.sensors["id"], frame.sensors["kind"], strict=True)
+        if k in kinds
+    )
+    if not targets:
+        raise InputError(f"site {site.name!r} has no sensor of kind {kinds}")
+    row = frame.n_times // 2 if split is None else frame.index_of(split)
+    return TransferSite(name or site.name, family, frame, targets, int(row))
+
+
+def loso_run(
+    sites: Mapping[str, Site],
+    target: str,
+    cache: str | Path,
+    config: RunConfig,
+    until: pd.Timestamp | None = None,
+) -> LoadedRun:
+    """A run pretrained on every site but `target` (each cut before `until` when given),
+    cached in ``cache/<target>-s<steps>-seed<seed>``."""
+    others = [s for n, s in sites.items() if n != target]
+    folder = Path(cache) / f"loso-{target}-s{config.train.steps}-seed{config.seed}"
+    run = pretrained_run(others, folder, config, [until] * len(others))
+    check_disjoint(run, target)
+    return run
+
+
 # --------------------------------------------------------------------------- the protocol
 @dataclass(frozen=True)
 class TransferSite:
@@ -179,11 +224,13 @@ def site_samples(
     horizons: Sequence[float],
     test: bool,
     stride: float,
+    min_rows: int | None = None,
 ) -> Bundle:
-    """Training (test False: origins and targets before the split) or test samples."""
+    """Training (test False: origins and targets before the split) or test samples;
+    origins from `min_rows` rows in (default: one window span of `features`)."""
     hs = np.asarray(horizons, dtype=np.float64)
     xs, ch, lv, sc = [], [], [], []
-    span = features.spec.span(1)
+    span = features.spec.span(1) if min_rows is None else int(min_rows)
     for tr in site.tracks():
         if test:
             rows = origin_rows(tr, stride, span)
@@ -234,9 +281,14 @@ def probe(
     err = np.abs(pred - truth)
     base = np.abs(test.change)
     ok = np.isfinite(truth)
-    mae = np.array([np.nanmean(np.where(ok[:, j], err[:, j], np.nan)) for j in range(y.shape[1])])
-    pers = np.array([np.nanmean(np.where(ok[:, j], base[:, j], np.nan)) for j in range(y.shape[1])])
+    mae = np.array([_mean(err[ok[:, j], j]) for j in range(y.shape[1])])  # NaN: no model
+    pers = np.array([_mean(base[ok[:, j], j]) for j in range(y.shape[1])])
     return mae, pers
+
+
+def _mean(v: np.ndarray) -> float:
+    """Mean of `v`, NaN when it is empty or holds a NaN (a horizon without a model)."""
+    return float(np.mean(v)) if v.size else float("nan")
 
 
 def transfer_records(
@@ -251,17 +303,18 @@ def transfer_records(
 ) -> pd.DataFrame:
     """One row per (encoder, head, fraction, horizon): mae, persistence mae, ratio, n."""
     rows: list[dict[str, Any]] = []
+    span = max(f.spec.span(1) for f in encoders.values())  # one set of origins for all
     bundles = {
         name: (
-            site_samples(f, site, horizons, False, stride_train),
-            site_samples(f, site, horizons, True, stride_test),
+            site_samples(f, site, horizons, False, stride_train, span),
+            site_samples(f, site, horizons, True, stride_test, span),
         )
         for name, f in encoders.items()
     }
-    sizes = {name: b[0].x.shape[0] for name, b in bundles.items()}
+    sizes = {name: (b[0].x.shape[0], b[1].x.shape[0]) for name, b in bundles.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"encoders gave different sample counts {sizes}")
-    n = next(iter(sizes.values()), 0)
+    n = next(iter(sizes.values()), (0, 0))[0]
     if n == 0:
         log.warning("transfer: site %s has no training samples", site.name)
         return pd.DataFrame(rows)
@@ -315,15 +368,19 @@ def wins(
 
 __all__ = [
     "FRACTIONS",
+    "TASK_KINDS",
     "Bundle",
     "TransferSite",
     "check_disjoint",
+    "daily_frame",
     "draw_labels",
     "forecast_config",
+    "loso_run",
     "pretrained_run",
     "probe",
     "random_run",
     "site_samples",
     "transfer_records",
+    "transfer_site",
     "wins",
 ]

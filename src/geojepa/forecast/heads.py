@@ -141,11 +141,11 @@ class MLPHead:
     def __init__(
         self,
         hidden: int = 64,
-        epochs: int = 300,
+        epochs: int = 100,
         lr: float = 3e-3,
         weight_decay: float = 1e-2,
         holdout: float = 0.2,
-        batch_size: int = 256,
+        batch_size: int = 512,
         min_samples: int = 8,
         level: float = DEFAULT_LEVEL,
         seed: int = 0,

@@ -1,0 +1,223 @@
+"""Transfer tables: pretrained on other sites vs from scratch, with 1-100 % of the labels.
+
+Target sites (leave one site out over site families, `geojepa.transfer`):
+
+- simulated embankments, slopes and dams (seeds --sim-seeds; each seed is its own site
+  family: geometry, soils, drivers); tasks: the change of every settlement plate
+  (embankment), displacement sensor (slope) or piezometer (dam) 7 and 30 days ahead;
+  the ``pretrained`` run is trained on the other simulated sites (whole records);
+- the five gw-challenge wells (when ../shared/data is present); task: the head 7 and 30
+  days ahead; the ``pretrained`` run is trained on the four other wells cut before the
+  target's test period (the same runs as the forecasting benchmark's).
+
+Each target is split in time (simulated: half-way; wells: the challenge's test period);
+labels are origins every 2 days of its training period; a random fraction of them
+(1, 5, 10, 100 %) trains the head; the test period scores it. Encoders: ``pretrained``,
+``scratch`` (randomly initialised, untrained: same architecture, head and labels),
+``target_only`` (with --target-only: pretrained with the same steps on the target's
+training period alone) and ``level`` (no encoder). Heads: ridge probe and MLP. Seeds vary
+the pretraining, the initialisation and the label draw; mean +- std over seeds.
+
+Usage: python benchmarks/bench_transfer.py [--quick] [--seeds 0 1] [--steps N]
+       [--target-only] [--out DIR] [--data DIR]
+Writes OUT/transfer.md, OUT/transfer.json and OUT/records_transfer.csv
+(default OUT: bench-out/transfer; runs cached in OUT/../runs). No timing figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geojepa.datasets import default_data_root, gw_site, load_gw_wells
+from geojepa.errors import InputError
+from geojepa.forecast.features import EncoderFeatures
+from geojepa.site import Site
+from geojepa.transfer import (
+    FRACTIONS,
+    TransferSite,
+    forecast_config,
+    loso_run,
+    pretrained_run,
+    random_run,
+    transfer_records,
+    transfer_site,
+    wins,
+)
+
+log = logging.getLogger("bench_transfer")
+HORIZONS = (7.0, 30.0)
+
+
+def md_table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        cells = []
+        for v in row.to_numpy():
+            if isinstance(v, float | np.floating):
+                cells.append("" if np.isnan(v) else floatfmt.format(v))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sim_sites(seeds: list[int]) -> dict[str, tuple[str, Site]]:
+    from geojepa.simulate import simulate_site
+
+    return {
+        f"{sc}-{s}": (sc, simulate_site(sc, 16, 365, "1h", s).site)
+        for sc in ("embankment", "slope", "dam")
+        for s in seeds
+    }
+
+
+def run_site(
+    target: TransferSite,
+    pretrained: Any,
+    runs: Path,
+    steps: int,
+    seed: int,
+    site: Site,
+    target_only: bool,
+) -> pd.DataFrame:
+    cfg = forecast_config(steps, seed)
+    encoders: dict[str, EncoderFeatures] = {
+        "pretrained": EncoderFeatures(pretrained),
+        "scratch": EncoderFeatures(random_run(cfg, seed)),
+        "level": EncoderFeatures(None),
+    }
+    if target_only:
+        split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
+        folder = runs / f"target-only-{target.name}-s{steps}-seed{seed}"
+        encoders["target_only"] = EncoderFeatures(pretrained_run([site], folder, cfg, [split_time]))
+    return transfer_records(target, encoders, HORIZONS, seed)
+
+
+def summary(records: pd.DataFrame) -> pd.DataFrame:
+    keys = ["family", "site", "head", "fraction", "horizon", "encoder"]
+    g = records.groupby(keys)["mae_vs_persistence"].agg(["mean", "std"]).reset_index()
+    g["cell"] = [
+        f"{m:.3f} +- {s:.3f}" if np.isfinite(s) else f"{m:.3f}"
+        for m, s in zip(g["mean"], g["std"], strict=True)
+    ]
+    out = g.pivot_table(
+        index=["family", "site", "head", "fraction", "horizon"],
+        columns="encoder",
+        values="cell",
+        aggfunc="first",
+    )
+    return out.reset_index().rename_axis(columns=None)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path("bench-out/transfer"))
+    ap.add_argument("--runs", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="*", default=None)
+    ap.add_argument("--sim-seeds", type=int, nargs="*", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--target-only", action="store_true")
+    ap.add_argument("--no-gw", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    quick = bool(args.quick)
+    steps = args.steps or (60 if quick else 200)
+    seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1])
+    sim_seeds = args.sim_seeds if args.sim_seeds is not None else ([0] if quick else [0, 1])
+    runs = args.runs or (args.out.parent / "runs")
+    args.out.mkdir(parents=True, exist_ok=True)
+    frames: list[pd.DataFrame] = []
+
+    sims = sim_sites(sim_seeds)
+    sim_only = {name: site for name, (_, site) in sims.items()}
+    for name, (family, site) in sims.items():
+        target = transfer_site(site, family, name=name)
+        for seed in seeds:
+            run = loso_run(sim_only, name, runs / "sim", forecast_config(steps, seed))
+            frames.append(run_site(target, run, runs, steps, seed, site, args.target_only))
+            log.warning("transfer: %s seed %d done", name, seed)
+    gw_note = ""
+    if not args.no_gw:
+        try:
+            wells = load_gw_wells(args.data or default_data_root())
+        except InputError as err:
+            wells = []
+            gw_note = f"wells skipped: {err}"
+        if quick:
+            wells = wells[:2]
+        sites = {w.name: gw_site(w) for w in wells}
+        for w in wells:
+            target = transfer_site(sites[w.name], "gw", split=w.test_start, name=w.name)
+            for seed in seeds:
+                run = loso_run(sites, w.name, runs, forecast_config(steps, seed), w.test_start)
+                frames.append(
+                    run_site(target, run, runs, steps, seed, sites[w.name], args.target_only)
+                )
+                log.warning("transfer: %s seed %d done", w.name, seed)
+    rec = pd.concat(frames, ignore_index=True)
+    rec.to_csv(args.out / "records_transfer.csv", index=False)
+    comparisons = {}
+    for base in [b for b in ("scratch", "target_only") if b in set(rec["encoder"])]:
+        w = wins(rec, "pretrained", base)
+        comparisons[base] = w
+    text = [
+        "# Transfer benchmark",
+        "",
+        f"{'quick mode; ' if quick else ''}pretraining {steps} steps per run (tiny preset, "
+        f"daily grid); seeds {seeds}; simulated site seeds {sim_seeds}; horizons "
+        f"{list(HORIZONS)} days; label fractions {list(FRACTIONS)}. {gw_note}",
+        "",
+        "MAE relative to persistence on the target's test period (mean +- std over seeds; "
+        "lower is better):",
+        "",
+        md_table(summary(rec)),
+        "",
+    ]
+    data: dict[str, Any] = {"steps": steps, "seeds": seeds, "quick": quick}
+    for base, w in comparisons.items():
+        pairs = w.groupby("head").agg(
+            pairs=("wins", "size"),
+            wins=("wins", "sum"),
+            worse_by_more_than_1std=("worse_by_more_than_1std", "sum"),
+        )
+        pairs["win_rate"] = pairs["wins"] / pairs["pairs"]
+        text += [
+            f"## Pretrained vs {base} at <= 10 % of the labels",
+            "",
+            "Site x horizon x fraction (1, 5, 10 %) pairs; target: wins on >= 70 % of them, "
+            "never worse by more than one std.",
+            "",
+            md_table(pairs.reset_index()),
+            "",
+            "Per family:",
+            "",
+            md_table(
+                w.groupby(["head", "family"])
+                .agg(pairs=("wins", "size"), wins=("wins", "sum"))
+                .reset_index()
+            ),
+            "",
+        ]
+        data[f"vs_{base}"] = w.to_dict("records")
+    (args.out / "transfer.md").write_text("\n".join(text), encoding="utf-8")
+    (args.out / "transfer.json").write_text(
+        json.dumps({**data, "records": rec.to_dict("records")}, indent=1, default=float),
+        encoding="utf-8",
+    )
+    sys.stdout.write("\n".join(text) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,158 @@
+"""Transfer protocol: label draws, the split in time, win counting, the run cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geojepa.config import RunConfig
+from geojepa.errors import InputError
+from geojepa.forecast.features import EncoderFeatures
+from geojepa.frame import SensorFrame
+from geojepa.simulate import simulate_site
+from geojepa.site import Site
+from geojepa.transfer import (
+    TransferSite,
+    check_disjoint,
+    draw_labels,
+    forecast_config,
+    pretrained_run,
+    random_run,
+    site_samples,
+    transfer_records,
+    transfer_site,
+    wins,
+)
+from geojepa.windows import WindowSpec
+
+
+def tiny_config(steps: int = 3, seed: int = 0) -> RunConfig:
+    cfg = forecast_config(steps, seed, batch_size=4)
+    return replace(
+        cfg,
+        model=replace(cfg.model, dim=32, depth=1, heads=2, predictor_dim=16, patch=4),
+        window=WindowSpec(length=16, stride=4, patch=4),
+        train=replace(cfg.train, val_windows=4, lidar_views=2),
+    )
+
+
+@pytest.fixture(scope="module")
+def sim() -> Site:
+    return simulate_site("embankment", 8, 120, "3h", 3).site
+
+
+def test_label_draws_are_seeded_sized_and_sorted() -> None:
+    a = draw_labels(1000, 0.05, seed=1)
+    assert a.size == 50 and np.all(np.diff(a) > 0)
+    np.testing.assert_array_equal(a, draw_labels(1000, 0.05, seed=1))
+    assert not np.array_equal(a, draw_labels(1000, 0.05, seed=2))
+    assert draw_labels(100, 0.01, seed=0).size == 4  # at least min_labels
+    assert draw_labels(3, 0.5, seed=0).size == 3
+    assert draw_labels(50, 1.0, seed=0).size == 50
+
+
+def test_training_samples_never_read_the_test_period(sim: Site) -> None:
+    target = transfer_site(sim, "embankment", name="emb")
+    assert target.targets and 0 < target.split < target.frame.n_times
+    feats = EncoderFeatures(random_run(tiny_config()))
+    train = site_samples(feats, target, (7.0, 30.0), test=False, stride=2.0)
+    test = site_samples(feats, target, (7.0, 30.0), test=True, stride=7.0)
+    assert train.x.shape[0] > 10 and test.x.shape[0] > 0
+    f = target.frame
+    values = f.values.copy()
+    values[target.split :] = -1e6
+    wrecked = TransferSite(
+        target.name,
+        target.family,
+        SensorFrame(values, f.observed, f.time, f.sensors, f.interval),
+        target.targets,
+        target.split,
+    )
+    again = site_samples(feats, wrecked, (7.0, 30.0), test=False, stride=2.0)
+    np.testing.assert_allclose(again.x, train.x)
+    np.testing.assert_allclose(again.change, train.change, equal_nan=True)
+
+
+def test_transfer_records_compare_encoders_on_the_same_labels(sim: Site) -> None:
+    target = transfer_site(sim, "embankment", name="emb")
+    encoders = {
+        "pretrained": EncoderFeatures(random_run(tiny_config(), seed=1)),
+        "scratch": EncoderFeatures(random_run(tiny_config(), seed=2)),
+        "level": EncoderFeatures(None, spec=WindowSpec(length=16, stride=4, patch=4)),
+    }
+    rec = transfer_records(target, encoders, (7.0, 30.0), seed=0, heads=("ridge",))
+    assert set(rec["encoder"]) == set(encoders)
+    assert set(rec["fraction"]) == {0.01, 0.05, 0.1, 1.0}
+    one = rec.groupby(["fraction"])["labels"].nunique()
+    assert (one == 1).all()  # every encoder got the same number of labels
+    assert (rec["persistence_mae"] > 0).all()
+    # with every label each horizon has a model; a draw of 4 labels may have no 30-day target
+    assert np.isfinite(rec.loc[rec["fraction"] == 1.0, "mae"]).all()
+    assert np.isfinite(rec.loc[rec["horizon"] == 7.0, "mae"]).all()
+
+
+def test_wins_counts_and_flags_losses_beyond_one_std() -> None:
+    rows = []
+    for seed, (p, s) in enumerate([(1.0, 2.0), (1.2, 2.2)]):
+        for enc, mae in (("pretrained", p), ("scratch", s)):
+            rows.append(
+                dict(
+                    site="a",
+                    family="f",
+                    head="ridge",
+                    fraction=0.01,
+                    horizon=7.0,
+                    encoder=enc,
+                    seed=seed,
+                    mae=mae,
+                )
+            )
+    for seed, (p, s) in enumerate([(3.0, 1.0), (3.1, 1.1)]):
+        for enc, mae in (("pretrained", p), ("scratch", s)):
+            rows.append(
+                dict(
+                    site="b",
+                    family="f",
+                    head="ridge",
+                    fraction=0.05,
+                    horizon=7.0,
+                    encoder=enc,
+                    seed=seed,
+                    mae=mae,
+                )
+            )
+    rows.append(
+        dict(
+            site="b",
+            family="f",
+            head="ridge",
+            fraction=1.0,
+            horizon=7.0,
+            encoder="pretrained",
+            seed=0,
+            mae=0.0,
+        )
+    )
+    w = wins(pd.DataFrame(rows)).set_index("site")
+    assert len(w) == 2  # the 100 % row is not a <= 10 % pair
+    assert bool(w.loc["a", "wins"]) and not bool(w.loc["a", "worse_by_more_than_1std"])
+    assert not bool(w.loc["b", "wins"]) and bool(w.loc["b", "worse_by_more_than_1std"])
+
+
+def test_run_cache_is_reused_only_for_the_same_sites(sim: Site, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    other = simulate_site("slope", 8, 120, "3h", 4).site
+    folder = tmp_path / "run"
+    run = pretrained_run([other], folder, cfg)
+    assert run.step == 3
+    check_disjoint(run, sim.name)
+    with pytest.raises(InputError):
+        check_disjoint(run, other.name)
+    again = pretrained_run([other], folder, cfg)  # cached: loaded, not retrained
+    assert again.step == 3
+    with pytest.raises(InputError, match="other sites"):
+        pretrained_run([sim], folder, cfg)
