@@ -110,3 +110,54 @@ def test_creep_cases_and_fukuzono_time_of_failure_error() -> None:
     disp = creep_displacement_protocol({"persistence": classic("persistence")}, cases)
     assert set(disp["horizon"]) == {1.0, 3.0, 7.0}
     assert np.all(disp["t"] > disp["cutoff"])
+
+
+# --------------------------------------------------------------------------- GeoJEPA glue
+def test_sim_tracks_share_the_daily_clock_of_the_series() -> None:
+    from geojepa.forecast.jepa_protocols import SimContext, daily_frame
+
+    site = embankment(2)
+    (s,) = embankment_series(site)
+    ctx = SimContext({"e2": daily_frame(site)})
+    tr = ctx.track("e2/SP1")
+    # row r of the daily frame is the mean the series stamps at t = r
+    np.testing.assert_allclose(tr.value_at(s.t), s.y, rtol=1e-5)
+    assert ctx.ids("e2") == ["SP1"] and ctx.others("e2/SP1") == []
+
+
+def test_sim_methods_run_in_the_protocol_with_pool_sites() -> None:
+    from geojepa.forecast.features import EncoderFeatures
+    from geojepa.forecast.jepa_protocols import SimContext, daily_frame, sim_methods
+
+    sites = {"e0": embankment(0), "pool-1": embankment(1), "pool-2": embankment(3)}
+    ctx = SimContext({k: daily_frame(v) for k, v in sites.items()})
+    methods = {"persistence": classic("persistence")}
+    methods.update(
+        sim_methods({"level": EncoderFeatures(None)}, ctx, ["pool-1", "pool-2"], heads=("ridge",))
+    )
+    rec = settlement_protocol_sim(methods, [("e0", sites["e0"])], horizons=(7.0, 30.0))
+    learned = rec[rec["method"] == "level_ridge"]
+    assert len(learned) == len(rec[rec["method"] == "persistence"]) > 0
+    assert (learned["fallback"] == "").all() and np.isfinite(learned["prediction"]).all()
+
+
+def test_jepa_time_of_failure_never_reads_the_evaluated_failure_time() -> None:
+    from dataclasses import replace
+
+    from geojepa.forecast.features import EncoderFeatures
+    from geojepa.forecast.jepa_protocols import SimContext, daily_frame, failure_protocol_jepa
+
+    sites = {f"s{k}": creep_site(k) for k in range(3)}
+    cases = {k: creep_cases(k, site, truth) for k, (site, truth) in sites.items()}
+    ctx = SimContext({k: daily_frame(site) for k, (site, _) in sites.items()})
+    feats = {"level": EncoderFeatures(None)}
+    train = cases["s1"] + cases["s2"]
+    rec = failure_protocol_jepa(feats, ctx, train, cases["s0"], fractions=(0.5, 0.9))
+    assert set(rec["method"]) == {"level_tof"} and len(rec) == 2
+    assert np.isfinite(rec["predicted"]).all() and (rec["predicted"] > rec["cutoff"] - 1).all()
+    assert (rec["lower"] <= rec["predicted"]).all() and (rec["predicted"] <= rec["upper"]).all()
+    moved = [replace(c, failure=c.failure + 50.0) for c in cases["s0"]]
+    again = failure_protocol_jepa(feats, ctx, train, moved, fractions=(0.5, 0.9))
+    np.testing.assert_allclose(again["predicted"], rec["predicted"])
+    np.testing.assert_allclose(again["error"], rec["error"] - 50.0)
+    assert set(failure_summary(rec).columns) >= {"median_abs_error_all_days", "miss_or_error_gt_7d"}
