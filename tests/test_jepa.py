@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pandas as pd
@@ -254,5 +255,6 @@ def test_predictor_without_context_cannot_reach_the_trained_loss() -> None:
         opt2.step()
     blind_trained = _loss_of(blind_model, held_batches, blind=True)
     numbers = {"trained": trained, "context_removed": blind, "no_context_trained": blind_trained}
+    logging.getLogger(__name__).info("held-out latent loss: %s", numbers)
     assert blind > 1.25 * trained, numbers
     assert blind_trained > 1.25 * trained, numbers
