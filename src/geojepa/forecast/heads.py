@@ -135,8 +135,9 @@ class RidgeHead:
 
 class MLPHead:
     """A two-layer MLP (GELU) predicting every horizon at once, trained with AdamW on a
-    masked Huber loss over standardised targets; the epoch with the least held-out loss
-    is kept."""
+    masked Huber loss over standardised targets for at most `epochs` epochs and
+    `max_steps` optimiser steps (whole epochs); the epoch with the least held-out loss is
+    kept."""
 
     def __init__(
         self,
@@ -150,6 +151,7 @@ class MLPHead:
         level: float = DEFAULT_LEVEL,
         seed: int = 0,
         threads: int | None = 1,
+        max_steps: int = 400,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -161,6 +163,7 @@ class MLPHead:
         self.level = level
         self.seed = seed
         self.threads = threads
+        self.max_steps = max_steps
 
     def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Self:
         """x (N, F), y (N, K); with groups (N,) the held-out fifth is made of whole groups
@@ -213,7 +216,10 @@ class MLPHead:
             return (err * m).sum() / m.sum().clamp_min(1.0)
 
         best = (float("inf"), [p.detach().clone() for p in net.parameters()])
+        done = 0
         for _ in range(self.epochs):
+            if done >= self.max_steps:
+                break
             net.train()
             perm = tr[torch.randperm(tr.numel(), generator=gen)]
             for lo in range(0, perm.numel(), self.batch_size):
@@ -222,6 +228,7 @@ class MLPHead:
                 loss = loss_of(idx)
                 loss.backward()
                 opt.step()
+                done += 1
             if n_hold:
                 net.eval()
                 with torch.no_grad():
