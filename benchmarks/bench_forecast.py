@@ -68,7 +68,7 @@ from geojepa.forecast.protocols import (
     gw_protocol,
     settlement_protocol,
 )
-from geojepa.transfer import forecast_config, loso_run, pretrained_run
+from geojepa.transfer import config_tag, forecast_config, loso_run, pretrained_run
 
 log = logging.getLogger("bench_forecast")
 
@@ -106,8 +106,8 @@ def sim_site(scenario: str, seed: int) -> Any:
 
 def pool_run(runs: Path, steps: int, seed: int = 0) -> LoadedRun:
     sites = [sim_site(sc, s).site for sc, seeds in POOL.items() for s in seeds]
-    folder = runs / f"sim-pool-s{steps}-seed{seed}"
-    return pretrained_run(sites, folder, forecast_config(steps, seed))
+    cfg = forecast_config(steps, seed)
+    return pretrained_run(sites, runs / f"sim-pool-{config_tag(cfg)}", cfg)
 
 
 def level_features() -> EncoderFeatures:

@@ -43,6 +43,7 @@ from geojepa.site import Site
 from geojepa.transfer import (
     FRACTIONS,
     TransferSite,
+    config_tag,
     forecast_config,
     loso_run,
     pretrained_run,
@@ -97,7 +98,7 @@ def run_site(
     }
     if target_only:
         split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
-        folder = runs / f"target-only-{target.name}-s{steps}-seed{seed}"
+        folder = runs / f"target-only-{target.name}-{config_tag(cfg)}"
         encoders["target_only"] = EncoderFeatures(pretrained_run([site], folder, cfg, [split_time]))
     return transfer_records(target, encoders, HORIZONS, seed)
 

@@ -38,10 +38,11 @@ import pandas as pd
 from geojepa.checkpoint import LoadedRun, build_model, load_run
 from geojepa.config import RunConfig, preset
 from geojepa.errors import InputError
-from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast._threads import one_thread
+from geojepa.forecast.features import N_LEVEL, EncoderFeatures
 from geojepa.forecast.heads import MLPHead, RidgeHead
 from geojepa.forecast.jepa_protocols import daily_frame
-from geojepa.forecast.learned import origin_rows
+from geojepa.forecast.learned import Reducer, origin_rows
 from geojepa.forecast.tracks import Track, frame_track
 from geojepa.frame import SensorFrame
 from geojepa.site import Site
@@ -73,6 +74,15 @@ def forecast_config(steps: int = 300, seed: int = 0, batch_size: int = 16) -> Ru
             threads=1,
         ),
     )
+
+
+def config_tag(config: RunConfig) -> str:
+    """Steps, seed and a short digest of the whole configuration, for cache folder names
+    (a changed default gives a new folder instead of a refused one)."""
+    import hashlib
+
+    digest = hashlib.blake2b(json.dumps(config.to_dict(), sort_keys=True).encode(), digest_size=4)
+    return f"s{config.train.steps}-seed{config.seed}-{digest.hexdigest()}"
 
 
 def _manifest(
@@ -184,9 +194,9 @@ def loso_run(
     until: pd.Timestamp | None = None,
 ) -> LoadedRun:
     """A run pretrained on every site but `target` (each cut before `until` when given),
-    cached in ``cache/<target>-s<steps>-seed<seed>``."""
+    cached in ``cache/loso-<target>-<config_tag>``."""
     others = [s for n, s in sites.items() if n != target]
-    folder = Path(cache) / f"loso-{target}-s{config.train.steps}-seed{config.seed}"
+    folder = Path(cache) / f"loso-{target}-{config_tag(config)}"
     run = pretrained_run(others, folder, config, [until] * len(others))
     check_disjoint(run, target)
     return run
@@ -216,6 +226,7 @@ class Bundle:
     change: np.ndarray
     level: np.ndarray
     scale: np.ndarray
+    sensor: np.ndarray
 
 
 def site_samples(
@@ -229,9 +240,9 @@ def site_samples(
     """Training (test False: origins and targets before the split) or test samples;
     origins from `min_rows` rows in (default: one window span of `features`)."""
     hs = np.asarray(horizons, dtype=np.float64)
-    xs, ch, lv, sc = [], [], [], []
+    xs, ch, lv, sc, se = [], [], [], [], []
     span = features.spec.span(1) if min_rows is None else int(min_rows)
-    for tr in site.tracks():
+    for j, tr in enumerate(site.tracks()):
         if test:
             rows = origin_rows(tr, stride, span)
             rows = rows[rows >= site.split]
@@ -248,10 +259,18 @@ def site_samples(
         ch.append(future[keep] - f.level[keep, None])
         lv.append(f.level[keep])
         sc.append(f.scale[keep])
+        se.append(np.full(int(keep.sum()), j, dtype=np.int64))
     if not xs:
         k = hs.size
-        return Bundle(np.zeros((0, features.dim)), np.zeros((0, k)), np.zeros(0), np.zeros(0))
-    return Bundle(np.concatenate(xs), np.concatenate(ch), np.concatenate(lv), np.concatenate(sc))
+        z = np.zeros(0)
+        return Bundle(np.zeros((0, features.dim)), np.zeros((0, k)), z, z, z.astype(np.int64))
+    return Bundle(
+        np.concatenate(xs),
+        np.concatenate(ch),
+        np.concatenate(lv),
+        np.concatenate(sc),
+        np.concatenate(se),
+    )
 
 
 def draw_labels(n: int, fraction: float, seed: int, min_labels: int = 4) -> np.ndarray:
@@ -270,12 +289,23 @@ def _head(kind: str, seed: int) -> RidgeHead | MLPHead:
 
 
 def probe(
-    train: Bundle, test: Bundle, labels: np.ndarray, head: str, seed: int
+    train: Bundle,
+    test: Bundle,
+    labels: np.ndarray,
+    head: str,
+    seed: int,
+    components: int | None = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit `head` on the labelled training samples; (mae (K,), persistence mae (K,)) on test."""
+    """Fit `head` on the labelled training samples; (mae (K,), persistence mae (K,)) on test.
+
+    As the forecasters do: the embedding block reduced to `components` principal components
+    of all training-period features (no targets), targets asinh(change / local scale),
+    penalty chosen on held-out sensors, predictions clipped to the labels' range.
+    """
     y = np.arcsinh(train.change[labels] / train.scale[labels, None])
-    model = _head(head, seed).fit(train.x[labels], y)
-    u = model.predict(test.x)  # (M, K)
+    reducer = Reducer(train.x.shape[1] - N_LEVEL, components).fit(train.x)
+    model = _head(head, seed).fit(reducer.transform(train.x[labels]), y, train.sensor[labels])
+    u = model.predict(reducer.transform(test.x))  # (M, K)
     pred = test.level[:, None] + np.sinh(u) * test.scale[:, None]
     truth = test.level[:, None] + test.change
     err = np.abs(pred - truth)
@@ -322,7 +352,8 @@ def transfer_records(
         labels = draw_labels(n, frac, seed)
         for name, (train, test) in bundles.items():
             for head in heads:
-                mae, pers = probe(train, test, labels, head, seed)
+                with one_thread():
+                    mae, pers = probe(train, test, labels, head, seed)
                 for j, h in enumerate(horizons):
                     rows.append(
                         {
@@ -372,6 +403,7 @@ __all__ = [
     "Bundle",
     "TransferSite",
     "check_disjoint",
+    "config_tag",
     "daily_frame",
     "draw_labels",
     "forecast_config",

@@ -185,14 +185,16 @@ class EncoderFeatures:
         windows: list[tuple[int, Window]] = []
         norms: dict[int, Normaliser] = {}
         sensor_feats = sensor_features(frame.sensors)  # (C, F) once per call
+        col = track.target
         for i, r in enumerate(rows):
             end = int(r) + 1
             q = self._norm_end(end)
+            lo_q = max(0, q - NORM_SPANS * span)
+            if not frame.observed[lo_q:q, col].any():
+                continue  # no target reading to normalise by: not a usable origin (ok False)
             if q not in norms:
-                norms[q] = Normaliser.fit(_rows(frame, max(0, q - NORM_SPANS * span), q))
+                norms[q] = Normaliser.fit(_rows(frame, lo_q, q))
             nm = norms[q]
-            col = track.target
-            seen = bool(frame.observed[max(0, q - NORM_SPANS * span) : q, col].any())
             lo = max(0, end - span)
             sub = _rows(frame, lo, end)
             w = self._window(sub, nm, sensor_feats, end)
@@ -202,7 +204,7 @@ class EncoderFeatures:
             x[i, -N_LEVEL:], scale[i] = _level(
                 raw, obs_raw, self.spec.patch, center[i], float(nm.scale[col])
             )
-            ok[i] = seen and bool(w.observed[col].any())
+            ok[i] = bool(w.observed[col].any())
             if self.with_embedding:
                 windows.append((i, w))
         if windows:

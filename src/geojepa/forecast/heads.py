@@ -6,6 +6,9 @@ no target for that sample), ``predict(x) -> (M, K)``. Fitted attributes end in `
 
 - ``n_`` (K,) training samples per horizon; a horizon with fewer than `min_samples` gets no
   model and predicts NaN;
+- ``range_`` (K, 2) the training targets' range: predictions are clipped to it, so a
+  sample far outside the training features cannot produce a value no training sample had
+  (with the asinh targets of the learned forecasters that would be exponentially large);
 - ``band_`` (K, 2) lower and upper quantiles of out-of-sample residuals (truth minus
   prediction) at central coverage `level`: for the ridge, out-of-group residuals when
   `fit` gets groups (records or sites), else exact leave-one-out ones; for the MLP, those
@@ -42,6 +45,16 @@ def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(x)):
         raise ValueError("features must be finite")
     return x, y
+
+
+def _ranges(y: np.ndarray) -> np.ndarray:
+    """(K, 2) min and max of each horizon's finite targets (-inf, inf when none)."""
+    out = np.tile([-np.inf, np.inf], (y.shape[1], 1))
+    for j in range(y.shape[1]):
+        v = y[np.isfinite(y[:, j]), j]
+        if v.size:
+            out[j] = v.min(), v.max()
+    return out
 
 
 def _quantiles(resid: np.ndarray, level: float) -> tuple[float, float]:
@@ -109,6 +122,7 @@ class RidgeHead:
         self.models_: list[RidgeFit | None] = []
         self.n_ = np.zeros(k, dtype=np.int64)
         self.band_ = np.full((k, 2), np.nan)
+        self.range_ = _ranges(y)
         for j in range(k):
             ok = np.isfinite(y[:, j])
             self.n_[j] = int(ok.sum())
@@ -130,7 +144,7 @@ class RidgeHead:
         for j, m in enumerate(self.models_):
             if m is not None:
                 out[:, j] = m.predict(x)
-        return out
+        return np.clip(out, self.range_[:, 0], self.range_[:, 1])
 
 
 class MLPHead:
@@ -187,6 +201,7 @@ class MLPHead:
         ys = np.array([np.nanstd(y[:, j]) if self.n_[j] > 1 else 1.0 for j in range(k)])
         self.y_mean_ = ym
         self.y_scale_ = np.where(ys > 0, ys, 1.0)
+        self.range_ = _ranges(y)
         rng = np.random.default_rng([self.seed, 0x4D4C50])
         hold, train = self._split(n, groups, rng)
         n_hold = hold.size
@@ -273,7 +288,7 @@ class MLPHead:
         xs = (np.asarray(x, dtype=np.float64) - self.x_mean_) / self.x_scale_
         with torch.no_grad(), torch_threads(self.threads):
             z = self.net_(torch.from_numpy(xs)).numpy()  # (M, K)
-        out = z * self.y_scale_ + self.y_mean_
+        out = np.clip(z * self.y_scale_ + self.y_mean_, self.range_[:, 0], self.range_[:, 1])
         out[:, ~self.active_] = np.nan
         return np.asarray(out, dtype=np.float64)
 
