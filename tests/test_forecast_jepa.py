@@ -139,6 +139,8 @@ def test_ridge_head_fits_a_linear_map_and_leaves_sparse_horizons_empty() -> None
     groups = np.repeat(np.arange(4), 50)
     g = RidgeHead().fit(x, y[:, :1], groups)
     assert g.band_[0, 0] < 0 < g.band_[0, 1]
+    far = g.predict(np.full((1, 5), 1e3))  # far outside the training features
+    assert far[0, 0] == pytest.approx(np.nanmax(y[:, 0]))  # clipped to the targets' range
 
 
 def test_mlp_head_is_deterministic_given_its_seed() -> None:

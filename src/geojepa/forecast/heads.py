@@ -1,8 +1,9 @@
 """Multi-horizon regression heads on fixed features: a ridge probe and a small MLP.
 
 Both follow one contract (scikit-learn's): the constructor stores arguments,
-``fit(x, y) -> self`` with x (N, F) features and y (N, K) targets (NaN where a horizon has
-no target for that sample), ``predict(x) -> (M, K)``. Fitted attributes end in ``_``:
+``fit(x, y, groups=None) -> self`` with x (N, F) features, y (N, K) targets (NaN where a
+horizon has no target for that sample) and optional groups (N,) int (records or sites),
+``predict(x) -> (M, K)``. Fitted attributes end in ``_``:
 
 - ``n_`` (K,) training samples per horizon; a horizon with fewer than `min_samples` gets no
   model and predicts NaN;
