@@ -3,7 +3,10 @@
 GeoJEPA methods (``jepa_ridge``, ``jepa_mlp``): a ridge probe or a small MLP on frozen
 target-encoder features of the window ending at the cutoff (`geojepa.forecast.learned`);
 ``level_ridge`` / ``level_mlp`` are the same heads on the level features alone (no encoder),
-the ablation that shows what the embedding adds. Runs (tiny preset, daily grid, patch 8,
+the ablation that shows what the embedding adds. ``hybrid_jepa_*`` / ``hybrid_level_*``:
+the same heads predicting the residual of the linear-trend forecast, which they also read
+as a feature (`geojepa.forecast.hybrid`); ``hybrid_*_tof``: the time-of-failure ridge also
+reading Fukuzono's own estimate at the cutoff. Runs (tiny preset, daily grid, patch 8,
 windows of 64 days) are cached under OUT/../runs and reused when their sites and settings
 match:
 
@@ -114,6 +117,22 @@ def level_features() -> EncoderFeatures:
     return EncoderFeatures(None)
 
 
+HYBRID_BASE = "linear"
+"""The classic forecast the hybrid heads correct (`geojepa.forecast.hybrid`): the linear
+trend, chosen before any GeoJEPA test figure was seen because it is the one classic method
+that always fits (no fallback) on every data set here."""
+
+
+def hybrid(feats: dict[str, Any]) -> dict[str, Any]:
+    """The same features under ``hybrid_<name>`` method names (same objects: shared caches)."""
+    return {f"hybrid_{k}": v for k, v in feats.items()}
+
+
+def is_geojepa(method: str) -> bool:
+    """GeoJEPA's own methods (the ``level_`` heads are the no-encoder ablation)."""
+    return method.startswith(("jepa_", "hybrid_jepa_"))
+
+
 def target_table(rows: list[dict[str, Any]]) -> str:
     return md_table(pd.DataFrame(rows))
 
@@ -140,7 +159,7 @@ def plates_section(
     targets = []
     for label in sorted(mean["cutoff_label"].unique()):
         m = mean[mean["cutoff_label"] == label].set_index("method")["mae"]
-        for learned in [x for x in m.index if x.startswith("jepa_")]:
+        for learned in [x for x in m.index if is_geojepa(x)]:
             targets.append(
                 {
                     "cutoff": label,
@@ -287,6 +306,7 @@ def sim_section(
         feats["jepa"] = EncoderFeatures(run)
     all_methods: dict[str, MethodFactory] = dict(methods)
     all_methods.update(sim_methods(feats, context, list(pool)))
+    all_methods.update(sim_methods(hybrid(feats), context, list(pool), base=HYBRID_BASE))
     rec = settlement_protocol_sim(all_methods, sites)
     rec.to_csv(out / "records_sim_embankment.csv", index=False)
     per_site = summarise(rec, by=("site", "method", "horizon"))
@@ -308,7 +328,7 @@ def sim_section(
     pooled = summarise(rec, by=("method", "horizon"))
     sim_targets = []
     for _, b in best.iterrows():
-        for learned in sorted(m for m in agg["method"].unique() if m.startswith("jepa_")):
+        for learned in sorted(m for m in agg["method"].unique() if is_geojepa(m)):
             v = agg[(agg["method"] == learned) & (agg["horizon"] == b["horizon"])]["mae_mean"]
             sim_targets.append(
                 {
@@ -335,7 +355,13 @@ def sim_section(
     tof = failure_protocol_sim(cases)
     tof_feats = {k: v for k, v in feats.items()}
     tof = pd.concat(
-        [tof, failure_protocol_jepa(tof_feats, SimContext(frames), train_cases, cases)],
+        [
+            tof,
+            failure_protocol_jepa(tof_feats, SimContext(frames), train_cases, cases),
+            failure_protocol_jepa(
+                hybrid(tof_feats), SimContext(frames), train_cases, cases, fukuzono=True
+            ),
+        ],
         ignore_index=True,
     )
     tof.to_csv(out / "records_sim_failure.csv", index=False)
@@ -457,6 +483,9 @@ def main(argv: list[str]) -> int:
         if run is not None:
             feats["jepa"] = EncoderFeatures(run)
         out.update(series_methods(feats, plate_layout, PLATE_ANCHORS, stride=3.0))
+        out.update(
+            series_methods(hybrid(feats), plate_layout, PLATE_ANCHORS, stride=3.0, base=HYBRID_BASE)
+        )
         return out
 
     def well_methods() -> dict[str, MethodFactory]:
@@ -479,6 +508,16 @@ def main(argv: list[str]) -> int:
         # ridge heads only here: an MLP per well and cutoff (~1300 fits) would dominate the
         # run time; the MLP head is shown on the plates and the simulated sites
         out.update(series_methods(feats, gw_layout, GW_ANCHORS, stride=7.0, heads=("ridge",)))
+        out.update(
+            series_methods(
+                hybrid(feats),
+                gw_layout,
+                GW_ANCHORS,
+                stride=7.0,
+                heads=("ridge",),
+                base=HYBRID_BASE,
+            )
+        )
         return out
 
     sections = {

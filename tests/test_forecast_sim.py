@@ -161,3 +161,7 @@ def test_jepa_time_of_failure_never_reads_the_evaluated_failure_time() -> None:
     np.testing.assert_allclose(again["predicted"], rec["predicted"])
     np.testing.assert_allclose(again["error"], rec["error"] - 50.0)
     assert set(failure_summary(rec).columns) >= {"median_abs_error_all_days", "miss_or_error_gt_7d"}
+    hyb = failure_protocol_jepa(feats, ctx, train, cases["s0"], fractions=(0.5, 0.9), fukuzono=True)
+    assert len(hyb) == len(rec) and np.isfinite(hyb["predicted"]).all()
+    hyb_moved = failure_protocol_jepa(feats, ctx, train, moved, fractions=(0.5, 0.9), fukuzono=True)
+    np.testing.assert_allclose(hyb_moved["predicted"], hyb["predicted"])

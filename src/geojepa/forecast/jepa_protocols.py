@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geojepa.forecast.evaluate import MethodFactory, Series
+from geojepa.forecast.classic import Fukuzono
+from geojepa.forecast.evaluate import MethodFactory, Series, truncate
 from geojepa.forecast.features import EncoderFeatures
 from geojepa.forecast.heads import RidgeHead
 from geojepa.forecast.learned import JepaForecaster, SampleBank
@@ -94,11 +95,13 @@ def series_methods(
     stride: float,
     heads: Sequence[str] = ("ridge", "mlp"),
     seed: int = 0,
+    base: str | None = None,
 ) -> dict[str, MethodFactory]:
     """Factories ``<name>_<head>`` for series whose context is their own drivers.
 
     `features`: method-name prefix -> features (e.g. ``{"jepa": ..., "level": ...}``);
-    `layout(name)` the sensors table of a series' track.
+    `layout(name)` the sensors table of a series' track; `base`: a classic base forecast
+    whose residual the heads learn (`geojepa.forecast.hybrid`), None for none.
     """
     tracks = SeriesTracks(layout)
     out: dict[str, MethodFactory] = {}
@@ -121,6 +124,7 @@ def series_methods(
                     head=head,
                     seed=seed,
                     bank=bank,
+                    base=base,
                 )
 
             out[f"{prefix}_{head}"] = make
@@ -173,9 +177,11 @@ def sim_methods(
     heads: Sequence[str] = ("ridge", "mlp"),
     same_site: bool = True,
     seed: int = 0,
+    base: str | None = None,
 ) -> dict[str, MethodFactory]:
     """Factories for simulated series named ``site/sensor`` (the harness's training
-    series are ignored: the pool sites and the same site's other sensors are used)."""
+    series are ignored: the pool sites and the same site's other sensors are used);
+    `base` as in `series_methods`."""
     training = context.tracks(pool)
     out: dict[str, MethodFactory] = {}
     for prefix, feats in features.items():
@@ -198,6 +204,7 @@ def sim_methods(
                     head=head,
                     seed=seed,
                     bank=bank,
+                    base=base,
                 )
 
             out[f"{prefix}_{head}"] = make
@@ -222,6 +229,26 @@ def _case_rows(
     return out
 
 
+FUKUZONO_WINDOW = 14.0
+FUKUZONO_SPAN = 3.0
+MAX_DAYS = 365.0
+
+
+def fukuzono_features(series: Series, t_cut: float) -> np.ndarray:
+    """(2,) Fukuzono's estimate from `series` up to `t_cut` as head features: whether it
+    predicts a failure after the cutoff (0/1), and log of its days to it (clipped to
+    0.5..`MAX_DAYS`; 0 when none). Fitted as the ``fukuzono`` row of the failure table
+    (the last `FUKUZONO_WINDOW` days, velocities over `FUKUZONO_SPAN` days), no bootstrap."""
+    hist = truncate(series, t_cut)
+    if np.isfinite(hist.y).sum() < 5:
+        return np.zeros(2)
+    model = Fukuzono(window=FUKUZONO_WINDOW, span=FUKUZONO_SPAN, n_boot=0).fit(hist.t, hist.y)
+    days = float(model.time_of_failure_) - t_cut
+    if not np.isfinite(days) or days <= 0:
+        return np.zeros(2)
+    return np.array([1.0, float(np.log(np.clip(days, 0.5, MAX_DAYS)))])
+
+
 def failure_protocol_jepa(
     features: Mapping[str, EncoderFeatures],
     context: SimContext,
@@ -230,6 +257,7 @@ def failure_protocol_jepa(
     fractions: Sequence[float] = (0.5, 0.7, 0.9),
     train_fractions: Sequence[float] = TRAIN_FRACTIONS,
     level: float = 0.9,
+    fukuzono: bool = False,
 ) -> pd.DataFrame:
     """Time of failure from a ridge on features at the cutoff, trained on `train_cases`.
 
@@ -237,8 +265,16 @@ def failure_protocol_jepa(
     `train_fractions` of each training event. Prediction: row time + exp(ridge); band:
     exp of the leave-one-out residual quantiles. Same columns as
     `geojepa.forecast.simulated.failure_protocol_sim` (method ``<prefix>_tof``).
+    `fukuzono`: the hybrid, whose ridge also reads Fukuzono's own estimate at the cutoff
+    (`fukuzono_features`, from the record's readings up to the cutoff row's time).
     """
     rows: list[dict[str, Any]] = []
+
+    def extra(c: CreepCase, times: np.ndarray) -> np.ndarray:
+        if not fukuzono:
+            return np.zeros((times.size, 0))
+        return np.stack([fukuzono_features(c.series, float(t)) for t in times])  # (n, 2)
+
     for prefix, feats in features.items():
         xs, ys = [], []
         for c in train_cases:
@@ -250,7 +286,7 @@ def failure_protocol_jepa(
             fx = feats.at(tr, r)
             t_row = tr.times()[r]
             keep = fx.ok & (c.failure - t_row > 0)
-            xs.append(fx.x[keep])
+            xs.append(np.concatenate([fx.x, extra(c, t_row)], axis=1)[keep])
             ys.append(np.log(c.failure - t_row[keep]))
         x, y = np.concatenate(xs), np.concatenate(ys)
         head = RidgeHead(level=level).fit(x, y[:, None])
@@ -265,7 +301,8 @@ def failure_protocol_jepa(
                 if not ft.ok[0]:
                     pred = lo = hi = float("inf")
                 else:
-                    u = float(head.predict(ft.x)[0, 0])
+                    x_now = np.concatenate([ft.x, extra(c, np.array([t_cut]))], axis=1)
+                    u = float(head.predict(x_now)[0, 0])
                     pred, lo, hi = (t_cut + float(np.exp(u + d)) for d in (0.0, lo_q, hi_q))
                 rows.append(
                     {

@@ -20,8 +20,11 @@ and from training tracks (other plates, wells, sites):
    on the training features, not their targets); one head (`geojepa.forecast.heads`:
    ridge or MLP) maps features to the K transformed changes, its penalty or early stopping
    chosen on held-out groups (a group is a site, or a record standing alone);
-4. forecast: the head at the last row of the cut track; changes between anchors are
-   interpolated linearly (0 at lead 0), held constant beyond the last anchor with a model;
+   With a `base` (`geojepa.forecast.hybrid`: the hybrid), the target is instead the
+   residual of that classic forecast's change, and its scaled changes are K more features;
+4. forecast: the head at the last row of the cut track (plus the base's change, for the
+   hybrid); changes between anchors are interpolated linearly (0 at lead 0), held constant
+   beyond the last anchor with a model;
    the band is the head's out-of-sample residual quantiles, scaled and interpolated alike.
 
 Falls back to persistence (``fallback_`` says why) when the last window holds no target
@@ -52,6 +55,7 @@ from geojepa.forecast.classic import Persistence
 from geojepa.forecast.evaluate import Series
 from geojepa.forecast.features import N_LEVEL, EncoderFeatures
 from geojepa.forecast.heads import HEADS, MLPHead, RidgeHead
+from geojepa.forecast.hybrid import base_changes
 from geojepa.forecast.tracks import Track
 
 log = logging.getLogger(__name__)
@@ -89,18 +93,42 @@ def track_samples(
     horizons: Sequence[float],
     stride: float,
     min_rows: int,
+    base: str | None = None,
 ) -> Samples:
-    """Samples at origins of `track` whose targets lie inside it (scaled changes)."""
+    """Samples at origins of `track` whose targets lie inside it (scaled changes; with a
+    `base`, scaled residuals of its forecast, and its scaled changes as K more features)."""
     rows = origin_rows(track, stride, min_rows)
     k = len(horizons)
+    width = features.dim + (k if base else 0)
     if rows.size == 0:
-        return Samples(np.zeros((0, features.dim)), np.zeros((0, k)))
+        return Samples(np.zeros((0, width)), np.zeros((0, k)))
     f = features.at(track, rows)
     t = track.times()[rows]  # (N,)
     future = track.value_at(t[:, None] + np.asarray(horizons, dtype=np.float64)[None, :])  # (N, K)
-    y = (future - f.level[:, None]) / f.scale[:, None]
+    x, b = with_base(f.x, f.scale, track, rows, horizons, base)  # (N, F'), (N, K)
+    y = (future - f.level[:, None] - b) / f.scale[:, None]
     keep = f.ok & np.isfinite(y).any(axis=1)
-    return Samples(f.x[keep], y[keep])
+    return Samples(x[keep], y[keep])
+
+
+def with_base(
+    x: np.ndarray,
+    scale: np.ndarray,
+    track: Track,
+    rows: np.ndarray,
+    horizons: Sequence[float],
+    base: str | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features with the base forecast's scaled changes appended, and those changes.
+
+    x (N, F) -> (N, F + K) and base changes (N, K) in raw units; no base: x unchanged and
+    zeros."""
+    if not base:
+        return x, np.zeros((x.shape[0], len(horizons)))
+    b = base_changes(base, track, rows, horizons)  # (N, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.nan_to_num(np.arcsinh(b / scale[:, None]))  # (N, K), scale NaN where not ok
+    return np.concatenate([x, z], axis=1), b
 
 
 def group_of(track: Track) -> str:
@@ -149,13 +177,14 @@ class SampleBank:
         horizons: Sequence[float],
         stride: float,
         min_rows: int,
+        base: str | None = None,
     ) -> Samples:
         hs = hash(tuple(float(h) for h in horizons))
-        key = (id(features), id(track), hs, hash(float(stride)), int(min_rows))
+        key = (id(features), id(track), hs, hash(float(stride)), int(min_rows), hash(base))
         hit = self._store.get(key)
         if hit is not None and hit[0] is track and hit[1] is features:
             return hit[2]
-        s = track_samples(features, track, horizons, stride, min_rows)
+        s = track_samples(features, track, horizons, stride, min_rows, base)
         self._store[key] = (track, features, s)
         return s
 
@@ -168,7 +197,9 @@ class JepaForecaster(Forecaster):
     `training`: tracks of other records (used whole); `context_of`: tracks on the same
     clock as the history (other sensors of its site), cut at the history's end before use;
     `horizons`: anchor horizons in days; `stride`: days between training origins;
-    `own_history`: also train on earlier origins of the evaluated history.
+    `own_history`: also train on earlier origins of the evaluated history;
+    `base`: None, or a classic base forecast (`geojepa.forecast.hybrid`, e.g. "linear")
+    whose residual the head learns (the hybrid: classic forecast + learned correction).
     """
 
     name = "jepa"
@@ -190,6 +221,7 @@ class JepaForecaster(Forecaster):
         head_kwargs: dict[str, Any] | None = None,
         asinh: bool = True,
         components: int | None = 16,
+        base: str | None = None,
     ) -> None:
         self.features = features
         self.track_of = track_of
@@ -206,6 +238,7 @@ class JepaForecaster(Forecaster):
         self.head_kwargs = head_kwargs
         self.asinh = asinh
         self.components = components
+        self.base = base
         self.series_name = "history"
         self.origin: pd.Timestamp | None = None
 
@@ -258,14 +291,20 @@ class JepaForecaster(Forecaster):
         parts: list[tuple[str, Samples]] = []
         bank = self.bank or SampleBank()
         for tr in self.training:
-            parts.append((group_of(tr), bank.get(feats, tr, list(hs), self.stride, min_rows)))
+            parts.append(
+                (group_of(tr), bank.get(feats, tr, list(hs), self.stride, min_rows, self.base))
+            )
         t_end = float(t[-1])
         same_clock = [c.cut(t_end) for c in self.context_of(history)] if self.context_of else []
         if self.own_history:
             same_clock.append(track)
         for tr in same_clock:
-            parts.append((group_of(tr), track_samples(feats, tr, list(hs), self.stride, min_rows)))
-        data = Samples.concat([p for _, p in parts], feats.dim, hs.size)
+            samples = track_samples(feats, tr, list(hs), self.stride, min_rows, self.base)
+            parts.append((group_of(tr), samples))
+        now_x, now_base = with_base(
+            now.x, now.scale, track, np.array([last]), list(hs), self.base
+        )  # (1, F'), (1, K)
+        data = Samples.concat([p for _, p in parts], now_x.shape[1], hs.size)
         names = sorted({g for g, _ in parts})
         groups = np.concatenate(
             [np.full(p.x.shape[0], names.index(g), dtype=np.int64) for g, p in parts]
@@ -286,13 +325,13 @@ class JepaForecaster(Forecaster):
             self.fallback_ = f"{self.n_samples_} training samples: too few for any horizon"
             return self._fell_back()
         self.anchors_ = hs[has]
-        u = model.predict(self.reducer_.transform(now.x))[0][has]  # (K',)
+        u = model.predict(self.reducer_.transform(now_x))[0][has]  # (K',)
         band = np.nan_to_num(model.band_[has])  # (K', 2) residual quantiles
         back = np.sinh if self.asinh else (lambda v: v)
         scale = float(now.scale[0])
         self.t_last_ = float(track.times()[last])
         self.y_last_ = float(now.level[0])
-        self.change_ = back(u) * scale
+        self.change_ = now_base[0][has] + back(u) * scale
         self.lower_ = (back(u + band[:, 0]) - back(u)) * scale  # offsets from the prediction
         self.upper_ = (back(u + band[:, 1]) - back(u)) * scale
         return self
