@@ -9,7 +9,14 @@ GEOJEPA_DETECTOR_CACHE to reuse runs). Usage: python benchmarks/bench_detect.py
 ``--ablations DIR`` instead runs the GeoJEPA ablations through the benchmark harness on one
 case (``--scenario``, ``--seed``, intensity 1): the full model, each mask generator removed
 in turn, the fusion modes and the reconstruction baseline, all at ``--steps`` steps;
-``DIR/benchmark.json`` and ``benchmark.md`` are rewritten after each variant.
+``DIR/benchmark.json`` and ``benchmark.md`` are rewritten after each variant; ``--cases``
+takes several ``scenario:seed`` cases instead of one.
+
+``--main DIR`` runs the detection benchmark itself (the harness of ``geojepa benchmark``)
+case by case, rewriting ``DIR/benchmark.json`` / ``.md`` after each case so a long run
+keeps what it has done: ``--source simulated`` draws the scenarios x intensities x seeds
+with ``--inject`` fault kinds (default: drift) put into each test period;
+``--source gw-challenge`` runs the real wells with injected faults.
 """
 
 from __future__ import annotations
@@ -24,7 +31,54 @@ from geojepa.evaluate import select_sensors
 from geojepa.frame import to_frame
 
 
-def ablations(out: str, scenario: str, seed: int, steps: int, sensors: int, days: int) -> None:
+def main_benchmark(args: argparse.Namespace) -> None:
+    from geojepa.evaluate import Case, Protocol, run_benchmark, write_benchmark
+    from geojepa.evaluate.benchmark import BenchmarkResult
+    from geojepa.evaluate.sites import gw_builder, gw_cases, simulated_builder
+
+    proto = Protocol()
+    seeds = [int(x) for x in args.seeds.split(",")]
+    levels = [float(x) for x in args.intensities.split(",")]
+    inject = tuple(k for k in args.inject.split(",") if k)
+    if args.source == "gw-challenge":
+        cases = gw_cases(args.data_root, levels, seeds)
+        build = gw_builder(args.data_root, train_fraction=proto.train_fraction)
+        meta: dict[str, object] = {"source": "gw-challenge"}
+        title = "Detectors on gw-challenge heads with injected faults"
+    else:
+        cases = [
+            Case(sc, lv, s) for sc in args.scenarios.split(",") for lv in levels for s in seeds
+        ]
+        build = simulated_builder(
+            n_sensors=args.sensors,
+            days=args.days,
+            event_rate=args.event_rate,
+            inject=inject,
+            train_fraction=proto.train_fraction,
+        )
+        meta = {
+            "source": "simulated",
+            "sensors": args.sensors,
+            "days": args.days,
+            "freq": "1h",
+            "event_rate": args.event_rate,
+            "injected": list(inject),
+        }
+    detectors = args.detectors.split(",") if args.detectors else available_detectors()
+    rows: list[dict[str, object]] = []
+    names: list[str] = []
+    for i, case in enumerate(cases):
+        res = run_benchmark([case], detectors, build, proto, progress=False)
+        rows.extend(res.rows)
+        names = res.detectors
+        result = BenchmarkResult(rows, proto, names)
+        result.meta.update({**meta, "cases_done": i + 1, "cases": len(cases)})
+        write_benchmark(args.main, result, title=title)
+        sys.stdout.write(f"case {i + 1}/{len(cases)} {case}: done\n")
+        sys.stdout.flush()
+
+
+def ablations(out: str, cases: list[tuple[str, int]], steps: int, sensors: int, days: int) -> None:
     from geojepa.detectors import register_detector
     from geojepa.detectors.jepa import JepaEnergy
     from geojepa.detectors.reconstruction import Reconstruction
@@ -40,8 +94,8 @@ def ablations(out: str, scenario: str, seed: int, steps: int, sensors: int, days
     variants["jepa:factorised"] = {"fusion": "factorised"}
     variants["jepa:per_kind"] = {"fusion": "per_kind"}
     variants["reconstruction"] = None
-    build = simulated_builder(n_sensors=sensors, days=days)
-    case = Case(scenario, 1.0, seed)
+    build = simulated_builder(n_sensors=sensors, days=days, inject=("drift",))
+    todo = [Case(sc, 1.0, sd) for sc, sd in cases]
     rows: list[dict[str, object]] = []
     names: list[str] = []
     proto = Protocol()
@@ -53,14 +107,21 @@ def ablations(out: str, scenario: str, seed: int, steps: int, sensors: int, days
             return JepaEnergy(steps=steps, seed=s, **kw)  # type: ignore[arg-type]
 
         register_detector(f"ablation/{name}", factory)  # type: ignore[arg-type]
-        res = run_benchmark([case], [f"ablation/{name}"], build, proto, progress=False)
+        res = run_benchmark(todo, [f"ablation/{name}"], build, proto, progress=False)
         rows.extend(r for r in res.rows if r["detector"] != "random" or not names)
         names.append(f"ablation/{name}")
-        result = BenchmarkResult(rows, proto, [*names, "random"])  # type: ignore[arg-type]
+        result = BenchmarkResult(rows, proto, [*names, "random"])
         result.meta.update(
-            {"scenario": scenario, "seed": seed, "steps": steps, "sensors": sensors, "days": days}
+            {
+                "cases": [f"{sc}:{sd}" for sc, sd in cases],
+                "steps": steps,
+                "sensors": sensors,
+                "days": days,
+                "injected": ["drift"],
+            }
         )
-        write_benchmark(out, result, title=f"GeoJEPA ablations ({scenario}, seed {seed})")
+        label = ", ".join(f"{sc} seed {sd}" for sc, sd in cases)
+        write_benchmark(out, result, title=f"GeoJEPA ablations ({label})")
         sys.stdout.write(f"{name}: done\n")
         sys.stdout.flush()
 
@@ -75,9 +136,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scenario", default="slope")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--cases", default=None, help="ablation cases scenario:seed,...")
+    parser.add_argument("--main", default=None, help="run the benchmark, write it here")
+    parser.add_argument("--source", default="simulated", choices=["simulated", "gw-challenge"])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--scenarios", default="slope,embankment,dam")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--intensities", default="1,0.5")
+    parser.add_argument("--event-rate", type=float, default=3.0)
+    parser.add_argument("--inject", default="drift", help="fault kinds put in each test period")
     args = parser.parse_args(argv)
+    if args.main:
+        main_benchmark(args)
+        return 0
     if args.ablations:
-        ablations(args.ablations, args.scenario, args.seed, args.steps, args.sensors, args.days)
+        cases = (
+            [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases.split(",")]
+            if args.cases
+            else [(args.scenario, args.seed)]
+        )
+        ablations(args.ablations, cases, args.steps, args.sensors, args.days)
         return 0
     from geojepa.simulate import simulate_site
 

@@ -106,3 +106,36 @@ def test_reconstruction_engine_scores_values_not_representations() -> None:
     assert rep.shape == (1, frame.n_sensors * 4, 8)
     expect = np.where(win.observed, win.values, 0.0)[:, :32].reshape(-1, 8)
     np.testing.assert_allclose(rep[0], expect, atol=1e-6)
+
+
+def test_relative_and_fused_forms_share_one_run(tmp_path: Path) -> None:
+    from geojepa.detectors.jepa import JepaDensity, JepaEnergy, JepaFused
+
+    frame = _frame()
+    end = 96
+    kw = {
+        "steps": 3,
+        "seed": 0,
+        "cache_dir": str(tmp_path / "cache"),
+        "model_overrides": SMALL,
+        "window_length": 32,
+        "relative": True,
+    }
+    energy = JepaEnergy(**kw).fit(frame, end)  # type: ignore[arg-type]
+    density = JepaDensity(**kw).fit(frame, end)  # type: ignore[arg-type]
+    fused = JepaFused(**kw).fit(frame, end)  # type: ignore[arg-type]
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # one pretraining for all three
+    scores = fused.score(frame)
+    scores.check_nan(frame)
+    # the fused cell is the mean of the two parts on their own training scales
+    e = energy.score(frame).sensor_scores
+    d = density.score(frame).sensor_scores
+    both = np.isfinite(e) & np.isfinite(d)
+    mean = (e + d) / 2.0
+    raw = scores.sensor_scores * fused.scale_[None, :] + fused.centre_[None, :]
+    np.testing.assert_allclose(raw[both], mean[both], rtol=1e-6, atol=1e-9)
+    # the window-relative energy is not the plain one
+    plain = JepaEnergy(**{**kw, "relative": False}).fit(frame, end)  # type: ignore[arg-type]
+    assert not np.allclose(
+        np.nan_to_num(plain.score(frame).sensor_scores), np.nan_to_num(e), atol=1e-6
+    )

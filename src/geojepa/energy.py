@@ -13,6 +13,13 @@ width D, between the predictor's output and the (layer-normed) target encoder's
 representation, averaged over the masks that hid it. Cells with no observed reading get
 NaN (nothing to predict), never 0.
 
+With ``EnergySpec(relative=True)`` each window is first made window-relative
+(`relative_window`): every sensor's level, the median of its observed normalised values
+in the window's earlier patches (all but the `recent` scored ones), is subtracted. A
+sensor that trends (a settling plate) then stays inside the range the model saw in
+training; a change in the scored patches still shows against the sensor's own recent
+history. Off by default: a bundle without the setting scores as before.
+
 Scored windows are aligned on ABSOLUTE grid cells (cell k = floor(time / interval)): a
 window is scored where ``(k + 1) % stride == 0`` and gives the energy of the `stride`
 cells it ends with. The same rule serves a whole frame (`frame_energy`, used by
@@ -27,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,6 +53,7 @@ __all__ = [
     "TokenInputs",
     "frame_energy",
     "pad_index",
+    "relative_window",
     "row_max",
     "scored_ends",
     "stack_windows",
@@ -58,11 +66,13 @@ __all__ = [
 @dataclass(frozen=True)
 class EnergySpec:
     """Settings of the sweep. `recent`: patches scored per window (the stride is
-    recent * patch * scale grid steps); `tube` / `future`: which masks the sweep uses."""
+    recent * patch * scale grid steps); `tube` / `future`: which masks the sweep uses;
+    `relative`: score window-relative inputs (`relative_window`)."""
 
     recent: int = 1
     tube: bool = True
     future: bool = True
+    relative: bool = False
 
     def __post_init__(self) -> None:
         if self.recent < 1:
@@ -79,7 +89,7 @@ class EnergySpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EnergySpec:
-        known = {"recent", "tube", "future"}
+        known = {"recent", "tube", "future", "relative"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(
@@ -235,8 +245,28 @@ class TokenEngine(Protocol):
         ...
 
 
+def relative_window(window: Window, patch: int, recent: int = 1) -> Window:
+    """`window` with each sensor's level subtracted from its observed values.
+
+    The level of a sensor is the median of its observed values in the window's first
+    P - recent patches (its recent history, not the scored patches); a sensor with no
+    reading there keeps its values. values (C, L) -> (C, L); missing cells stay 0.
+    """
+    c, length = window.values.shape
+    head = max(length - recent * patch, 0)
+    vals = np.where(window.observed[:, :head], window.values[:, :head], np.nan)  # (C, head)
+    has = window.observed[:, :head].any(axis=1)  # (C,)
+    level = np.zeros(c, dtype=np.float64)
+    if has.any():
+        level[has] = np.nanmedian(vals[has], axis=1)
+    shifted = np.where(window.observed, window.values - level[:, None], 0.0)  # (C, L)
+    return replace(window, values=shifted.astype(np.float32))
+
+
 def window_energy(engine: TokenEngine, window: Window, patch: int, spec: EnergySpec) -> np.ndarray:
     """Energy of the recent patches of one window: (C, recent) float64, NaN where invalid."""
+    if spec.relative:
+        window = relative_window(window, patch, spec.recent)
     inputs = stack_windows([window], patch)  # B = 1
     c = window.n_sensors
     p = window.length // patch

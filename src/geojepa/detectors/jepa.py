@@ -1,5 +1,8 @@
 """GeoJEPA as a harness detector: the JEPA's energy ("geojepa") and a kNN density on its
-per-sensor target-encoder embeddings ("geojepa_density").
+per-sensor target-encoder embeddings ("geojepa_density"); their window-relative forms
+("geojepa_wr", "geojepa_density_wr": each window's per-sensor level removed before the
+model sees it, `geojepa.energy.relative_window`); and "geojepa_fused", the mean of the
+window-relative energy and density after each is put on its training scale.
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -12,9 +15,14 @@ Runs are cached under `cache_dir` (default: the ``GEOJEPA_DETECTOR_CACHE`` envir
 variable, else no cache: a temporary folder per fit) keyed by a hash of the training rows,
 the sensors and the resolved configuration, so a rerun of a benchmark does not retrain.
 
+Within one process, a loaded run and the raw scores of a frame are memoised (a few
+entries), so the variants of one case share one pretraining and one sweep per input form.
+
 Guarantees: fitting reads rows < train_end only (the hash and the training both see the
 cut frame); the same frame, config and seed give the same cache key; scores are NaN only
-where a cell is unobserved or no window could score it.
+where a cell is unobserved or no window could score it; the window-relative and the fused
+forms use the same pretrained model as the plain ones (no extra training, nothing learned
+from the test period).
 """
 
 from __future__ import annotations
@@ -42,9 +50,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JepaDensity", "JepaEnergy", "detector_config", "frame_hash", "pretrained_run"]
+__all__ = [
+    "JepaDensity",
+    "JepaEnergy",
+    "JepaFused",
+    "detector_config",
+    "frame_hash",
+    "pretrained_run",
+    "sensor_embeddings",
+]
 
 CACHE_ENV = "GEOJEPA_DETECTOR_CACHE"
+_MEMO_SIZE = 12
+_RUNS: dict[str, LoadedRun] = {}
+_RAW: dict[tuple[str, str, str], np.ndarray] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep at most `_MEMO_SIZE` entries, dropping the oldest."""
+    memo[key] = value
+    while len(memo) > _MEMO_SIZE:
+        memo.pop(next(iter(memo)))
 
 
 def detector_config(
@@ -100,16 +126,22 @@ def pretrained_run(
 
     key = frame_hash(train, config.to_dict())
     root = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
+    memo_key = f"{root}|{key}"
+    if memo_key in _RUNS:
+        return _RUNS[memo_key]
     if root:
         run_dir = Path(root) / key
         if checkpoint_path(run_dir).exists():
             log.info("reusing cached JEPA run %s", run_dir)
-            return load_run(run_dir)
-        pretrain([train], run_dir, config, tracking_uri="none", progress=False)
-        return load_run(run_dir)
-    with tempfile.TemporaryDirectory(prefix="geojepa-det-") as tmp:
-        pretrain([train], Path(tmp) / "run", config, tracking_uri="none", progress=False)
-        return load_run(Path(tmp) / "run")
+        else:
+            pretrain([train], run_dir, config, tracking_uri="none", progress=False)
+        run = load_run(run_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="geojepa-det-") as tmp:
+            pretrain([train], Path(tmp) / "run", config, tracking_uri="none", progress=False)
+            run = load_run(Path(tmp) / "run")
+    _remember(_RUNS, memo_key, run)
+    return run
 
 
 @contextmanager
@@ -137,6 +169,7 @@ class _JepaBase(SensorwiseDetector):
         cache_dir: str | None = None,
         model_overrides: Mapping[str, Any] | None = None,
         window_length: int | None = None,
+        relative: bool = False,
     ) -> None:
         self.steps = steps
         self.seed = seed
@@ -145,9 +178,16 @@ class _JepaBase(SensorwiseDetector):
         self.cache_dir = cache_dir
         self.model_overrides = model_overrides
         self.window_length = window_length
+        self.relative = relative
+
+    def _memo_raw(self, what: str, frame: SensorFrame, compute: Any) -> np.ndarray:
+        """Raw scores (T, C) of `frame` by `compute()`, memoised per run, input form and frame."""
+        key = (self.run_key_, f"{what}:relative={self.relative}", frame_hash(frame, {}))
+        if key not in _RAW:
+            _remember(_RAW, key, compute())
+        return _RAW[key].copy()
 
     def _load(self, train: SensorFrame) -> None:
-
         cfg = detector_config(
             self.seed,
             self.steps,
@@ -158,6 +198,8 @@ class _JepaBase(SensorwiseDetector):
         )
         with _one_thread():
             run = pretrained_run(train, cfg, self.cache_dir)
+        root = self.cache_dir if self.cache_dir is not None else os.environ.get(CACHE_ENV)
+        self.run_key_ = f"{root}|{frame_hash(train, cfg.to_dict())}"
         self.run_ = run
         self.window_ = run.config.window
         self.normaliser_ = run.normaliser
@@ -178,19 +220,23 @@ class JepaEnergy(_JepaBase):
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         from geojepa.energy import EnergySpec, frame_energy
 
-        with _one_thread():
-            return frame_energy(
-                self._engine(), frame, self.normaliser_, self.window_, EnergySpec()
-            )  # (T, C)
+        def compute() -> np.ndarray:
+            spec = EnergySpec(relative=self.relative)
+            with _one_thread():
+                return frame_energy(
+                    self._engine(), frame, self.normaliser_, self.window_, spec
+                )  # (T, C)
+
+        return self._memo_raw("energy", frame, compute)
 
 
 def sensor_embeddings(
-    run: LoadedRun, frame: SensorFrame, stride: int
+    run: LoadedRun, frame: SensorFrame, stride: int, relative: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Target-encoder embedding of each sensor's last patch in windows ending every `stride`
     rows: ends (W,) exclusive row indices, emb (W, C, D); a sensor whose last patch holds no
-    reading gets NaN."""
-    from geojepa.energy import stack_windows
+    reading gets NaN. `relative`: windows made window-relative first (`relative_window`)."""
+    from geojepa.energy import relative_window, stack_windows
     from geojepa.export import TorchEngine
     from geojepa.windows import window_at
 
@@ -204,6 +250,8 @@ def sensor_embeddings(
     out: list[np.ndarray] = []
     for i in range(0, len(ends), 32):
         wins = [window_at(frame, run.normaliser, window, int(e)) for e in ends[i : i + 32]]
+        if relative:
+            wins = [relative_window(w, patch) for w in wins]
         inputs = stack_windows(wins, patch)
         rep = engine.target_repr(inputs)  # (B, N, D) with n = c * P + p
         b, n, d = rep.shape
@@ -222,7 +270,7 @@ class JepaDensity(_JepaBase):
         self._load(train)
         stride = self.window_.patch
         with _one_thread():
-            _, emb = sensor_embeddings(self.run_, train, stride)  # (W, C, D)
+            _, emb = sensor_embeddings(self.run_, train, stride, self.relative)  # (W, C, D)
         self.density_: list[EmbeddingDensity | None] = []
         for c in range(train.n_sensors):
             x = emb[:, c]
@@ -235,9 +283,14 @@ class JepaDensity(_JepaBase):
         return None
 
     def _raw(self, frame: SensorFrame) -> np.ndarray:
+        return self._memo_raw("density", frame, lambda: self._density_raw(frame))
+
+    def _density_raw(self, frame: SensorFrame) -> np.ndarray:
         stride = self.window_.patch
         with _one_thread():
-            ends, emb = sensor_embeddings(self.run_, frame, stride)  # (W,), (W, C, D)
+            ends, emb = sensor_embeddings(
+                self.run_, frame, stride, self.relative
+            )  # (W,), (W, C, D)
         out = np.full((frame.n_times, frame.n_sensors), np.nan)
         starts = np.concatenate([[0], ends[:-1]])
         for c, dens in enumerate(self.density_):
@@ -253,15 +306,55 @@ class JepaDensity(_JepaBase):
         return np.where(frame.observed, out, np.nan)  # (T, C)
 
 
+class JepaFused(_JepaBase):
+    """Per-sensor score = mean of the energy and the embedding density, each centred and
+    scaled on its own training scores (`SensorwiseDetector`'s normalisation), from one
+    pretrained model; a cell scored by only one of them keeps that one's value."""
+
+    def _parts(self) -> list[SensorwiseDetector]:
+        kw = self.get_params()
+        return [JepaEnergy(**kw), JepaDensity(**kw)]
+
+    def _fit_train(self, train: SensorFrame) -> np.ndarray:
+        self.parts_ = [p.fit(train, train.n_times) for p in self._parts()]
+        return self._raw(train)
+
+    def _raw(self, frame: SensorFrame) -> np.ndarray:
+        scores = np.stack([p.score(frame).sensor_scores for p in self.parts_])  # (2, T, C)
+        ok = np.isfinite(scores)
+        total = np.where(ok, scores, 0.0).sum(axis=0)
+        count = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)  # (T, C)
+
+
+DETECTOR_STEPS = 200
+
+
 def _energy(seed: int) -> JepaEnergy:
-    return JepaEnergy(steps=200, seed=seed)
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed)
 
 
 def _density(seed: int) -> JepaDensity:
-    return JepaDensity(steps=200, seed=seed)
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed)
+
+
+def _energy_wr(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, relative=True)
+
+
+def _density_wr(seed: int) -> JepaDensity:
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, relative=True)
+
+
+def _fused(seed: int) -> JepaFused:
+    return JepaFused(steps=DETECTOR_STEPS, seed=seed, relative=True)
 
 
 register_detector("geojepa", _energy)
 register_detector("geojepa_density", _density)
+register_detector("geojepa_wr", _energy_wr)
+register_detector("geojepa_density_wr", _density_wr)
+register_detector("geojepa_fused", _fused)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)

@@ -1,7 +1,10 @@
 """The sites a benchmark runs on: simulated scenarios, and real series with injected faults.
 
 - `simulated_builder`: a `SiteBuilder` that draws ``simulate_site(scenario, n_sensors, days,
-  freq, seed, intensity)`` for each case (the simulator labels its own events).
+  freq, seed, intensity)`` for each case (the simulator labels its own events); with
+  `inject`, it also puts one fault of each named kind (e.g. drift, whose 1-8 week
+  durations rarely fit a short simulated test period) into the test period of a monitoring
+  sensor that has no other test-period event, drawn with the case's seed.
 - `inject_events`: puts labelled faults (the simulator's fault models, `inject_fault`) into
   the test period of one sensor of a real site. The series itself is kept as read
   everywhere else; the fault amplitudes are scaled by the training period's own noise and
@@ -16,8 +19,9 @@ sensor and category ``sensor_fault``; readings keep their source with ``+injecte
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FAULT_DAYS",
+    "INJECT_DAYS",
+    "MONITORING_KINDS",
     "REAL_FAULT_KINDS",
     "gw_builder",
     "gw_cases",
@@ -43,14 +49,34 @@ REAL_FAULT_KINDS: tuple[str, ...] = ("spike", "step", "drift", "stuck")
 FAULT_DAYS: dict[str, float] = {"spike": 0.0, "step": 60.0, "drift": 120.0, "stuck": 45.0}
 """Length of each injected fault in days (0: a single grid row)."""
 
+INJECT_DAYS: dict[str, float] = {"spike": 0.0, "step": 10.0, "drift": 21.0, "stuck": 5.0}
+"""Length of a fault injected into a simulated site (inside the simulator's ranges)."""
+
+MONITORING_KINDS: tuple[str, ...] = (
+    "piezometer",
+    "settlement",
+    "inclinometer",
+    "extensometer",
+    "gnss",
+    "strain_gauge",
+    "discharge",
+)
+"""Sensor kinds that watch the ground (not the drivers: rain, temperature, pressure, load)."""
+
 
 def simulated_builder(
-    n_sensors: int = 16, days: int = 120, freq: str = "1h", event_rate: float = 3.0
+    n_sensors: int = 16,
+    days: int = 120,
+    freq: str = "1h",
+    event_rate: float = 3.0,
+    inject: Sequence[str] = (),
+    train_fraction: float = 0.5,
 ) -> SiteBuilder:
     """A builder drawing ``simulate_site`` for each case (scenario, intensity, seed).
 
     `event_rate` multiplies the simulator's event counts, so a test period of weeks holds
-    enough events to measure recall and precision.
+    enough events to measure recall and precision. `inject`: fault kinds added, one each,
+    to the test period (rows >= `train_fraction` of the grid) by `inject_simulated`.
     """
 
     def build(case: Case) -> Site:
@@ -73,9 +99,52 @@ def simulated_builder(
         site = sim.site if hasattr(sim, "site") else sim
         if not isinstance(site, Site):
             raise TypeError(f"simulate_site returned {type(sim).__name__}, not a site")
+        for j, kind in enumerate(inject):
+            site = inject_simulated(
+                site, kind, case.intensity, case.seed + 1000 * (j + 1), train_fraction
+            )
         return site
 
     return build
+
+
+def inject_simulated(
+    site: Site, kind: str, intensity: float, seed: int, train_fraction: float = 0.5
+) -> Site:
+    """`site` with one `kind` fault in the test period of one monitoring sensor.
+
+    The sensor is drawn (seeded) among logger or GNSS sensors of `MONITORING_KINDS` that
+    have no labelled event overlapping the test period, else among all of them; a site
+    with none such is returned unchanged (logged). The fault lasts `INJECT_DAYS[kind]`.
+    """
+    frame = to_frame(site)
+    test_start = frame.times()[round(frame.n_times * train_fraction)]
+    meta = site.sensors["meta"].map(lambda m: json.loads(m) if isinstance(m, str) and m else {})
+    sampling = meta.map(lambda m: m.get("sampling", "logger"))
+    able = site.sensors.loc[
+        site.sensors["kind"].isin(MONITORING_KINDS) & sampling.isin(["logger", "gnss"]), "id"
+    ].astype(str)
+    busy: set[str] = set()
+    for _, ev in site.labels.iterrows():
+        if pd.Timestamp(ev["end"]) >= test_start:
+            busy.update(str(ev["sensors"]).split(";"))
+    free = [s for s in able if s not in busy]
+    pool = free or list(able)
+    if not pool:
+        log.info("%s: no monitoring sensor to inject a %s fault into", site.name, kind)
+        return site
+    rng = np.random.default_rng(seed)
+    sensor = pool[int(rng.integers(0, len(pool)))]
+    return inject_events(
+        site,
+        sensor,
+        intensity,
+        seed,
+        kinds=(kind,),
+        per_kind=1,
+        train_fraction=train_fraction,
+        days=INJECT_DAYS,
+    )
 
 
 def inject_events(
@@ -86,11 +155,13 @@ def inject_events(
     kinds: Sequence[str] = REAL_FAULT_KINDS,
     per_kind: int = 2,
     train_fraction: float = 0.5,
+    days: Mapping[str, float] | None = None,
 ) -> Site:
     """`site` with `per_kind` faults of each kind injected into `sensor_id`'s test period.
 
     The site is put on its grid (`to_frame`); the sensor's readings are replaced by its grid
     values (faults included) at the grid times, other sensors are kept as they were.
+    `days`: fault lengths in days (default `FAULT_DAYS`), cut to fit the test period.
     """
     from geojepa.simulate.events import inject_fault, series_scale
 
@@ -101,12 +172,13 @@ def inject_events(
     train_end = round(n * train_fraction)
     scale = series_scale(values[:train_end])
     step_days = frame.interval / pd.Timedelta("1D")
-    lengths = {k: max(1, round(FAULT_DAYS.get(k, 30.0) / step_days)) for k in kinds}
+    fault_days = FAULT_DAYS if days is None else days
+    lengths = {k: max(1, round(fault_days.get(k, 30.0) / step_days)) for k in kinds}
     rng = np.random.default_rng(seed)
     plan = [k for k in kinds for _ in range(per_kind)]
     rng.shuffle(plan)
     lo, hi = train_end + 2, n - 2
-    if not plan or hi - lo < sum(lengths[k] for k in plan) + 2 * len(plan):
+    if not plan or hi - lo < 4 * len(plan):  # lengths are cut to fit each slot below
         raise InputError(
             f"the test period of {sensor_id!r} ({max(hi - lo, 0)} rows) is too short for "
             f"{len(plan)} faults",
