@@ -47,7 +47,7 @@ def main_benchmark(args: argparse.Namespace) -> None:
         title = "Detectors on gw-challenge heads with injected faults"
     else:
         cases = [
-            Case(sc, lv, s) for sc in args.scenarios.split(",") for lv in levels for s in seeds
+            Case(sc, lv, s) for lv in levels for sc in args.scenarios.split(",") for s in seeds
         ]
         build = simulated_builder(
             n_sensors=args.sensors,
