@@ -31,6 +31,51 @@ from geojepa.evaluate import select_sensors
 from geojepa.frame import to_frame
 
 
+def overview(summary: list[dict[str, object]], detectors: list[str], levels: list[float]) -> str:
+    """Mean AUC-PR and FA / month at recall 0.5 per detector, over scenarios, per intensity."""
+    import math
+
+    import numpy as np
+
+    head = "| detector | " + " | ".join(f"AUC-PR i={lv:g} | FA/month@R i={lv:g}" for lv in levels)
+    lines = [head + " | AUC-PR all |", "|---|" + "---|---|" * len(levels) + "---|"]
+    for det in detectors:
+        cells = []
+        every = []
+        for lv in levels:
+            rows = [
+                r
+                for r in summary
+                if r["detector"] == det and r["kind"] == "all" and float(r["intensity"]) == lv  # type: ignore[arg-type]
+            ]
+            auc = [float(r["auc_pr_mean"]) for r in rows]  # type: ignore[arg-type]
+            fa = [float(r["fa_per_month_at_recall_mean"]) for r in rows]  # type: ignore[arg-type]
+            fa = [x for x in fa if math.isfinite(x)]
+            every += auc
+            cells.append(f"{np.mean(auc):.3f}" if auc else "–")
+            cells.append(f"{np.mean(fa):.2f}" if fa else "–")
+        lines.append(f"| {det} | " + " | ".join(cells) + f" | {np.mean(every):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_targets(path: str, headline: str) -> None:
+    """The targets table of a written benchmark.json, over all groups and per intensity."""
+    import json
+
+    from geojepa.evaluate.targets import measure_targets, targets_markdown
+
+    doc = json.load(open(path))
+    summary = [
+        {k: (float("nan") if v is None else v) for k, v in r.items()} for r in doc["summary"]
+    ]
+    levels = sorted({float(r["intensity"]) for r in summary}, reverse=True)
+    sys.stdout.write(overview(summary, doc["detectors"], levels))
+    for level in [None, *levels]:
+        rows = measure_targets(summary, headline, doc["detectors"], intensity=level)
+        sys.stdout.write(f"\nintensity: {'all' if level is None else level}\n")
+        sys.stdout.write(targets_markdown(rows, headline))
+
+
 def main_benchmark(args: argparse.Namespace) -> None:
     from geojepa.evaluate import Case, Protocol, run_benchmark, write_benchmark
     from geojepa.evaluate.benchmark import BenchmarkResult
@@ -64,6 +109,7 @@ def main_benchmark(args: argparse.Namespace) -> None:
             "event_rate": args.event_rate,
             "injected": list(inject),
         }
+        title = "Detectors on simulated sites"
     detectors = args.detectors.split(",") if args.detectors else available_detectors()
     rows: list[dict[str, object]] = []
     names: list[str] = []
@@ -145,7 +191,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--intensities", default="1,0.5")
     parser.add_argument("--event-rate", type=float, default=3.0)
     parser.add_argument("--inject", default="drift", help="fault kinds put in each test period")
+    parser.add_argument("--targets", default=None, help="print the targets of a benchmark.json")
+    parser.add_argument("--headline", default="geojepa_fused")
     args = parser.parse_args(argv)
+    if args.targets:
+        print_targets(args.targets, args.headline)
+        return 0
     if args.main:
         main_benchmark(args)
         return 0

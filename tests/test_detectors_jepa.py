@@ -139,3 +139,20 @@ def test_relative_and_fused_forms_share_one_run(tmp_path: Path) -> None:
     assert not np.allclose(
         np.nan_to_num(plain.score(frame).sensor_scores), np.nan_to_num(e), atol=1e-6
     )
+
+
+def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path) -> None:
+    full = _frame()
+    frame = SensorFrame(  # one gauge: no other sensor gives context to its first patches
+        full.values[:, 1:2],
+        full.observed[:, 1:2],
+        full.time,
+        full.sensors.iloc[1:2].reset_index(drop=True),
+        full.interval,
+    )
+    det = _make("geojepa", tmp_path / "cache").fit(frame, 96)  # type: ignore[attr-defined]
+    scores = det.score(frame)
+    scores.check_nan(frame)  # no context before the first patch: scored 0, not NaN
+    first = scores.sensor_scores[:8, 0]
+    assert np.all(first[frame.observed[:8, 0]] == 0.0)
+    assert np.isfinite(scores.sensor_scores[frame.observed]).all()

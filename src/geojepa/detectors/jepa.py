@@ -20,7 +20,8 @@ entries), so the variants of one case share one pretraining and one sweep per in
 
 Guarantees: fitting reads rows < train_end only (the hash and the training both see the
 cut frame); the same frame, config and seed give the same cache key; scores are NaN only
-where a cell is unobserved or no window could score it; the window-relative and the fused
+where a cell is unobserved (an observed cell no window could score gets 0, the training
+median); the window-relative and the fused
 forms use the same pretrained model as the plain ones (no extra training, nothing learned
 from the test period).
 """
@@ -40,8 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geojepa.detectors.base import PLUGIN_MODULES, SensorwiseDetector, register_detector
+from geojepa.detectors.base import (
+    PLUGIN_MODULES,
+    DetectorScores,
+    SensorwiseDetector,
+    register_detector,
+)
 from geojepa.detectors.density import EmbeddingDensity
+from geojepa.energy import row_max
 from geojepa.frame import SensorFrame
 
 if TYPE_CHECKING:
@@ -179,6 +186,18 @@ class _JepaBase(SensorwiseDetector):
         self.model_overrides = model_overrides
         self.window_length = window_length
         self.relative = relative
+
+    def score(self, frame: SensorFrame) -> DetectorScores:
+        """Scores as `SensorwiseDetector` gives them, except that an observed cell no window
+        could score (no context: a single gauge's first patches) gets 0, the training
+        median: no evidence either way, never NaN where there is a reading."""
+        out = super().score(frame)
+        gap = np.isnan(out.sensor_scores) & frame.observed  # (T, C)
+        if not gap.any():
+            return out
+        log.debug("%d observed cells had no scoring window; scored 0", int(gap.sum()))
+        sensor = np.where(gap, 0.0, out.sensor_scores)
+        return DetectorScores(row_max(sensor), sensor, out.sensor_ids)
 
     def _memo_raw(self, what: str, frame: SensorFrame, compute: Any) -> np.ndarray:
         """Raw scores (T, C) of `frame` by `compute()`, memoised per run, input form and frame."""
