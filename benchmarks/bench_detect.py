@@ -133,13 +133,14 @@ def ablations(out: str, cases: list[tuple[str, int]], steps: int, sensors: int, 
     from geojepa.evaluate.sites import simulated_builder
     from geojepa.masking import DEFAULT_WEIGHTS
 
-    variants: dict[str, object] = {"jepa:full": {}}
+    # the widest questions first (a run cut short keeps them): JEPA vs reconstruction,
+    # fusion modes, then each mask generator removed in turn
+    variants: dict[str, object] = {"jepa:full": {}, "reconstruction": None}
+    variants["jepa:factorised"] = {"fusion": "factorised"}
+    variants["jepa:per_kind"] = {"fusion": "per_kind"}
     for gen in DEFAULT_WEIGHTS:
         kept = {k: v for k, v in DEFAULT_WEIGHTS.items() if k != gen}
         variants[f"jepa:no_{gen}"] = {"mask_weights": kept}
-    variants["jepa:factorised"] = {"fusion": "factorised"}
-    variants["jepa:per_kind"] = {"fusion": "per_kind"}
-    variants["reconstruction"] = None
     build = simulated_builder(n_sensors=sensors, days=days, inject=("drift",))
     todo = [Case(sc, 1.0, sd) for sc, sd in cases]
     rows: list[dict[str, object]] = []
