@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,11 @@ def export(run_dir: Path, out: Path) -> dict[str, object]:
     cal = Calibration(np.zeros(N_SENSORS), np.ones(N_SENSORS), TarpPolicy(amber=1.0, red=2.0))
     t0 = time.perf_counter()
     report = export_run(run_dir, out, calibration=cal, int8="force", check_windows=2)
+    from geojepa.checkpoint import load_run
+    from geojepa.models import count_parameters
+
     return {
+        "encoder_params": count_parameters(load_run(run_dir).model.encoder),
         "export_seconds": time.perf_counter() - t0,
         "bytes": dict(report.bytes),
         "quantization": dict(report.quantization),
@@ -167,17 +172,22 @@ def child(engine: str, where: Path, repeats: int, energy_repeats: int) -> dict[s
     def energy() -> object:
         return window_energy(eng, win, PATCH, spec)  # type: ignore[arg-type]
 
-    def timed(fn: object, n: int) -> list[float]:
+    def timed(fn: object, n: int) -> tuple[list[float], list[float]]:
+        """(wall seconds, CPU seconds of this thread) per call; one thread computes
+        in the calling thread for both engines, so its CPU time is the call's work."""
         for _ in range(3):
             fn()  # type: ignore[operator]
-        out = []
+        wall, cpu = [], []
         for _ in range(n):
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             fn()  # type: ignore[operator]
-            out.append(time.perf_counter() - t0)
-        return out
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+        return wall, cpu
 
-    return {"encoder": timed(encoder, repeats), "energy": timed(energy, energy_repeats)}
+    enc_wall, enc_cpu = timed(encoder, repeats)
+    en_wall, en_cpu = timed(energy, energy_repeats)
+    return {"encoder": enc_wall, "encoder_cpu": enc_cpu, "energy": en_wall, "energy_cpu": en_cpu}
 
 
 def wide_csv(path: Path, rows: int, seed: int) -> None:
@@ -265,6 +275,7 @@ def main(argv: list[str]) -> int:
         res.update(reader_rate(args.reader_rows, 3))
         sys.stdout.write(json.dumps(res) + "\n")
         return 0
+    load_start = os.getloadavg()
     presets = ["tiny"] if args.quick else args.presets.split(",")
     rounds = 1 if args.quick else args.rounds
     reps = ["--repeats", str(50 if args.quick else args.repeats)]
@@ -278,14 +289,14 @@ def main(argv: list[str]) -> int:
             write_run(run_dir, site, name)
             info = export(run_dir, exp)
             where = {"torch": run_dir, "ort-fp32": exp, "ort-int8": exp}
+            keys = ("encoder", "energy", "encoder_cpu", "energy_cpu")
             timings: dict[str, dict[str, list[float]]] = {
-                e: {"encoder": [], "energy": [], "encoder_medians": [], "energy_medians": []}
-                for e in where
+                e: {k: [] for k in (*keys, *(k + "_medians" for k in keys))} for e in where
             }
             for _ in range(rounds):  # fresh processes, engines alternated: drift hits all
                 for eng, path in where.items():
                     res = run_child([*reps, "--child", eng, str(path)])
-                    for k in ("encoder", "energy"):
+                    for k in keys:
                         timings[eng][k].extend(res[k])  # type: ignore[arg-type]
                         timings[eng][k + "_medians"].append(float(np.median(res[k])))  # type: ignore[arg-type]
             out[name] = {"export": info, "timings": timings}
@@ -301,41 +312,67 @@ def main(argv: list[str]) -> int:
                 str(root / "edge-tiny"),
             ]
         )
+    out["load"] = {"start": load_start, "end": os.getloadavg()}
     report(out, presets)
     return 0
 
 
 def report(out: dict[str, object], presets: list[str]) -> None:
     w = sys.stdout.write
+    ld: dict[str, tuple[float, ...]] = out["load"]  # type: ignore[assignment]
+    w(
+        "load average (1, 5, 15 min) at the start "
+        + ", ".join(f"{x:.1f}" for x in ld["start"])
+        + "; at the end "
+        + ", ".join(f"{x:.1f}" for x in ld["end"])
+        + f" on {os.cpu_count()} cores\n"
+    )
     w(f"one window: {N_SENSORS} sensors x {LENGTH} steps (patch {PATCH}), 1 thread, each engine ")
     w("in its own processes (alternated); percentiles pool all processes' samples; ")
     w("x eager = median of eager's per-process medians / the engine's (same run)\n\n")
     w("| preset | engine | encoder p50 ms | encoder p99 ms | x eager | energy p50 ms | ")
     w("energy max ms | x eager |\n|---|---|---|---|---|---|---|---|\n")
-    for name in presets:
-        t = out[name]["timings"]  # type: ignore[index]
-        base_e = np.median(t["torch"]["encoder_medians"])
-        base_s = np.median(t["torch"]["energy_medians"])
-        for eng in ("torch", "ort-fp32", "ort-int8"):
-            e, s = t[eng]["encoder"], t[eng]["energy"]
+    for clock, sfx in (("wall-clock", ""), ("CPU time of the calling thread", "_cpu")):
+        if clock != "wall-clock":
             w(
-                f"| {name} | {eng} | {pct(e, 50):.1f} | {pct(e, 99):.1f} | "
-                f"{base_e / np.median(t[eng]['encoder_medians']):.2f} | {pct(s, 50):.0f} | "
-                f"{pct(s, 100):.0f} | {base_s / np.median(t[eng]['energy_medians']):.2f} |\n"
+                "\nthe same calls in CPU time (what they cost one idle core; wall-clock above "
+                "also counts waiting for a core on a loaded machine):\n\n"
+                "| preset | engine | encoder p50 ms | encoder p99 ms | x eager | energy p50 ms | "
+                "energy max ms | x eager |\n|---|---|---|---|---|---|---|---|\n"
             )
-    w("\n| preset | encoder.onnx MB | predictor.onnx MB | int8 total MB | int8 Spearman | ")
+        for name in presets:
+            t = out[name]["timings"]  # type: ignore[index]
+            base_e = np.median(t["torch"]["encoder" + sfx + "_medians"])
+            base_s = np.median(t["torch"]["energy" + sfx + "_medians"])
+            for eng in ("torch", "ort-fp32", "ort-int8"):
+                e, s = t[eng]["encoder" + sfx], t[eng]["energy" + sfx]
+                w(
+                    f"| {name} | {eng} | {pct(e, 50):.1f} | {pct(e, 99):.1f} | "
+                    f"{base_e / np.median(t[eng]['encoder' + sfx + '_medians']):.2f} | "
+                    f"{pct(s, 50):.0f} | {pct(s, 100):.0f} | "
+                    f"{base_s / np.median(t[eng]['energy' + sfx + '_medians']):.2f} |\n"
+                )
     w(
-        "int8 energy speed-up | parity max abs diff | export s |\n|---|---|---|---|---|---|---|---|\n"
+        "\n| preset | encoder params M | encoder.onnx MB | predictor.onnx MB | fp32 total MB | "
+        "int8 total MB | int8 Spearman | int8 energy speed-up | int8 recommended | "
+        "parity max abs diff | export s |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     for name in presets:
         info = out[name]["export"]  # type: ignore[index]
         b, q = info["bytes"], info["quantization"]
+        fp32 = b["encoder.onnx"] + b["predictor.onnx"]
         w(
-            f"| {name} | {b['encoder.onnx'] / 1e6:.2f} | {b['predictor.onnx'] / 1e6:.2f} | "
+            f"| {name} | {info['encoder_params'] / 1e6:.2f} | {b['encoder.onnx'] / 1e6:.2f} | "
+            f"{b['predictor.onnx'] / 1e6:.2f} | {fp32 / 1e6:.2f} | "
             f"{q.get('int8_bytes', 0) / 1e6:.2f} | {q.get('spearman', float('nan')):.4f} | "
-            f"{q.get('speedup', float('nan')):.2f} | {info['parity']:.1e} | "
-            f"{info['export_seconds']:.0f} |\n"
+            f"{q.get('speedup', float('nan')):.2f} | {q.get('recommended', False)} | "
+            f"{info['parity']:.1e} | {info['export_seconds']:.0f} |\n"
         )
+    w(
+        "\nfiles: the gateway loads encoder + predictor (the predictor graph carries the "
+        "context encoder, so the encoder's weights are there twice: target and context "
+        "copies); target <= 10 MB for what it loads.\n"
+    )
     wr: dict[str, float] = out["watch"]  # type: ignore[assignment]
     w(
         f"\nwatch (tiny, fp32, 1 thread, 32 sensors, one row per grid time): {wr['rows']:.0f} "

@@ -148,7 +148,10 @@ class JEPA(nn.Module):
             full = self.target_encoder.encode(batch)  # (B, N, D)
             return F.layer_norm(full.float(), (full.shape[-1],))
 
-    def forward(self, batch: Batch) -> JEPAOutput:
+    def forward(self, batch: Batch, stats: bool = True) -> JEPAOutput:
+        """One JEPA step's loss. `stats` False skips the diagnostic statistics (counts and
+        stds: three masked gathers) and keeps only the losses (a training step that is not
+        logged needs no more)."""
         ctx = self.encoder.encode(batch, batch.context, batch.context_pad)  # (B, Nc, D)
         pred = self.predictor(
             ctx, batch.context_pad, batch.target, batch.target_pad, batch.mask_kind, batch
@@ -157,7 +160,7 @@ class JEPA(nn.Module):
         weight = ~batch.target_pad & batch.token_valid.gather(1, batch.target)  # (B, Nt)
         loss, _ = self._latent_loss(pred.float(), target, weight)
         total = loss
-        stats: dict[str, float] = {}
+        info: dict[str, float] = {}
         if self.config.sigreg_weight > 0:
             live = ~batch.context_pad  # (B, Nc)
             gen = torch.Generator().manual_seed(_batch_seed(batch))
@@ -165,12 +168,13 @@ class JEPA(nn.Module):
                 ctx.float()[live], self.config.sigreg_slices, self.config.sigreg_points, gen
             )
             total = loss + self.config.sigreg_weight * reg
-            stats["sigreg"] = float(reg.detach())
+            info["sigreg"] = float(reg.detach())
+        info.update({"loss": float(total.detach()), "latent_loss": float(loss.detach())})
+        if not stats:
+            return JEPAOutput(loss=total, pred=pred, target=target, stats=info)
         with torch.no_grad():
-            stats.update(
+            info.update(
                 {
-                    "loss": float(total.detach()),
-                    "latent_loss": float(loss.detach()),
                     "n_targets": float(weight.sum()),
                     "n_context": float((~batch.context_pad).sum()),
                     "pred_std": _masked_std(pred.detach(), weight),
@@ -178,7 +182,7 @@ class JEPA(nn.Module):
                     "context_std": _masked_std(ctx.detach(), ~batch.context_pad),
                 }
             )
-        return JEPAOutput(loss=total, pred=pred, target=target, stats=stats)
+        return JEPAOutput(loss=total, pred=pred, target=target, stats=info)
 
     def _latent_loss(
         self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
