@@ -19,3 +19,7 @@ def configure(verbose: int = 0, quiet: bool = False) -> None:
         handler._geojepa = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.propagate = False
+    # the ONNX exporter warns once per graph that optional torchvision operators are not
+    # registered; GeoJEPA's graphs use none of them, so the lines are noise at the console
+    if not verbose:
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)

@@ -18,6 +18,7 @@ import click
 from geojepa.cli._app import app
 from geojepa.errors import GeoJEPAError, InputError
 from geojepa.logs import configure
+from geojepa.threads import apply_threads, cli_threads
 
 # Each verb group lives in its own module; importing it registers its commands.
 VERB_MODULES: tuple[str, ...] = (
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure(verbose=verbose)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        apply_threads(cli_threads())
         rv = app(args=args, prog_name="geojepa", standalone_mode=False)
     except click.exceptions.UsageError as err:
         err.show()
