@@ -220,18 +220,17 @@ def _place_slope(
         y = g["slide_ry"] * float(r.uniform(-1.1, 1.1))
         return min(max(x, 0.0), length), max(min(y, width / 2), -width / 2)
 
+    def mostly_in_slide(r: np.random.Generator, p_slide: float) -> tuple[float, float]:
+        """In the slide with probability `p_slide`, else anywhere on the slope."""
+        if r.uniform() < p_slide:
+            return in_slide(r)
+        return float(r.uniform(0, length)), float(r.uniform(-width / 2, width / 2))
+
     out = _drivers_raw(family, counts, x=-20.0)
     bh = 0
     for size in _boreholes(counts.get("piezometer", 0), (1, 4), rng):
         bh += 1
-        x, y = (
-            in_slide(rng)
-            if rng.uniform() < 0.8
-            else (
-                float(rng.uniform(0, length)),
-                float(rng.uniform(-width / 2, width / 2)),
-            )
-        )
+        x, y = mostly_in_slide(rng, 0.8)
         sd = slip_depth(x, y)
         wt = family.water_table_depth * (1.0 + 0.6 * (1 - x / length))
         depths = np.sort(rng.uniform(wt + 1.0, max(wt + 2.0, sd * 1.4), size))
@@ -241,14 +240,7 @@ def _place_slope(
     inc = 0
     for size in _boreholes(counts.get("inclinometer", 0), (2, 6), rng):
         inc += 1
-        x, y = (
-            in_slide(rng)
-            if rng.uniform() < 0.85
-            else (
-                float(rng.uniform(0, length)),
-                float(rng.uniform(-width / 2, width / 2)),
-            )
-        )
+        x, y = mostly_in_slide(rng, 0.85)
         sd = slip_depth(x, y)
         # nodes from near the surface to below the slip surface
         depths = np.linspace(1.0, sd * 1.5 + 2.0, size)
@@ -263,14 +255,7 @@ def _place_slope(
         f = {"slide": slide(x, y), "rod_length": d}
         out.append(("extensometer", x, y, ground(x) - d, f"EXT{k + 1}", d, f))
     for _ in range(counts.get("gnss", 0)):
-        x, y = (
-            in_slide(rng)
-            if rng.uniform() < 0.75
-            else (
-                float(rng.uniform(0, length)),
-                float(rng.uniform(-width / 2, width / 2)),
-            )
-        )
+        x, y = mostly_in_slide(rng, 0.75)
         out.append(("gnss", x, y, ground(x) + 2.0, "GNSS", 0.0, {"slide": slide(x, y)}))
     for k in range(counts.get("strain_gauge", 0)):
         x, y = in_slide(rng)
