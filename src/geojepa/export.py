@@ -373,12 +373,11 @@ def session(path: str | Path, threads: int = 1) -> Any:
     """An onnxruntime CPU session with `threads` intra-op threads."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    from geojepa.edge.score import session_options
+
+    return ort.InferenceSession(
+        str(path), session_options(threads), providers=["CPUExecutionProvider"]
+    )
 
 
 @dataclass(frozen=True)
