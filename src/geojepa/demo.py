@@ -191,7 +191,10 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
         summary.numbers["test-period cell AUC-PR"] = auc
         _write_benchmark(run_dir / "benchmark.json", auc, site, cutoff)
         levels = np.asarray(scores.level)[frame.index_of(cutoff) :]
-        summary.numbers["test-period alarm hours (amber+red)"] = int((levels > 0).sum())
+        n_alarm, n_rows = int((levels > 0).sum()), len(levels)
+        summary.numbers["test-period grid times in amber or red"] = (
+            f"{n_alarm} of {n_rows} ({100.0 * n_alarm / max(n_rows, 1):.0f} %)"
+        )
 
     forecasts = None
     with steps.step("forecast"):
