@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow lint bench tables-forecast clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# the forecasting and transfer tables of docs/results/ (long; pretraining runs are cached)
+tables-forecast: setup
+	PY=$(BIN)/python sh benchmarks/tables_forecast.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
