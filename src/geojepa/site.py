@@ -59,6 +59,18 @@ SENSOR_KINDS: tuple[str, ...] = (
 """Known sensor kinds. ``water_level`` covers reservoirs, lakes, wells and creeks;
 ``load`` covers applied load and fill height; ``other`` is for anything else."""
 
+MONITORING_KINDS: tuple[str, ...] = (
+    "piezometer",
+    "settlement",
+    "inclinometer",
+    "extensometer",
+    "gnss",
+    "strain_gauge",
+    "discharge",
+)
+"""Kinds that watch the ground's response (not its drivers: rain, temperature, pressure,
+load), in the order plots list them."""
+
 SENSOR_COLUMNS: tuple[str, ...] = ("id", "kind", "unit", "x", "y", "z", "group", "meta")
 READING_COLUMNS: tuple[str, ...] = ("timestamp", "sensor_id", "value", "quality", "source")
 LABEL_COLUMNS: tuple[str, ...] = ("start", "end", "kind", "sensors", "category", "source")

@@ -30,7 +30,7 @@ import pandas as pd
 from geojepa.errors import InputError
 from geojepa.evaluate.benchmark import Case, SiteBuilder
 from geojepa.frame import to_frame
-from geojepa.site import Quality, Site
+from geojepa.site import MONITORING_KINDS, Quality, Site
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,6 @@ FAULT_DAYS: dict[str, float] = {"spike": 0.0, "step": 60.0, "drift": 120.0, "stu
 
 INJECT_DAYS: dict[str, float] = {"spike": 0.0, "step": 10.0, "drift": 21.0, "stuck": 5.0}
 """Length of a fault injected into a simulated site (inside the simulator's ranges)."""
-
-MONITORING_KINDS: tuple[str, ...] = (
-    "piezometer",
-    "settlement",
-    "inclinometer",
-    "extensometer",
-    "gnss",
-    "strain_gauge",
-    "discharge",
-)
-"""Sensor kinds that watch the ground (not the drivers: rain, temperature, pressure, load)."""
 
 
 def simulated_builder(

@@ -13,16 +13,9 @@ import pandas as pd
 
 from geojepa.atomic import atomic_path
 from geojepa.simulate.api import SimulatedSite
+from geojepa.site import MONITORING_KINDS
 
-KIND_ORDER: tuple[str, ...] = (
-    "piezometer",
-    "settlement",
-    "inclinometer",
-    "extensometer",
-    "gnss",
-    "strain_gauge",
-    "discharge",
-)
+KIND_ORDER: tuple[str, ...] = MONITORING_KINDS
 COLOURS = {"sensor_fault": "tab:orange", "geotechnical": "tab:purple"}
 
 
