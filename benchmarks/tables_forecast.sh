@@ -8,4 +8,4 @@ PY="${PY:-.venv/bin/python}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$PY" benchmarks/bench_forecast.py --out bench-out/forecast "$@"
 "$PY" benchmarks/bench_transfer.py --out bench-out/transfer --target-only \
-  --seeds 0 1 2 --sim-seeds 0 --steps 200
+  --seeds 0 1 2 --sim-seeds 0 --steps 60
