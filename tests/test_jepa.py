@@ -258,3 +258,20 @@ def test_predictor_without_context_cannot_reach_the_trained_loss() -> None:
     logging.getLogger(__name__).info("held-out latent loss: %s", numbers)
     assert blind > 1.25 * trained, numbers
     assert blind_trained > 1.25 * trained, numbers
+
+
+def test_unlogged_step_skips_only_the_diagnostics() -> None:
+    """stats=False: the same loss and gradients, the losses reported, no diagnostic stats."""
+    batch = _batch(seed=3)
+    full, lean = _small_model(seed=1, sigreg_weight=0.5), _small_model(seed=1, sigreg_weight=0.5)
+    a, b = full(batch), lean(batch, stats=False)
+    assert torch.equal(a.loss, b.loss)
+    assert set(b.stats) == {"loss", "latent_loss", "sigreg"}
+    assert {"pred_std", "target_std", "context_std", "n_targets"} <= set(a.stats)
+    assert a.stats["loss"] == b.stats["loss"]
+    a.loss.backward()
+    b.loss.backward()
+    for p, q in zip(full.parameters(), lean.parameters(), strict=True):
+        assert (p.grad is None) == (q.grad is None)
+        if p.grad is not None:
+            assert torch.equal(p.grad, q.grad)
