@@ -41,6 +41,7 @@ def test_demo_summary_numbers_are_measured(demo_out: Path) -> None:
     assert all(0.0 <= v <= 1.0 for v in auc.values())
     assert nums["edge vs detect Spearman"] >= 0.999
     assert nums["ONNX parity max |diff|"] <= 1e-4
+    assert nums["ONNX files (MB)"]["fp32"] > 0.1
     fc = next(v for k, v in nums.items() if k.startswith("forecast MAE"))
     assert {"jepa", "hyperbolic", "linear", "persistence"} <= set(fc)
     assert set(summary["seconds"]) == set(summary["cpu_seconds"])

@@ -206,7 +206,10 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
 
         rep = export_run(run_dir, export_dir, site=site)
         summary.numbers["ONNX parity max |diff|"] = max(p.max_abs_diff for p in rep.parity)
-        summary.numbers["model size (MB)"] = sum(rep.bytes.values()) / 1e6
+        files = sorted(export_dir.glob("*.onnx"))
+        fp32 = sum(f.stat().st_size for f in files if not f.name.endswith(".int8.onnx"))
+        int8 = sum(f.stat().st_size for f in files if f.name.endswith(".int8.onnx"))
+        summary.numbers["ONNX files (MB)"] = {"fp32": fp32 / 1e6, "int8": int8 / 1e6}
 
     with steps.step("edge scoring"):
         from geojepa.edge.score import EdgeModel, score_frame
