@@ -72,6 +72,20 @@ def _paired_mean(a: dict[Any, float], b: dict[Any, float]) -> tuple[float, float
     return float(np.mean([a[k] for k in keys])), float(np.mean([b[k] for k in keys]))
 
 
+def _best_baseline(
+    rows: Sequence[dict[str, Any]], headline: str, bases: Sequence[str], kind: str
+) -> tuple[str, float, float]:
+    """The baseline with the highest mean AUC-PR on `kind` over the groups where the headline
+    also has a value: (name, its mean, the headline's mean over the same groups)."""
+    head = _mean_over_groups(rows, headline, kind, "auc_pr")
+    name, ref_v, head_v = "", float("nan"), float("nan")
+    for b in bases:
+        h, ref = _paired_mean(head, _mean_over_groups(rows, b, kind, "auc_pr"))
+        if math.isfinite(ref) and not ref <= ref_v:
+            name, ref_v, head_v = b, ref, h
+    return name, ref_v, head_v
+
+
 def measure_targets(
     summary: Sequence[dict[str, Any]],
     headline: str,
@@ -86,12 +100,7 @@ def measure_targets(
     rows = [r for r in summary if intensity is None or float(r["intensity"]) == intensity]
     bases = baselines_of(detectors)
     out: list[TargetRow] = []
-    head = _mean_over_groups(rows, headline, ALL, "auc_pr")
-    best_name, best_ref, best_head = "", float("nan"), float("nan")
-    for b in bases:
-        h, ref = _paired_mean(head, _mean_over_groups(rows, b, ALL, "auc_pr"))
-        if math.isfinite(ref) and not ref <= best_ref:
-            best_name, best_ref, best_head = b, ref, h
+    best_name, best_ref, best_head = _best_baseline(rows, headline, bases, ALL)
     ratio_ok = None
     if math.isfinite(best_ref) and math.isfinite(best_head) and best_ref > 0:
         ratio_ok = best_head >= ratio_target * best_ref
@@ -105,12 +114,7 @@ def measure_targets(
         )
     )
     for kind in SUBTLE_KINDS:
-        head_k = _mean_over_groups(rows, headline, kind, "auc_pr")
-        ref_name, ref_v, head_v = "", float("nan"), float("nan")
-        for b in bases:
-            h, ref = _paired_mean(head_k, _mean_over_groups(rows, b, kind, "auc_pr"))
-            if math.isfinite(ref) and not ref <= ref_v:
-                ref_name, ref_v, head_v = b, ref, h
+        ref_name, ref_v, head_v = _best_baseline(rows, headline, bases, kind)
         met = None if not (math.isfinite(ref_v) and math.isfinite(head_v)) else head_v > ref_v
         out.append(TargetRow(f"ahead of every baseline on {kind}", head_v, ref_v, ref_name, met))
     if "trigger" in bases:
