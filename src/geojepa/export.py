@@ -177,15 +177,33 @@ class TorchEngine:
         target_pad: np.ndarray,
         mask_kind: np.ndarray,
     ) -> np.ndarray:
-        import torch
-
-        extra = [
-            torch.from_numpy(np.ascontiguousarray(a))
-            for a in (context, context_pad, target, target_pad, mask_kind)
-        ]
-        with torch.inference_mode():
-            out = self.predictor_graph(*_tensors(inputs), *extra)
+        out = run_predictor_graph(
+            self.predictor_graph, inputs, context, context_pad, target, target_pad, mask_kind
+        )
         return out.float().numpy()
+
+
+def run_predictor_graph(
+    graph: nn.Module,
+    inputs: TokenInputs,
+    context: np.ndarray,
+    context_pad: np.ndarray,
+    target: np.ndarray,
+    target_pad: np.ndarray,
+    mask_kind: np.ndarray,
+    head: nn.Module | None = None,
+) -> torch.Tensor:
+    """The predictor graph (and an optional `head` on its output) on numpy inputs, in
+    inference mode: (B, Nt, D), or the head's output shape."""
+    import torch
+
+    extra = [
+        torch.from_numpy(np.ascontiguousarray(a))
+        for a in (context, context_pad, target, target_pad, mask_kind)
+    ]
+    with torch.inference_mode():
+        out = graph(*_tensors(inputs), *extra)  # (B, Nt, D)
+        return head(out) if head is not None else out
 
 
 def _tensors(inputs: TokenInputs) -> list[torch.Tensor]:

@@ -136,16 +136,19 @@ class ReconstructionEngine:
         target_pad: np.ndarray,
         mask_kind: np.ndarray,
     ) -> np.ndarray:
-        import torch
+        from geojepa.export import run_predictor_graph
 
-        from geojepa.export import _tensors
-
-        extra = [
-            torch.from_numpy(np.ascontiguousarray(a))
-            for a in (context, context_pad, target, target_pad, mask_kind)
-        ]
-        with torch.inference_mode():
-            out = self.head(self.predictor_graph(*_tensors(inputs), *extra)).float().numpy()
+        rec = run_predictor_graph(
+            self.predictor_graph,
+            inputs,
+            context,
+            context_pad,
+            target,
+            target_pad,
+            mask_kind,
+            head=self.head,
+        )
+        out = rec.float().numpy()  # (B, Nt, patch)
         _, obs = _patches(inputs.values, inputs.observed.astype(np.float32), self.patch)
         obs_t = np.take_along_axis(obs, target[..., None], axis=1)  # (B, Nt, patch)
         return np.asarray(out * obs_t, dtype=np.float32)  # (B, Nt, patch)
