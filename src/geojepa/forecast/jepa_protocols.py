@@ -24,7 +24,7 @@ evaluated slopes are used to choose cutoffs and to score only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,31 @@ class SeriesTracks:
         return out
 
 
+def _head_factories(
+    features: Mapping[str, Features],
+    heads: Sequence[str],
+    build: Callable[[Features, str, SampleBank, Sequence[Series]], JepaForecaster],
+) -> dict[str, MethodFactory]:
+    """One factory ``<prefix>_<head>`` per features and head; the heads of one features
+    share a `SampleBank` (their samples are computed once). `build(feats, head, bank,
+    training_series)` makes the forecaster."""
+    out: dict[str, MethodFactory] = {}
+    for prefix, feats in features.items():
+        bank = SampleBank()
+        for head in heads:
+
+            def make(
+                training: Sequence[Series],
+                feats: Features = feats,
+                head: str = head,
+                bank: SampleBank = bank,
+            ) -> JepaForecaster:
+                return build(feats, head, bank, training)
+
+            out[f"{prefix}_{head}"] = make
+    return out
+
+
 def series_methods(
     features: Mapping[str, Features],
     layout: Any,
@@ -104,31 +129,23 @@ def series_methods(
     whose residual the heads learn (`geojepa.forecast.hybrid`), None for none.
     """
     tracks = SeriesTracks(layout)
-    out: dict[str, MethodFactory] = {}
-    for prefix, feats in features.items():
-        bank = SampleBank()
-        for head in heads:
 
-            def make(
-                training: Sequence[Series],
-                feats: Features = feats,
-                head: str = head,
-                bank: SampleBank = bank,
-            ) -> JepaForecaster:
-                return JepaForecaster(
-                    feats,
-                    lambda h: series_track(h, layout(h.name), origin=h.origin),
-                    tracks(training),
-                    horizons=horizons,
-                    stride=stride,
-                    head=head,
-                    seed=seed,
-                    bank=bank,
-                    base=base,
-                )
+    def build(
+        feats: Features, head: str, bank: SampleBank, training: Sequence[Series]
+    ) -> JepaForecaster:
+        return JepaForecaster(
+            feats,
+            lambda h: series_track(h, layout(h.name), origin=h.origin),
+            tracks(training),
+            horizons=horizons,
+            stride=stride,
+            head=head,
+            seed=seed,
+            bank=bank,
+            base=base,
+        )
 
-            out[f"{prefix}_{head}"] = make
-    return out
+    return _head_factories(features, heads, build)
 
 
 # --------------------------------------------------------------------------- simulated sites
@@ -183,32 +200,22 @@ def sim_methods(
     series are ignored: the pool sites and the same site's other sensors are used);
     `base` as in `series_methods`."""
     training = context.tracks(pool)
-    out: dict[str, MethodFactory] = {}
-    for prefix, feats in features.items():
-        bank = SampleBank()
-        for head in heads:
 
-            def make(
-                _: Sequence[Series],
-                feats: Features = feats,
-                head: str = head,
-                bank: SampleBank = bank,
-            ) -> JepaForecaster:
-                return JepaForecaster(
-                    feats,
-                    lambda h: context.track(h.name),
-                    training,
-                    context_of=(lambda h: context.others(h.name)) if same_site else None,
-                    horizons=horizons,
-                    stride=stride,
-                    head=head,
-                    seed=seed,
-                    bank=bank,
-                    base=base,
-                )
+    def build(feats: Features, head: str, bank: SampleBank, _: Sequence[Series]) -> JepaForecaster:
+        return JepaForecaster(
+            feats,
+            lambda h: context.track(h.name),
+            training,
+            context_of=(lambda h: context.others(h.name)) if same_site else None,
+            horizons=horizons,
+            stride=stride,
+            head=head,
+            seed=seed,
+            bank=bank,
+            base=base,
+        )
 
-            out[f"{prefix}_{head}"] = make
-    return out
+    return _head_factories(features, heads, build)
 
 
 # --------------------------------------------------------------------------- time of failure
