@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from _tables import md_table
 from geojepa.checkpoint import LoadedRun
 from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
@@ -74,21 +75,6 @@ from geojepa.forecast.protocols import (
 from geojepa.transfer import config_tag, forecast_config, loso_run, pretrained_run
 
 log = logging.getLogger("bench_forecast")
-
-
-def md_table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
-    """A Markdown table (no extra dependency)."""
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in df.iterrows():
-        cells = []
-        for v in row.to_numpy():
-            if isinstance(v, float | np.floating):
-                cells.append("" if np.isnan(v) else floatfmt.format(v))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def pivot(summary: pd.DataFrame, index: list[str], value: str = "mae") -> pd.DataFrame:

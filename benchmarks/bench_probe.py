@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from _tables import md_table
 from geojepa.evaluate.probes import slope_probe_experiment
 
 COLUMNS = (
@@ -53,11 +54,7 @@ def main(argv: list[str]) -> int:
     table = df[[*COLUMNS, "event_gain", "rain_gain"]]
     mean = table.drop(columns="seed").mean().to_frame().T.assign(seed="mean")
     shown = pd.concat([table.astype({"seed": str}), mean], ignore_index=True)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    for _, r in shown.iterrows():
-        cells = [r["seed"]] + [f"{r[c]:.3f}" for c in shown.columns[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    md = "\n".join(lines) + "\n"
+    md = md_table(shown, "{:.3f}") + "\n"
     (args.out / "probes.md").write_text(md, encoding="utf-8")
     (args.out / "probes.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     sys.stdout.write(md)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from _tables import md_table
 from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
 from geojepa.forecast.features import EncoderFeatures
@@ -55,20 +56,6 @@ from geojepa.transfer import (
 
 log = logging.getLogger("bench_transfer")
 HORIZONS = (7.0, 30.0)
-
-
-def md_table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in df.iterrows():
-        cells = []
-        for v in row.to_numpy():
-            if isinstance(v, float | np.floating):
-                cells.append("" if np.isnan(v) else floatfmt.format(v))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def sim_sites(seeds: list[int]) -> dict[str, tuple[str, Site]]:
