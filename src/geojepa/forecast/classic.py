@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import warnings
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Self
 
@@ -177,8 +177,7 @@ class LinearTrend(Forecaster):
 
     def predict(self, t_future: np.ndarray) -> Forecast:
         if self.fallback_ is not None:
-            fc = self._persist.predict(t_future)
-            return Forecast(fc.t, fc.prediction, fc.lower, fc.upper, fc.level, self.name)
+            return replace(self._persist.predict(t_future), method=self.name)
         tf = as_times(t_future)
         pred = self.intercept_ + self.slope_ * tf
         q = float(stats.t.ppf(0.5 + self.level / 2.0, self.n_ - 2))
@@ -294,8 +293,7 @@ class CurveForecaster(Forecaster):
 
     def predict(self, t_future: np.ndarray) -> Forecast:
         if self.fallback_ is not None:
-            fc = self._persist.predict(t_future)
-            return Forecast(fc.t, fc.prediction, fc.lower, fc.upper, fc.level, self.name)
+            return replace(self._persist.predict(t_future), method=self.name)
         tf = as_times(t_future)
         pred = self._curve(self.params_, tf)
         if not self.boot_params_:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -342,8 +342,7 @@ class JepaForecaster(Forecaster):
 
     def predict(self, t_future: np.ndarray) -> Forecast:
         if self.fallback_ is not None:
-            fc = self._persist.predict(t_future)
-            return Forecast(fc.t, fc.prediction, fc.lower, fc.upper, fc.level, self.name)
+            return replace(self._persist.predict(t_future), method=self.name)
         tf = as_times(t_future)
         lead = np.clip(tf - self.t_last_, 0.0, None)
         grid = np.concatenate([[0.0], self.anchors_])
