@@ -198,7 +198,8 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
 
     forecasts = None
     with steps.step("forecast"):
-        forecasts = _try("forecast", lambda: _forecast(site, run_dir, cutoff, s, summary))
+        run = load_run(run_dir)
+        forecasts = _try("forecast", lambda: _forecast(site, run, run_dir, cutoff, s, summary))
 
     export_dir = run_dir / "export"
     with steps.step("export"):
@@ -224,7 +225,7 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
         from geojepa.report import build_report
 
         emb_path = run_dir / "embeddings.npz"
-        write_embeddings(embed_site(load_run(run_dir), site), emb_path)
+        write_embeddings(embed_site(run, site), emb_path)
         out = build_report(
             run_dir,
             site_dir,
@@ -297,11 +298,15 @@ def _forecast_target(site: Any) -> str | None:
 
 
 def _forecast(
-    site: Any, run_dir: Path, cutoff: pd.Timestamp, s: DemoSettings, summary: DemoSummary
+    site: Any,
+    run: Any,
+    run_dir: Path,
+    cutoff: pd.Timestamp,
+    s: DemoSettings,
+    summary: DemoSummary,
 ) -> list[Path] | None:
     """Forecast one displacement-type sensor from the cutoff; errors against what happened."""
     from geojepa.atomic import atomic_path
-    from geojepa.checkpoint import load_run
     from geojepa.forecast.apply import forecast_site, forecast_site_jepa
 
     target = _forecast_target(site)
@@ -312,7 +317,6 @@ def _forecast(
     paths: list[Path] = []
     errors: dict[str, float] = {}
     actual = site.readings[site.readings["sensor_id"] == target].set_index("timestamp")["value"]
-    run = load_run(run_dir)
     for method in ("jepa", "hyperbolic", "linear", "persistence"):
         if method == "jepa":
             res = forecast_site_jepa(run, site, target, cutoff, horizon, interval=interval)
