@@ -47,8 +47,9 @@ class DemoSettings:
     batch_size: int = 16
     preset: str = "tiny"
     forecast_horizon_days: float = 30.0
-    threads: int | None = 1
-    """torch threads for the whole demo (None: torch's default); see `geojepa.threads`."""
+    threads: int | None = None
+    """torch threads for the whole demo; None follows `geojepa.threads.cli_threads` (one
+    thread on machines with <= 4 cores, ``GEOJEPA_THREADS`` overrides)."""
 
 
 @dataclass
@@ -114,14 +115,18 @@ def _try(name: str, fn: Callable[[], T]) -> T | None:
 def run_demo(out_dir: str | Path, settings: DemoSettings | None = None) -> DemoSummary:
     """Run the whole pipeline into `out_dir` and return the summary (also in summary.json).
 
-    Runs with ``settings.threads`` torch threads and restores the caller's setting after.
+    Runs with ``settings.threads`` torch threads (default: the command line's policy) and
+    restores the caller's setting after.
     """
     import torch
 
+    from geojepa.threads import cli_threads
+
     s = settings or DemoSettings()
     before = torch.get_num_threads()
-    if s.threads is not None:
-        torch.set_num_threads(s.threads)
+    threads = s.threads if s.threads is not None else cli_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         return _run_demo(Path(out_dir), s)
     finally:
