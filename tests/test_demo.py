@@ -39,7 +39,9 @@ def test_demo_summary_numbers_are_measured(demo_out: Path) -> None:
     auc = nums["test-period cell AUC-PR"]
     assert set(auc) >= {"geojepa", "trigger", "robust_z", "random"}
     assert all(0.0 <= v <= 1.0 for v in auc.values())
-    assert nums["edge vs detect Spearman"] >= 0.999
+    assert nums["edge vs detect Spearman"] >= 0.999  # the fp32 graphs: the scorer's parity
+    if "edge int8 vs detect Spearman" in nums:  # int8 is offered only where it agrees
+        assert nums["edge int8 vs detect Spearman"] >= 0.99
     assert nums["ONNX parity max |diff|"] <= 1e-4
     assert nums["ONNX files (MB)"]["fp32"] > 0.1
     fc = next(v for k, v in nums.items() if k.startswith("forecast MAE"))

@@ -161,6 +161,51 @@ def test_window_at_matches_dataset_and_pads_before_start() -> None:
         window_at(frame, n, spec, end_index=501)
 
 
+def test_window_level_measures_each_sensor_from_its_window_median() -> None:
+    frame = synthetic_frame(6, 600, seed=8, missing=0.1)
+    n = Normaliser.fit(frame, 200)
+    site = WindowSpec(length=64, stride=16, patch=16, min_observed=0.0)
+    win = WindowSpec(length=64, stride=16, patch=16, min_observed=0.0, level="window")
+    a, b = WindowDataset(frame, n, site)[20], WindowDataset(frame, n, win)[20]
+    np.testing.assert_array_equal(a.observed, b.observed)
+    assert not b.values[~b.observed].any()  # unobserved cells stay 0
+    for c in range(6):
+        o = b.observed[c]
+        assert np.median(b.values[c, o]) == pytest.approx(0.0, abs=1e-5)
+        # same shape as the site-level window where no value was clipped there
+        if np.abs(a.values[c, o]).max() < n.clip:
+            d = a.values[c, o] - b.values[c, o]
+            np.testing.assert_allclose(d, d[0], atol=1e-5)
+    # window_at cuts the same window as the dataset
+    w = window_at(frame, n, win, end_index=int(WindowDataset(frame, n, win).starts[20]) + 64)
+    np.testing.assert_array_equal(w.values, b.values)
+
+
+def test_window_level_clips_after_subtracting_the_level() -> None:
+    # a plate that settles far beyond its training range: at site level it sits on the clip
+    # (a flat line), at window level its shape inside the window survives
+    t = np.arange(400, dtype=np.float64)
+    frame = synthetic_frame(2, 400, seed=9, missing=0.0)
+    vals = frame.values.copy()
+    vals[:, 1] = np.where(t < 100, 0.001 * np.sin(t), 1000.0 + t)
+    frame = SensorFrame(vals, frame.observed, frame.time, frame.sensors, frame.interval)
+    n = Normaliser.fit(frame, 100)
+    at_site = window_at(frame, n, WindowSpec(length=64, patch=16), end_index=400)
+    at_window = window_at(frame, n, WindowSpec(length=64, patch=16, level="window"), 400)
+    assert np.ptp(at_site.values[1]) == 0.0 and at_site.values[1, 0] == n.clip
+    assert np.ptp(at_window.values[1]) == pytest.approx(2 * n.clip)  # clipped both ends
+    assert at_window.values[1, 0] == -n.clip and at_window.values[1, -1] == n.clip
+    assert np.all(np.diff(at_window.values[1]) >= 0)
+
+
+def test_window_level_is_checked_and_round_trips() -> None:
+    with pytest.raises(InputError, match="level"):
+        WindowSpec(level="sensor")
+    spec = WindowSpec(level="window")
+    assert WindowSpec.from_dict(spec.to_dict()) == spec
+    assert WindowSpec.from_dict({"length": 128}).level == "site"  # older runs: site level
+
+
 def test_sensor_features_permute_with_sensors_and_code_new_sensors() -> None:
     frame = synthetic_frame(9, 10, seed=8)
     f = sensor_features(frame.sensors)

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,8 @@ class DemoSettings:
     batch_size: int = 16
     preset: str = "tiny"
     forecast_horizon_days: float = 30.0
+    level: str | None = None
+    """window level (`WindowSpec.level`); None keeps the preset's."""
     threads: int | None = None
     """torch threads for the whole demo; None follows `geojepa.threads.cli_threads` (one
     thread on machines with <= 4 cores, ``GEOJEPA_THREADS`` overrides)."""
@@ -176,6 +178,8 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
         config = load_config(
             None, preset_name=s.preset, seed=s.seed, steps=s.steps, batch_size=s.batch_size
         )
+        if s.level is not None:
+            config = replace(config, window=replace(config.window, level=s.level))
         result = pretrain([site], run_dir, config, until=cutoff, steps=s.steps, progress=True)
         if result.quality is not None:
             q = result.quality
@@ -220,10 +224,17 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
     with steps.step("edge scoring"):
         from geojepa.edge.score import EdgeModel, score_frame
 
-        edge = EdgeModel.load(export_dir)
+        # the same fp32 graphs as detect's model (parity of the scorer), then what the
+        # gateway loads by default (int8 where the export recommends it)
+        edge = EdgeModel.load(export_dir, int8=False)
         frame = to_frame(site, interval=edge.meta.interval, sensor_ids=edge.sensor_ids)
         edge_scores = score_frame(edge, frame)
         summary.numbers["edge vs detect Spearman"] = _spearman(edge_scores.score, scores.score)
+        if edge.meta.quantization.get("recommended", False):
+            q_scores = score_frame(EdgeModel.load(export_dir), frame)
+            summary.numbers["edge int8 vs detect Spearman"] = _spearman(
+                q_scores.score, scores.score
+            )
 
     with steps.step("report"):
         from geojepa.embed import embed_site, write_embeddings

@@ -42,7 +42,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
-from geojepa.windows import Normaliser, Window, WindowSpec, window_at
+from geojepa.windows import Normaliser, Window, WindowSpec, subtract_level, window_at
 
 log = logging.getLogger(__name__)
 
@@ -252,15 +252,10 @@ def relative_window(window: Window, patch: int, recent: int = 1) -> Window:
     P - recent patches (its recent history, not the scored patches); a sensor with no
     reading there keeps its values. values (C, L) -> (C, L); missing cells stay 0.
     """
-    c, length = window.values.shape
-    head = max(length - recent * patch, 0)
-    vals = np.where(window.observed[:, :head], window.values[:, :head], np.nan)  # (C, head)
-    has = window.observed[:, :head].any(axis=1)  # (C,)
-    level = np.zeros(c, dtype=np.float64)
-    if has.any():
-        level[has] = np.nanmedian(vals[has], axis=1)
-    shifted = np.where(window.observed, window.values - level[:, None], 0.0)  # (C, L)
-    return replace(window, values=shifted.astype(np.float32))
+    head = max(window.values.shape[1] - recent * patch, 0)
+    values = window.values.astype(np.float64)
+    shifted = subtract_level(values, window.observed, upto=head)  # (C, L)
+    return replace(window, values=shifted)
 
 
 def window_energy(engine: TokenEngine, window: Window, patch: int, spec: EnergySpec) -> np.ndarray:

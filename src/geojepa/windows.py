@@ -13,6 +13,9 @@ Guarantees:
   never NaN, and clips to +-`clip` so one wild reading cannot dominate a batch;
 - windows never read outside [start, end) of the frame; windows with an observed fraction
   below `min_observed` are skipped, counted and logged, never silently;
+- with ``WindowSpec.level == "window"`` each sensor's values in a window are measured from
+  that window's median of its observed cells (then clipped); the edge scorer cuts windows
+  with this same code, so it sees what the model saw in training;
 - nothing is interpolated: a missing cell stays unobserved (coarse cells are observed when
   any of their grid cells is, and hold the mean of those).
 
@@ -110,11 +113,15 @@ class Normaliser:
             )
         return np.array([index[s] for s in frame.sensor_ids], dtype=np.int64)
 
-    def transform(self, frame: SensorFrame) -> np.ndarray:
-        """Normalised values (T, C) float32 in the frame's column order; 0.0 where unobserved."""
+    def transform(self, frame: SensorFrame, clip: bool = True) -> np.ndarray:
+        """Normalised values (T, C) float32 in the frame's column order; 0.0 where unobserved.
+
+        `clip` False leaves values beyond +-`self.clip` as they are (a window that is
+        re-levelled clips after subtracting its own level)."""
         cols = self._columns(frame)
         z = (frame.values.astype(np.float64) - self.center[cols]) / self.scale[cols]
-        z = np.clip(z, -self.clip, self.clip)
+        if clip:
+            z = np.clip(z, -self.clip, self.clip)
         z = np.where(frame.observed, z, 0.0)
         return z.astype(np.float32)
 
@@ -145,12 +152,22 @@ class Normaliser:
         return cls(ids, center, scale, float(d.get("clip", DEFAULT_CLIP)))
 
 
+LEVELS = ("site", "window")
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """Window geometry in window steps. One window step = `scale` grid steps.
 
     length L (multiple of patch), stride between window starts, patch length, minimum
     observed fraction, and the scales (1 = the grid; k > 1 averages k grid steps).
+
+    `level`: what a value is measured from. ``"site"``: the normaliser's training median
+    (a window carries its sensors' absolute levels). ``"window"``: each sensor's median over
+    the window's observed cells, subtracted before clipping (the model sees shapes, not
+    levels: a settling plate or a drawn-down well that leaves its training range is not
+    out of distribution for that reason alone; levels stay available to the forecasting
+    heads, which read them from the readings).
     """
 
     length: int = 128
@@ -158,8 +175,14 @@ class WindowSpec:
     patch: int = 16
     min_observed: float = 0.25
     scales: tuple[int, ...] = (1,)
+    level: str = "site"
 
     def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise InputError(
+                f"window level {self.level!r} is not one of {list(LEVELS)}",
+                hint="use 'site' (absolute levels) or 'window' (each window's own median)",
+            )
         if self.patch <= 0 or self.length <= 0 or self.length % self.patch:
             raise InputError(
                 f"window length {self.length} is not a positive multiple of patch {self.patch}",
@@ -191,7 +214,7 @@ class WindowSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WindowSpec:
-        known = {"length", "stride", "patch", "min_observed", "scales"}
+        known = {"length", "stride", "patch", "min_observed", "scales", "level"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(
@@ -249,6 +272,24 @@ def _coarsen(
     return mean, cnt > 0, times[: length * k : k]
 
 
+def subtract_level(
+    values: np.ndarray, observed: np.ndarray, upto: int | None = None, clip: float | None = None
+) -> np.ndarray:
+    """values (C, L) minus each sensor's level: the median of its observed cells in the first
+    `upto` steps (all when None); a sensor with none there keeps level 0. Clipped to
+    +-`clip` when given; 0 where unobserved. (C, L) float32."""
+    head = values.shape[1] if upto is None else max(int(upto), 0)
+    ob = observed[:, :head]
+    has = ob.any(axis=1)  # (C,)
+    level = np.zeros(values.shape[0], dtype=np.float64)
+    if has.any():
+        level[has] = np.nanmedian(np.where(ob, values[:, :head], np.nan)[has], axis=1)
+    out = values - level[:, None]
+    if clip is not None:
+        out = np.clip(out, -clip, clip)
+    return np.where(observed, out, 0.0).astype(np.float32)
+
+
 def _grid_times(frame: SensorFrame, lo: int, hi: int) -> np.ndarray:
     """Grid times for rows lo..hi-1, extrapolated on the regular grid outside the frame."""
     if frame.n_times == 0:
@@ -266,8 +307,11 @@ def _make_window(
     spec: WindowSpec,
     start: int,
     scale: int,
+    clip: float,
 ) -> Window:
-    """Cut rows [start, start + L*scale) (rows < 0 are unobserved padding)."""
+    """Cut rows [start, start + L*scale) (rows < 0 are unobserved padding). `z` is clipped
+    already for level "site"; for level "window" it is not, and each sensor's median over
+    the window's observed cells is subtracted before clipping to +-`clip`."""
     span = spec.span(scale)
     stop = start + span
     c = z.shape[1]
@@ -276,6 +320,8 @@ def _make_window(
     lo = max(start, 0)
     vals[lo - start :] = z[lo:stop]
     ob[lo - start :] = obs[lo:stop]
+    if spec.level == "window":
+        vals = subtract_level(vals.T, ob.T, clip=clip).T  # (S, C)
     times = _grid_times(frame, start, stop)
     vals, ob, times = _coarsen(vals, ob, times, scale)  # (L, C)
     return Window(
@@ -310,7 +356,7 @@ class WindowDataset:
         self.spec = spec
         self.start = max(int(start), 0)
         self.end = frame.n_times if end is None else min(int(end), frame.n_times)
-        self._z = normaliser.transform(frame)  # (T, C)
+        self._z = normaliser.transform(frame, clip=spec.level == "site")  # (T, C)
         self._obs = frame.observed
         self._feats = sensor_features(frame.sensors)  # (C, F)
         starts: list[int] = []
@@ -357,6 +403,7 @@ class WindowDataset:
             self.spec,
             int(self.starts[i]),
             int(self.scales_of[i]),
+            self.normaliser.clip,
         )
 
 
@@ -384,12 +431,13 @@ def window_at(
     lo = max(start, 0)
     sub = frame.slice_time(lo, end_index)  # only the window's rows are normalised: O(L)
     win = _make_window(
-        normaliser.transform(sub),
+        normaliser.transform(sub, clip=spec.level == "site"),
         sub.observed,
         sub,
         sensor_features(frame.sensors),
         spec,
         start - lo,
         k,
+        normaliser.clip,
     )
     return replace(win, start=int(start))
