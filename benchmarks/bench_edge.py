@@ -79,37 +79,12 @@ def make_site(n_sensors: int, n_times: int, seed: int) -> object:
 
 
 def write_run(run_dir: Path, site: object, preset_name: str) -> None:
-    import torch
-
-    from geojepa.checkpoint import SiteRecord, save_checkpoint
+    from geojepa.checkpoint import save_untrained_run
     from geojepa.config import preset
-    from geojepa.frame import to_frame
-    from geojepa.jepa import JEPA
-    from geojepa.windows import Normaliser, WindowSpec
 
     cfg = preset(preset_name)
-    cfg = replace(cfg, window=WindowSpec(length=LENGTH, stride=64, patch=PATCH))
-    torch.manual_seed(0)
-    model = JEPA(cfg.jepa_config()).eval()
-    frame = to_frame(site)  # type: ignore[arg-type]
-    end = frame.n_times // 2
-    record = SiteRecord(
-        name="bench",
-        sensors=site.sensors,  # type: ignore[attr-defined]
-        normaliser=Normaliser.fit(frame, end),
-        interval=frame.interval,
-        train_end=frame.times()[end],
-        grid_start=frame.times()[0],
-    )
-    save_checkpoint(
-        run_dir / "checkpoint.pt",
-        config=cfg,
-        model=model,
-        optimizer=None,
-        step=0,
-        total_steps=0,
-        sites=[record],
-    )
+    cfg = replace(cfg, window=replace(cfg.window, length=LENGTH, stride=64, patch=PATCH))
+    save_untrained_run(run_dir, site, cfg, train_fraction=0.5)
 
 
 def export(run_dir: Path, out: Path) -> dict[str, object]:

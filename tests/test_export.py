@@ -24,9 +24,7 @@ from geojepa.export import (
     export_run,
     spearman,
 )
-from geojepa.frame import to_frame
 from geojepa.site import Sensor, Site, sensors_frame
-from geojepa.windows import Normaliser, WindowSpec
 from test_edge import BLOCKER
 
 torch = pytest.importorskip("torch")
@@ -82,9 +80,8 @@ def make_site(seed: int, n_times: int = 24 * 24, n_sensors: int = 6) -> Site:
 
 def write_run(run_dir: Path, site: Site, seed: int) -> None:
     """A run folder with a small, untrained JEPA (export does not care about training)."""
-    from geojepa.checkpoint import SiteRecord, save_checkpoint
+    from geojepa.checkpoint import save_untrained_run
     from geojepa.config import preset
-    from geojepa.jepa import JEPA
 
     cfg = preset("tiny")
     model_cfg = replace(
@@ -97,29 +94,9 @@ def write_run(run_dir: Path, site: Site, seed: int) -> None:
         predictor_heads=2,
         patch=8,
     )
-    cfg = replace(cfg, model=model_cfg, window=WindowSpec(length=48, stride=8, patch=8), seed=seed)
-    torch.manual_seed(seed)
-    model = JEPA(cfg.jepa_config()).eval()
-    frame = to_frame(site)
-    train_end = frame.times()[int(0.6 * frame.n_times)]
-    norm = Normaliser.fit(frame, int(0.6 * frame.n_times))
-    record = SiteRecord(
-        name=site.name,
-        sensors=site.sensors,
-        normaliser=norm,
-        interval=frame.interval,
-        train_end=train_end,
-        grid_start=frame.times()[0],
-    )
-    save_checkpoint(
-        run_dir / "checkpoint.pt",
-        config=cfg,
-        model=model,
-        optimizer=None,
-        step=0,
-        total_steps=0,
-        sites=[record],
-    )
+    window = replace(cfg.window, length=48, stride=8, patch=8)
+    cfg = replace(cfg, model=model_cfg, window=window, seed=seed)
+    save_untrained_run(run_dir, site, cfg, train_fraction=0.6)
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,40 @@ def build_model(
     return model
 
 
+def save_untrained_run(
+    run_dir: str | Path, site: Any, config: RunConfig, train_fraction: float = 1.0
+) -> Path:
+    """A run folder holding an UNTRAINED model of `config` (weights drawn from its seed) and
+    `site`'s normaliser fitted on the first `train_fraction` of its grid rows: what export,
+    scoring and speed measurements need when training does not matter. Returns the
+    checkpoint's path."""
+    from geojepa.frame import to_frame
+
+    frame = to_frame(site)
+    end = max(1, min(int(train_fraction * frame.n_times), frame.n_times))
+    record = SiteRecord(
+        name=site.name,
+        sensors=site.sensors,
+        normaliser=Normaliser.fit(frame, end),
+        interval=frame.interval,
+        train_end=(
+            frame.times()[end] if end < frame.n_times else frame.times()[-1] + frame.interval
+        ),
+        grid_start=frame.times()[0],
+    )
+    path = Path(run_dir) / CHECKPOINT_NAME
+    save_checkpoint(
+        path,
+        config=config,
+        model=build_model(config, seed=config.seed).eval(),
+        optimizer=None,
+        step=0,
+        total_steps=0,
+        sites=[record],
+    )
+    return path
+
+
 def checkpoint_path(run: str | Path) -> Path:
     p = Path(run)
     return p / CHECKPOINT_NAME if p.is_dir() or p.suffix != ".pt" else p
