@@ -45,6 +45,11 @@ def sim() -> Site:
     return simulate_site("embankment", 8, 120, "3h", 3).site
 
 
+@pytest.fixture(scope="module")
+def target(sim: Site) -> TransferSite:
+    return transfer_site(sim, "embankment", name="emb")
+
+
 def test_label_draws_are_seeded_sized_and_sorted() -> None:
     a = draw_labels(1000, 0.05, seed=1)
     assert a.size == 50 and np.all(np.diff(a) > 0)
@@ -55,8 +60,7 @@ def test_label_draws_are_seeded_sized_and_sorted() -> None:
     assert draw_labels(50, 1.0, seed=0).size == 50
 
 
-def test_training_samples_never_read_the_test_period(sim: Site) -> None:
-    target = transfer_site(sim, "embankment", name="emb")
+def test_training_samples_never_read_the_test_period(target: TransferSite) -> None:
     assert target.targets and 0 < target.split < target.frame.n_times
     feats = EncoderFeatures(random_run(tiny_config()))
     train = site_samples(feats, target, (7.0, 30.0), test=False, stride=2.0)
@@ -77,8 +81,7 @@ def test_training_samples_never_read_the_test_period(sim: Site) -> None:
     np.testing.assert_allclose(again.change, train.change, equal_nan=True)
 
 
-def test_transfer_records_compare_encoders_on_the_same_labels(sim: Site) -> None:
-    target = transfer_site(sim, "embankment", name="emb")
+def test_transfer_records_compare_encoders_on_the_same_labels(target: TransferSite) -> None:
     encoders = {
         "pretrained": EncoderFeatures(random_run(tiny_config(), seed=1)),
         "scratch": EncoderFeatures(random_run(tiny_config(), seed=2)),
@@ -95,48 +98,30 @@ def test_transfer_records_compare_encoders_on_the_same_labels(sim: Site) -> None
     assert np.isfinite(rec.loc[rec["horizon"] == 7.0, "mae"]).all()
 
 
+def _row(site: str, fraction: float, encoder: str, seed: int, mae: float) -> dict[str, object]:
+    return dict(
+        site=site,
+        family="f",
+        head="ridge",
+        fraction=fraction,
+        horizon=7.0,
+        encoder=encoder,
+        seed=seed,
+        mae=mae,
+    )
+
+
 def test_wins_counts_and_flags_losses_beyond_one_std() -> None:
     rows = []
-    for seed, (p, s) in enumerate([(1.0, 2.0), (1.2, 2.2)]):
-        for enc, mae in (("pretrained", p), ("scratch", s)):
-            rows.append(
-                dict(
-                    site="a",
-                    family="f",
-                    head="ridge",
-                    fraction=0.01,
-                    horizon=7.0,
-                    encoder=enc,
-                    seed=seed,
-                    mae=mae,
-                )
-            )
-    for seed, (p, s) in enumerate([(3.0, 1.0), (3.1, 1.1)]):
-        for enc, mae in (("pretrained", p), ("scratch", s)):
-            rows.append(
-                dict(
-                    site="b",
-                    family="f",
-                    head="ridge",
-                    fraction=0.05,
-                    horizon=7.0,
-                    encoder=enc,
-                    seed=seed,
-                    mae=mae,
-                )
-            )
-    rows.append(
-        dict(
-            site="b",
-            family="f",
-            head="ridge",
-            fraction=1.0,
-            horizon=7.0,
-            encoder="pretrained",
-            seed=0,
-            mae=0.0,
-        )
-    )
+    # site a: pretrained ahead on both seeds; site b: behind by more than one std
+    for site, fraction, pairs in (
+        ("a", 0.01, [(1.0, 2.0), (1.2, 2.2)]),
+        ("b", 0.05, [(3.0, 1.0), (3.1, 1.1)]),
+    ):
+        for seed, (p, s) in enumerate(pairs):
+            rows += [_row(site, fraction, "pretrained", seed, p)]
+            rows += [_row(site, fraction, "scratch", seed, s)]
+    rows.append(_row("b", 1.0, "pretrained", 0, 0.0))
     w = wins(pd.DataFrame(rows)).set_index("site")
     assert len(w) == 2  # the 100 % row is not a <= 10 % pair
     assert bool(w.loc["a", "wins"]) and not bool(w.loc["a", "worse_by_more_than_1std"])
