@@ -7,7 +7,10 @@ the event probe and the next-day-rain probe for the pretrained encoder, a random
 initialised encoder of the same shape and raw window statistics, with the differences
 (pretrained minus random). No timing ratio is claimed: the seconds are for the record.
 
-Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--out DIR]
+With `--fusion joint,factorised,per_kind` it repeats all of it for each fusion mode (equal
+parameter count) and adds a row of means per mode.
+
+Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion joint] [--out DIR]
 Writes OUT/probes.json and OUT/probes.md (default OUT: bench-out/probes).
 """
 
@@ -25,6 +28,7 @@ from _tables import md_table
 from geojepa.evaluate.probes import slope_probe_experiment
 
 COLUMNS = (
+    "fusion",
     "seed",
     "rankme_fraction",
     "train_seconds",
@@ -40,20 +44,27 @@ COLUMNS = (
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--fusion", default="joint", help="comma-separated fusion modes")
     ap.add_argument("--out", type=Path, default=Path("bench-out/probes"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for seed in args.seeds:
-        res = slope_probe_experiment(args.out / f"run-seed{seed}", seed=seed)
-        rows.append({"seed": seed, **res})
+    fusions = args.fusion.split(",")
+    for fusion in fusions:
+        for seed in args.seeds:
+            name = f"run-seed{seed}" if fusions == ["joint"] else f"run-{fusion}-seed{seed}"
+            res = slope_probe_experiment(args.out / name, seed=seed, fusion=fusion)
+            rows.append({"fusion": fusion, "seed": seed, **res})
     df = pd.DataFrame(rows)
     df["event_gain"] = df["event_auc_jepa"] - df["event_auc_random"]
     df["rain_gain"] = df["rain_auc_jepa"] - df["rain_auc_random"]
-    table = df[[*COLUMNS, "event_gain", "rain_gain"]]
-    mean = table.drop(columns="seed").mean().to_frame().T.assign(seed="mean")
-    shown = pd.concat([table.astype({"seed": str}), mean], ignore_index=True)
+    table = df[[*COLUMNS, "event_gain", "rain_gain"]].astype({"seed": str})
+    parts = []
+    for fusion, part in table.groupby("fusion", sort=False):
+        mean = part.drop(columns=["fusion", "seed"]).mean().to_frame().T
+        parts += [part, mean.assign(fusion=fusion, seed="mean")[part.columns]]
+    shown = pd.concat(parts, ignore_index=True)
     md = md_table(shown, "{:.3f}") + "\n"
     (args.out / "probes.md").write_text(md, encoding="utf-8")
     (args.out / "probes.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -29,7 +29,7 @@ SIM_DAYS, SIM_SPLIT = 365, 0.7
 
 
 def slope_probe_experiment(
-    run_dir: str | Path, seed: int = 0, config: RunConfig | None = None
+    run_dir: str | Path, seed: int = 0, config: RunConfig | None = None, fusion: str = "joint"
 ) -> dict[str, float]:
     """Pretrain on a simulated 16-sensor slope (hourly, a year, `seed`) before 70 % of its
     time, then linear probes on frozen embeddings of every window, trained before the split
@@ -56,6 +56,7 @@ def slope_probe_experiment(
         base = preset("tiny")
         cfg = replace(
             base,
+            model=replace(base.model, fusion=fusion),
             seed=seed,
             window=replace(base.window, stride=16),
             train=replace(base.train, threads=1),
