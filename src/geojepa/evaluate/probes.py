@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,7 +103,11 @@ def slope_probe_experiment(
             StandardScaler(),
             LogisticRegressionCV(Cs=np.logspace(-3, 1, 5), cv=TimeSeriesSplit(3), max_iter=3000),
         )
-        m.fit(x[tr], y[tr])
+        with warnings.catch_warnings():
+            # scikit-learn >= 1.9 announces a change to LogisticRegressionCV's fitted
+            # attributes; only predict_proba is used here
+            warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+            m.fit(x[tr], y[tr])
         return float(roc_auc_score(y[te], m.predict_proba(x[te])[:, 1]))
 
     tr_c, te_c = np.repeat(train, c), np.repeat(test, c)
