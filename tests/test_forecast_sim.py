@@ -165,3 +165,36 @@ def test_jepa_time_of_failure_never_reads_the_evaluated_failure_time() -> None:
     assert len(hyb) == len(rec) and np.isfinite(hyb["predicted"]).all()
     hyb_moved = failure_protocol_jepa(feats, ctx, train, moved, fractions=(0.5, 0.9), fukuzono=True)
     np.testing.assert_allclose(hyb_moved["predicted"], hyb["predicted"])
+
+
+def test_time_of_failure_penalty_is_chosen_on_held_out_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cutoffs of one training event are near-copies: the ridge's penalty must be
+    chosen on whole events held out (one group per event), not by leave-one-out."""
+    from geojepa.forecast import jepa_protocols
+    from geojepa.forecast.features import EncoderFeatures
+    from geojepa.forecast.heads import RidgeHead
+
+    seen: list[np.ndarray | None] = []
+
+    class Recording(RidgeHead):
+        def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Recording:
+            seen.append(None if groups is None else np.asarray(groups))
+            return super().fit(x, y, groups)
+
+    monkeypatch.setattr(jepa_protocols, "RidgeHead", Recording)
+    sites = {f"s{k}": creep_site(k) for k in range(3)}
+    cases = {k: creep_cases(k, site, truth) for k, (site, truth) in sites.items()}
+    ctx = jepa_protocols.SimContext(
+        {k: jepa_protocols.daily_frame(site) for k, (site, _) in sites.items()}
+    )
+    train = cases["s1"] + cases["s2"]
+    jepa_protocols.failure_protocol_jepa(
+        {"level": EncoderFeatures(None)}, ctx, train, cases["s0"], fractions=(0.5,)
+    )
+    (groups,) = seen
+    assert groups is not None
+    # one group per training event, each holding that event's several cutoffs
+    assert np.unique(groups).size == len(train) >= 2
+    assert np.bincount(groups).min() >= 2

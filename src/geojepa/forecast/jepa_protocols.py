@@ -269,8 +269,10 @@ def failure_protocol_jepa(
     """Time of failure from a ridge on features at the cutoff, trained on `train_cases`.
 
     Target: log(days from the cutoff's grid row to the simulator's failure time), at
-    `train_fractions` of each training event. Prediction: row time + exp(ridge); band:
-    exp of the leave-one-out residual quantiles. Same columns as
+    `train_fractions` of each training event. The ridge's penalty is chosen by group K-fold
+    with one group per training event (its cutoffs are near-copies of one another: a
+    leave-one-out penalty would be too small for a new event). Prediction: row time +
+    exp(ridge); band: exp of the out-of-group residual quantiles. Same columns as
     `geojepa.forecast.simulated.failure_protocol_sim` (method ``<prefix>_tof``).
     `fukuzono`: the hybrid, whose ridge also reads Fukuzono's own estimate at the cutoff
     (`fukuzono_features`, from the record's readings up to the cutoff row's time).
@@ -283,8 +285,8 @@ def failure_protocol_jepa(
         return np.stack([fukuzono_features(c.series, float(t)) for t in times])  # (n, 2)
 
     for prefix, feats in features.items():
-        xs, ys = [], []
-        for c in train_cases:
+        xs, ys, gs = [], [], []
+        for i, c in enumerate(train_cases):
             tr = context.track(f"{c.site}/{c.sensor}")
             pts = _case_rows(c, tr, train_fractions)
             if not pts:
@@ -295,8 +297,9 @@ def failure_protocol_jepa(
             keep = fx.ok & (c.failure - t_row > 0)
             xs.append(np.concatenate([fx.x, extra(c, t_row)], axis=1)[keep])
             ys.append(np.log(c.failure - t_row[keep]))
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        head = RidgeHead(level=level).fit(x, y[:, None])
+            gs.append(np.full(int(keep.sum()), i))
+        x, y, g = np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+        head = RidgeHead(level=level).fit(x, y[:, None], groups=g)
         log.info("%s time of failure: %d training cutoffs", prefix, x.shape[0])
         lo_q, hi_q = head.band_[0]
         for c in cases:
