@@ -72,7 +72,7 @@ from geojepa.forecast.protocols import (
     gw_protocol,
     settlement_protocol,
 )
-from geojepa.transfer import config_tag, forecast_config, loso_run, pretrained_run
+from geojepa.transfer import config_tag, forecast_config, loso_run, pretrained_run, random_run
 
 log = logging.getLogger("bench_forecast")
 
@@ -340,10 +340,14 @@ def sim_section(
         frames[f"pool-slope-{s}"] = daily_frame(sim.site)
     tof = failure_protocol_sim(cases)
     tof_feats = {k: v for k, v in feats.items()}
+    # the frozen-embedding question: the same ridge on an untrained encoder of the same shape
+    untrained = {} if run is None else {"random": EncoderFeatures(random_run(run.config, 1000))}
     tof = pd.concat(
         [
             tof,
-            failure_protocol_jepa(tof_feats, SimContext(frames), train_cases, cases),
+            failure_protocol_jepa(
+                {**tof_feats, **untrained}, SimContext(frames), train_cases, cases
+            ),
             failure_protocol_jepa(
                 hybrid(tof_feats), SimContext(frames), train_cases, cases, fukuzono=True
             ),
@@ -397,7 +401,8 @@ def sim_section(
         "(or could not fit). `*_tof`: a ridge on features at the cutoff predicting log(days "
         f"to failure), trained on the creep events of {len(head_pool)} other simulated slopes "
         f"({len(train_cases)} sensor records) at 30-95 % of each event; it always predicts a "
-        "failure. Errors over all records count a missed failure as a miss: see the "
+        "failure; `random_tof` is the same ridge on an untrained encoder of the same shape. "
+        "Errors over all records count a missed failure as a miss: see the "
         "`miss_or_error_gt_7d` column.",
         "",
         md_table(tof_sum),
