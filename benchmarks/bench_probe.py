@@ -50,11 +50,10 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    fusions = args.fusion.split(",")
-    for fusion in fusions:
+    for fusion in args.fusion.split(","):
         for seed in args.seeds:
-            name = f"run-seed{seed}" if fusions == ["joint"] else f"run-{fusion}-seed{seed}"
-            res = slope_probe_experiment(args.out / name, seed=seed, fusion=fusion)
+            run_dir = args.out / f"run-{fusion}-seed{seed}"
+            res = slope_probe_experiment(run_dir, seed=seed, fusion=fusion)
             rows.append({"fusion": fusion, "seed": seed, **res})
     df = pd.DataFrame(rows)
     df["event_gain"] = df["event_auc_jepa"] - df["event_auc_random"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,10 @@ from geojepa.forecast.simulated import (
     settlement_protocol_sim,
 )
 from geojepa.site import Sensor, Site, sensors_frame
+
+if TYPE_CHECKING:
+    from geojepa.forecast.jepa_protocols import SimContext
+    from geojepa.forecast.simulated import CreepCase
 
 T0 = pd.Timestamp("2022-01-01", tz="UTC")
 
@@ -141,15 +147,25 @@ def test_sim_methods_run_in_the_protocol_with_pool_sites() -> None:
     assert (learned["fallback"] == "").all() and np.isfinite(learned["prediction"]).all()
 
 
-def test_jepa_time_of_failure_never_reads_the_evaluated_failure_time() -> None:
-    from dataclasses import replace
-
-    from geojepa.forecast.features import EncoderFeatures
-    from geojepa.forecast.jepa_protocols import SimContext, daily_frame, failure_protocol_jepa
+@pytest.fixture(scope="module")
+def creep_sites() -> tuple[dict[str, list[CreepCase]], SimContext]:
+    """Creep cases of three simulated slopes (s0, s1, s2) and their daily tracks."""
+    from geojepa.forecast.jepa_protocols import SimContext, daily_frame
 
     sites = {f"s{k}": creep_site(k) for k in range(3)}
     cases = {k: creep_cases(k, site, truth) for k, (site, truth) in sites.items()}
-    ctx = SimContext({k: daily_frame(site) for k, (site, _) in sites.items()})
+    return cases, SimContext({k: daily_frame(site) for k, (site, _) in sites.items()})
+
+
+def test_jepa_time_of_failure_never_reads_the_evaluated_failure_time(
+    creep_sites: tuple[dict[str, list[CreepCase]], SimContext],
+) -> None:
+    from dataclasses import replace
+
+    from geojepa.forecast.features import EncoderFeatures
+    from geojepa.forecast.jepa_protocols import failure_protocol_jepa
+
+    cases, ctx = creep_sites
     feats = {"level": EncoderFeatures(None)}
     train = cases["s1"] + cases["s2"]
     rec = failure_protocol_jepa(feats, ctx, train, cases["s0"], fractions=(0.5, 0.9))
@@ -169,6 +185,7 @@ def test_jepa_time_of_failure_never_reads_the_evaluated_failure_time() -> None:
 
 def test_time_of_failure_penalty_is_chosen_on_held_out_events(
     monkeypatch: pytest.MonkeyPatch,
+    creep_sites: tuple[dict[str, list[CreepCase]], SimContext],
 ) -> None:
     """The cutoffs of one training event are near-copies: the ridge's penalty must be
     chosen on whole events held out (one group per event), not by leave-one-out."""
@@ -184,11 +201,7 @@ def test_time_of_failure_penalty_is_chosen_on_held_out_events(
             return super().fit(x, y, groups)
 
     monkeypatch.setattr(jepa_protocols, "RidgeHead", Recording)
-    sites = {f"s{k}": creep_site(k) for k in range(3)}
-    cases = {k: creep_cases(k, site, truth) for k, (site, truth) in sites.items()}
-    ctx = jepa_protocols.SimContext(
-        {k: jepa_protocols.daily_frame(site) for k, (site, _) in sites.items()}
-    )
+    cases, ctx = creep_sites
     train = cases["s1"] + cases["s2"]
     jepa_protocols.failure_protocol_jepa(
         {"level": EncoderFeatures(None)}, ctx, train, cases["s0"], fractions=(0.5,)
