@@ -339,17 +339,14 @@ def sim_section(
         train_cases += creep_cases(f"pool-slope-{s}", sim.site, sim.truth)
         frames[f"pool-slope-{s}"] = daily_frame(sim.site)
     tof = failure_protocol_sim(cases)
-    tof_feats = {k: v for k, v in feats.items()}
     # the frozen-embedding question: the same ridge on an untrained encoder of the same shape
     untrained = {} if run is None else {"random": EncoderFeatures(random_run(run.config, 1000))}
     tof = pd.concat(
         [
             tof,
+            failure_protocol_jepa({**feats, **untrained}, SimContext(frames), train_cases, cases),
             failure_protocol_jepa(
-                {**tof_feats, **untrained}, SimContext(frames), train_cases, cases
-            ),
-            failure_protocol_jepa(
-                hybrid(tof_feats), SimContext(frames), train_cases, cases, fukuzono=True
+                hybrid(feats), SimContext(frames), train_cases, cases, fukuzono=True
             ),
         ],
         ignore_index=True,

@@ -286,8 +286,9 @@ def test_tiny_preset_trains_on_a_simulated_slope_within_ten_minutes(
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="target missed: RankMe 0.24, 0.20, 0.20, 0.16, 0.18, 0.20 D over seeds 0-5 (a random"
-    " encoder: 0.11-0.21 D; 2000 steps: 0.23, 0.14). Factorised attention + 1000 steps + SIGReg 10 over 256 slices"
-    " reaches 0.41, 0.30, 0.30 D but its probes fall behind a random encoder's (README)"
+    " encoder: 0.11-0.21 D; 2000 steps: 0.23, 0.14). Factorised attention + 1000 steps +"
+    " SIGReg 10 over 256 slices reaches 0.41, 0.30, 0.30 D but its probes fall behind a"
+    " random encoder's (README)"
 )
 def test_tiny_preset_rankme_reaches_three_tenths_of_the_width(
     simulated: dict[str, float],
