@@ -10,7 +10,11 @@ initialised encoder of the same shape and raw window statistics, with the differ
 With `--fusion joint,factorised,per_kind` it repeats all of it for each fusion mode (equal
 parameter count) and adds a row of means per mode.
 
-Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion joint] [--out DIR]
+With `--extra-sites K`, K other simulated slopes (their own weather, cut at the same split)
+join each pretraining run: the founding note's "do we have enough data?" question.
+
+Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion joint] [--extra-sites K]
+       [--out DIR]
 Writes OUT/probes.json and OUT/probes.md (default OUT: bench-out/probes).
 """
 
@@ -45,6 +49,12 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--fusion", default="joint", help="comma-separated fusion modes")
+    ap.add_argument(
+        "--extra-sites",
+        type=int,
+        default=0,
+        help="other simulated slopes joining the pretraining (cut at the same split)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-out/probes"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -52,8 +62,10 @@ def main(argv: list[str]) -> int:
     rows = []
     for fusion in args.fusion.split(","):
         for seed in args.seeds:
-            run_dir = args.out / f"run-{fusion}-seed{seed}"
-            res = slope_probe_experiment(run_dir, seed=seed, fusion=fusion)
+            run_dir = args.out / f"run-{fusion}-x{args.extra_sites}-seed{seed}"
+            res = slope_probe_experiment(
+                run_dir, seed=seed, fusion=fusion, extra_sites=args.extra_sites
+            )
             rows.append({"fusion": fusion, "seed": seed, **res})
     df = pd.DataFrame(rows)
     df["event_gain"] = df["event_auc_jepa"] - df["event_auc_random"]

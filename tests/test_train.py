@@ -264,9 +264,29 @@ def test_mlflow_tracking_on_sqlite_beside_the_runs(tmp_path: Path) -> None:
     assert r.info.artifact_uri.startswith((tmp_path / "runs" / "mlartifacts").as_uri())
 
 
+def test_extra_pretraining_slopes_have_their_own_names_and_rain() -> None:
+    from geojepa.evaluate.probes import SIM_DAYS, extra_slopes
+    from geojepa.simulate import simulate_site
+
+    probed = simulate_site("slope", 16, SIM_DAYS, "1h", 0).site
+    extra = extra_slopes(0, 2)
+    later = extra_slopes(1, 1)  # the extra slopes of another probed seed
+    sites = [probed, *extra, *later]
+    assert len({s.name for s in sites}) == 4
+
+    def rain(site: Site) -> np.ndarray:
+        r = site.readings
+        return r.loc[r["sensor_id"] == "RG01", "value"].to_numpy()
+
+    series = [rain(s) for s in sites]
+    assert all(len(x) > 1000 for x in series)
+    for i in range(len(series)):
+        for j in range(i + 1, len(series)):
+            n = min(len(series[i]), len(series[j]))
+            assert abs(np.corrcoef(series[i][:n], series[j][:n])[0, 1]) < 0.2
+
+
 # --------------------------------------------------------------------------- slow: simulated
-
-
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     from geojepa.evaluate.probes import slope_probe_experiment

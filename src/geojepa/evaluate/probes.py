@@ -23,20 +23,40 @@ import numpy as np
 import pandas as pd
 
 from geojepa.config import RunConfig, preset
+from geojepa.site import Site
 
 log = logging.getLogger(__name__)
 
 SIM_DAYS, SIM_SPLIT = 365, 0.7
+EXTRA_SEED = 10_000  # seeds of the extra pretraining sites: EXTRA_SEED + 100 * seed + k
+
+
+def extra_slopes(seed: int, count: int) -> list[Site]:
+    """`count` simulated 16-sensor slopes for pretraining beside the probed slope of `seed`:
+    seeds EXTRA_SEED + 100 * seed + k, so their weather and events are their own."""
+    from geojepa.simulate import simulate_site
+
+    return [
+        simulate_site("slope", 16, SIM_DAYS, "1h", EXTRA_SEED + 100 * seed + k).site
+        for k in range(count)
+    ]
 
 
 def slope_probe_experiment(
-    run_dir: str | Path, seed: int = 0, config: RunConfig | None = None, fusion: str = "joint"
+    run_dir: str | Path,
+    seed: int = 0,
+    config: RunConfig | None = None,
+    fusion: str = "joint",
+    extra_sites: int = 0,
 ) -> dict[str, float]:
     """Pretrain on a simulated 16-sensor slope (hourly, a year, `seed`) before 70 % of its
     time, then linear probes on frozen embeddings of every window, trained before the split
     and scored after it, against a randomly initialised encoder of the same shape and raw
     window statistics. `config`: the run's settings (default: the tiny preset with window
-    stride 16, one thread, `seed`). Returns the figures (also logged)."""
+    stride 16, one thread, `seed`). `extra_sites`: that many other simulated slopes (their
+    own seeds, their own weather) join the pretraining, cut at the same time, so that the
+    run sees more data but nothing of the probed site's test period. Returns the figures
+    (also logged)."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import TimeSeriesSplit
@@ -63,7 +83,10 @@ def slope_probe_experiment(
             train=replace(base.train, threads=1),
         )
     t0 = time.perf_counter()
-    res = pretrain([site], Path(run_dir), cfg, until=split, tracking_uri="none", progress=False)
+    others = extra_slopes(seed, extra_sites)
+    res = pretrain(
+        [site, *others], Path(run_dir), cfg, until=split, tracking_uri="none", progress=False
+    )
     seconds = time.perf_counter() - t0
     if res.quality is None:
         raise RuntimeError("the run has no validation report (quality) to read RankMe from")
@@ -119,6 +142,7 @@ def slope_probe_experiment(
         "lidar": res.quality.lidar,
         "std_ratio": res.quality.std_ratio,
         "test_event_cells": float(event.reshape(-1)[te_c].mean()),
+        "extra_sites": float(extra_sites),
     }
     for name, e in (("jepa", emb), ("random", rand)):
         out[f"event_auc_{name}"] = auc(
