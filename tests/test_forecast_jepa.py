@@ -155,6 +155,19 @@ def test_mlp_head_is_deterministic_given_its_seed() -> None:
     assert float(np.mean((a.predict(x) - y) ** 2)) < float(np.var(y))  # it learned something
 
 
+def test_mlp_head_with_a_small_huber_delta_fits_the_median() -> None:
+    # uninformative features, skewed two-valued targets: mean 3, median 0; the absolute
+    # error is least at the median
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 3))
+    y = np.where(rng.random((400, 1)) < 0.3, 10.0, 0.0)
+    kw = {"epochs": 60, "seed": 0, "weight_decay": 0.0}
+    wide = MLPHead(**kw).fit(x, y).predict(x)
+    narrow = MLPHead(delta=0.05, **kw).fit(x, y).predict(x)
+    assert abs(float(np.median(narrow))) < 1.0 < abs(float(np.median(wide)))
+    assert np.mean(np.abs(narrow - y)) < np.mean(np.abs(wide - y))
+
+
 def test_reducer_keeps_level_columns() -> None:
     rng = np.random.default_rng(2)
     x = rng.normal(size=(50, 20 + N_LEVEL))

@@ -152,7 +152,9 @@ class MLPHead:
     """A two-layer MLP (GELU) predicting every horizon at once, trained with AdamW on a
     masked Huber loss over standardised targets for at most `epochs` epochs and
     `max_steps` optimiser steps (whole epochs); the epoch with the least held-out loss is
-    kept."""
+    kept. `delta`: the Huber threshold in target standard deviations (small values fit the
+    conditional median, which minimises the absolute error, in any monotone transform of
+    the targets)."""
 
     def __init__(
         self,
@@ -167,6 +169,7 @@ class MLPHead:
         seed: int = 0,
         threads: int | None = 1,
         max_steps: int = 400,
+        delta: float = 1.0,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -179,6 +182,7 @@ class MLPHead:
         self.seed = seed
         self.threads = threads
         self.max_steps = max_steps
+        self.delta = delta
 
     def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Self:
         """x (N, F), y (N, K); with groups (N,) the held-out fifth is made of whole groups
@@ -228,7 +232,7 @@ class MLPHead:
         def loss_of(idx: torch.Tensor) -> torch.Tensor:
             pred = net(xt[idx])  # (b, K)
             m = mt[idx].to(pred.dtype)
-            err = torch.nn.functional.huber_loss(pred, yt[idx], reduction="none", delta=1.0)
+            err = torch.nn.functional.huber_loss(pred, yt[idx], reduction="none", delta=self.delta)
             return (err * m).sum() / m.sum().clamp_min(1.0)
 
         best = (float("inf"), [p.detach().clone() for p in net.parameters()])
