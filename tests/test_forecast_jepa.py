@@ -16,7 +16,7 @@ from geojepa.checkpoint import LoadedRun
 from geojepa.config import preset
 from geojepa.forecast.evaluate import Series, forecast_from
 from geojepa.forecast.features import N_LEVEL, EncoderFeatures
-from geojepa.forecast.heads import MLPHead, RidgeHead
+from geojepa.forecast.heads import MEDIAN_DELTA, MLPHead, RidgeHead
 from geojepa.forecast.learned import JepaForecaster, Reducer, SampleBank, origin_rows
 from geojepa.forecast.tracks import Track, frame_track, series_track
 from geojepa.frame import SensorFrame
@@ -168,6 +168,14 @@ def test_mlp_head_with_a_small_huber_delta_fits_the_median() -> None:
     assert np.mean(np.abs(narrow - y)) < np.mean(np.abs(wide - y))
 
 
+def test_the_median_head_is_the_mlp_with_the_narrow_huber_delta() -> None:
+    feats = EncoderFeatures(None)
+    median = make_factory(feats, "median")([])._make_head()
+    mlp = make_factory(feats, "mlp")([])._make_head()
+    assert isinstance(median, MLPHead) and median.delta == MEDIAN_DELTA < 0.1
+    assert isinstance(mlp, MLPHead) and mlp.delta == 1.0
+
+
 def test_reducer_keeps_level_columns() -> None:
     rng = np.random.default_rng(2)
     x = rng.normal(size=(50, 20 + N_LEVEL))
@@ -179,10 +187,10 @@ def test_reducer_keeps_level_columns() -> None:
 
 
 # --------------------------------------------------------------------------- the forecaster
-@pytest.mark.parametrize("head", ["ridge", "mlp"])
+@pytest.mark.parametrize("head", ["ridge", "mlp", "median"])
 def test_jepa_forecast_ignores_data_after_the_cutoff(head: str) -> None:
     feats = EncoderFeatures(tiny_run())
-    make = make_factory(feats, head, head_kwargs={"epochs": 5} if head == "mlp" else None)
+    make = make_factory(feats, head, head_kwargs={"epochs": 5} if head != "ridge" else None)
     s, others = plate(0), [plate(1, name="P2"), plate(2, name="P3")]
     cutoff = 200.0
     tf = s.t[s.t > cutoff][:12]

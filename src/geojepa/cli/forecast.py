@@ -2,8 +2,8 @@
 
 ``geojepa forecast RUN SITE --target SENSOR --cutoff TIME --horizon H --out forecast.csv``
 writes ``timestamp,prediction,lower,upper`` for the H grid steps after the cutoff, using only
-readings up to it. ``--method jepa`` (the default) forecasts with a head (``--head ridge`` or
-``mlp``) on the frozen features of the trained RUN. The classic methods (``--method
+readings up to it. ``--method jepa`` (the default) forecasts with a head (``--head ridge``,
+``mlp`` or ``median``) on the frozen features of the trained RUN. The classic methods (``--method
 hyperbolic|asaoka|linear|persistence|fukuzono``) need no run: RUN may be given (it is not
 read), written ``-``, or left out (``forecast SITE ...``).
 """
@@ -45,7 +45,11 @@ def forecast(
     interval: str | None = typer.Option(
         None, "--interval", help="Grid step, e.g. 1D (default: the target's reading interval)."
     ),
-    head: str = typer.Option("ridge", "--head", help="jepa head: ridge (probe) or mlp."),
+    head: str = typer.Option(
+        "ridge",
+        "--head",
+        help="jepa head: ridge (probe), mlp, or median (an MLP fitted to the median change).",
+    ),
 ) -> None:
     """Forecast one sensor after a cutoff, with an uncertainty band."""
     if len(paths) > 2:
@@ -55,8 +59,8 @@ def forecast(
         run = None
     if method not in METHODS:
         raise UsageError(f"unknown --method {method!r}", hint="use one of " + ", ".join(METHODS))
-    if head not in ("ridge", "mlp"):
-        raise UsageError(f"unknown --head {head!r}", hint="use ridge or mlp")
+    if head not in ("ridge", "mlp", "median"):
+        raise UsageError(f"unknown --head {head!r}", hint="use ridge, mlp or median")
     if method == "jepa" and run is None:
         raise UsageError(
             "the jepa forecaster needs a RUN folder before SITE",
