@@ -19,7 +19,7 @@ training period alone) and ``level`` (no encoder). Heads: ridge probe and MLP. S
 the pretraining, the initialisation and the label draw; mean +- std over seeds.
 
 Usage: python benchmarks/bench_transfer.py [--quick] [--seeds 0 1] [--steps N]
-       [--target-only] [--out DIR] [--data DIR]
+       [--target-only] [--heads ridge mlp [median]] [--out DIR] [--data DIR]
 Writes OUT/transfer.md, OUT/transfer.json and OUT/records_transfer.csv
 (default OUT: bench-out/transfer; runs cached in OUT/../runs). No timing figures.
 """
@@ -76,6 +76,7 @@ def run_site(
     seed: int,
     site: Site,
     target_only: bool,
+    heads: tuple[str, ...] = ("ridge", "mlp"),
 ) -> pd.DataFrame:
     cfg = forecast_config(steps, seed)
     encoders: dict[str, EncoderFeatures] = {
@@ -87,7 +88,7 @@ def run_site(
         split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
         folder = runs / f"target-only-{target.name}-{config_tag(cfg)}"
         encoders["target_only"] = EncoderFeatures(pretrained_run([site], folder, cfg, [split_time]))
-    return transfer_records(target, encoders, HORIZONS, seed)
+    return transfer_records(target, encoders, HORIZONS, seed, heads=heads)
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:
@@ -139,6 +140,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--target-only", action="store_true")
     ap.add_argument("--no-gw", action="store_true")
+    ap.add_argument(
+        "--heads", nargs="+", default=["ridge", "mlp"], choices=["ridge", "mlp", "median"]
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quick = bool(args.quick)
@@ -146,6 +150,7 @@ def main(argv: list[str]) -> int:
     seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1])
     sim_seeds = args.sim_seeds if args.sim_seeds is not None else ([0] if quick else [0, 1])
     runs = args.runs or (args.out.parent / "runs")
+    heads = tuple(args.heads)
     args.out.mkdir(parents=True, exist_ok=True)
     frames: list[pd.DataFrame] = []
 
@@ -155,7 +160,7 @@ def main(argv: list[str]) -> int:
         target = transfer_site(site, family, name=name)
         for seed in seeds:
             run = loso_run(sim_only, name, runs / "sim", forecast_config(steps, seed))
-            frames.append(run_site(target, run, runs, steps, seed, site, args.target_only))
+            frames.append(run_site(target, run, runs, steps, seed, site, args.target_only, heads))
             log.warning("transfer: %s seed %d done", name, seed)
     gw_note = ""
     if not args.no_gw:
@@ -172,7 +177,7 @@ def main(argv: list[str]) -> int:
             for seed in seeds:
                 run = loso_run(sites, w.name, runs, forecast_config(steps, seed), w.test_start)
                 frames.append(
-                    run_site(target, run, runs, steps, seed, sites[w.name], args.target_only)
+                    run_site(target, run, runs, steps, seed, sites[w.name], args.target_only, heads)
                 )
                 log.warning("transfer: %s seed %d done", w.name, seed)
     rec = pd.concat(frames, ignore_index=True)

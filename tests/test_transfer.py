@@ -98,6 +98,17 @@ def test_transfer_records_compare_encoders_on_the_same_labels(target: TransferSi
     assert np.isfinite(rec.loc[rec["horizon"] == 7.0, "mae"]).all()
 
 
+def test_transfer_heads_include_the_median_mlp() -> None:
+    from geojepa.forecast.heads import MEDIAN_DELTA, MLPHead
+    from geojepa.transfer import _head
+
+    median, mlp = _head("median", 0), _head("mlp", 0)
+    assert isinstance(median, MLPHead) and median.delta == MEDIAN_DELTA
+    assert isinstance(mlp, MLPHead) and mlp.delta == 1.0
+    with pytest.raises(ValueError, match="unknown head"):
+        _head("lasso", 0)
+
+
 def _row(site: str, fraction: float, encoder: str, seed: int, mae: float) -> dict[str, object]:
     return dict(
         site=site,
