@@ -113,7 +113,7 @@ def run_and_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "run", site
 
 
-@pytest.mark.parametrize("head", ["ridge", "mlp"])
+@pytest.mark.parametrize("head", ["ridge", "mlp", "median"])
 def test_forecast_verb_with_a_run(
     run_and_site: tuple[Path, Path], tmp_path: Path, head: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
