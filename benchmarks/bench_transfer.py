@@ -40,6 +40,7 @@ from _tables import md_table
 from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
 from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast.heads import HEADS
 from geojepa.site import Site
 from geojepa.transfer import (
     FRACTIONS,
@@ -76,7 +77,7 @@ def run_site(
     seed: int,
     site: Site,
     target_only: bool,
-    heads: tuple[str, ...] = ("ridge", "mlp"),
+    heads: tuple[str, ...],
 ) -> pd.DataFrame:
     cfg = forecast_config(steps, seed)
     encoders: dict[str, EncoderFeatures] = {
@@ -140,9 +141,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--target-only", action="store_true")
     ap.add_argument("--no-gw", action="store_true")
-    ap.add_argument(
-        "--heads", nargs="+", default=["ridge", "mlp"], choices=["ridge", "mlp", "median"]
-    )
+    ap.add_argument("--heads", nargs="+", default=["ridge", "mlp"], choices=sorted(HEADS))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quick = bool(args.quick)

@@ -40,7 +40,7 @@ from geojepa.config import RunConfig, preset
 from geojepa.errors import InputError
 from geojepa.forecast._threads import one_thread
 from geojepa.forecast.features import N_LEVEL, EncoderFeatures
-from geojepa.forecast.heads import MEDIAN_DELTA, MLPHead, RidgeHead
+from geojepa.forecast.heads import MLPHead, RidgeHead, make_head
 from geojepa.forecast.jepa_protocols import daily_frame
 from geojepa.forecast.learned import Reducer, origin_rows
 from geojepa.forecast.tracks import Track, frame_track
@@ -282,11 +282,8 @@ def draw_labels(n: int, fraction: float, seed: int, min_labels: int = 4) -> np.n
 
 def _head(kind: str, seed: int) -> RidgeHead | MLPHead:
     if kind == "ridge":
-        return RidgeHead(min_samples=3)
-    if kind in ("mlp", "median"):
-        delta = MEDIAN_DELTA if kind == "median" else 1.0
-        return MLPHead(min_samples=3, seed=seed, epochs=150, batch_size=512, delta=delta)
-    raise ValueError(f"unknown head {kind!r}")
+        return make_head(kind, min_samples=3)
+    return make_head(kind, seed, min_samples=3, epochs=150, batch_size=512)
 
 
 def probe(

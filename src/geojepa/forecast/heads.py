@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -303,3 +303,18 @@ MEDIAN_DELTA = 0.05
 narrow fits the conditional median, the forecast with the least mean absolute error."""
 
 HEADS = {"ridge": RidgeHead, "mlp": MLPHead, "median": MLPHead}
+"""Head names and their classes; `make_head` adds each name's own defaults."""
+
+_HEAD_DEFAULTS: dict[str, dict[str, Any]] = {"median": {"delta": MEDIAN_DELTA}}
+
+
+def make_head(name: str, seed: int = 0, **kw: Any) -> RidgeHead | MLPHead:
+    """The head called `name` (a key of HEADS), `kw` over the name's own defaults; `seed`
+    reaches the MLP heads only (the ridge is deterministic)."""
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; use one of {sorted(HEADS)}")
+    args = {**_HEAD_DEFAULTS.get(name, {}), **kw}
+    if HEADS[name] is MLPHead:
+        args.setdefault("seed", seed)
+        return MLPHead(**args)
+    return RidgeHead(**args)

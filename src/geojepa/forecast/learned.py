@@ -54,7 +54,7 @@ from geojepa.forecast.base import (
 from geojepa.forecast.classic import Persistence
 from geojepa.forecast.evaluate import Series
 from geojepa.forecast.features import N_LEVEL, EncoderFeatures
-from geojepa.forecast.heads import HEADS, MEDIAN_DELTA, MLPHead, RidgeHead
+from geojepa.forecast.heads import MLPHead, RidgeHead, make_head
 from geojepa.forecast.hybrid import base_changes
 from geojepa.forecast.tracks import Track
 
@@ -192,8 +192,8 @@ class SampleBank:
 class JepaForecaster(Forecaster):
     """A head on frozen JEPA features of the window ending at the cutoff (see module doc).
 
-    `head`: "ridge", "mlp" or "median" (the MLP fitted to the median); `features`: an `EncoderFeatures` (shared, it caches), or
-    one per series name (e.g. a run pretrained without that series);
+    `head`: "ridge", "mlp" or "median" (the MLP fitted to the median); `features`: an
+    `EncoderFeatures` (shared, it caches), or one per series name (e.g. a run pretrained without that series);
     `training`: tracks of other records (used whole); `context_of`: tracks on the same
     clock as the history (other sensors of its site), cut at the history's end before use;
     `horizons`: anchor horizons in days; `stride`: days between training origins;
@@ -256,16 +256,9 @@ class JepaForecaster(Forecaster):
         return self.features[self.series_name]
 
     def _make_head(self) -> RidgeHead | MLPHead:
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; use one of {sorted(HEADS)}")
         kw = dict(self.head_kwargs or {})
         kw.setdefault("level", self.level)
-        if self.head in ("mlp", "median"):
-            kw.setdefault("seed", self.seed)
-            if self.head == "median":
-                kw.setdefault("delta", MEDIAN_DELTA)
-            return MLPHead(**kw)
-        return RidgeHead(**kw)
+        return make_head(self.head, self.seed, **kw)
 
     def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
         with one_thread():
