@@ -13,8 +13,16 @@ parameter count) and adds a row of means per mode.
 With `--extra-sites K`, K other simulated slopes (their own weather, cut at the same split)
 join each pretraining run: the founding note's "do we have enough data?" question.
 
+With `--probe-sites N` the probes pool the windows of N slopes (the probed one and the
+first N - 1 extra slopes, whether pretrained on or not): one site's test period holds few
+events, so single-site AUCs swing by +-0.2 from seed to seed.
+
+With `--config FILE` the runs take a YAML configuration (as `geojepa pretrain --config`)
+instead of the tiny preset; the probe settings (window stride 16, one thread, the seed and
+the fusion mode) are applied on top.
+
 Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion joint] [--extra-sites K]
-       [--out DIR]
+       [--probe-sites N] [--config FILE] [--out DIR]
 Writes OUT/probes.json and OUT/probes.md (default OUT: bench-out/probes).
 """
 
@@ -29,7 +37,8 @@ from pathlib import Path
 import pandas as pd
 
 from _tables import md_table
-from geojepa.evaluate.probes import slope_probe_experiment
+from geojepa.config import load_config
+from geojepa.evaluate.probes import probe_config, slope_probe_experiment
 
 COLUMNS = (
     "fusion",
@@ -55,6 +64,13 @@ def main(argv: list[str]) -> int:
         default=0,
         help="other simulated slopes joining the pretraining (cut at the same split)",
     )
+    ap.add_argument(
+        "--probe-sites",
+        type=int,
+        default=1,
+        help="slopes whose windows the probes pool (the probed one and N - 1 extra slopes)",
+    )
+    ap.add_argument("--config", type=Path, help="a YAML run configuration (default: tiny)")
     ap.add_argument("--out", type=Path, default=Path("bench-out/probes"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -63,8 +79,13 @@ def main(argv: list[str]) -> int:
     for fusion in args.fusion.split(","):
         for seed in args.seeds:
             run_dir = args.out / f"run-{fusion}-x{args.extra_sites}-seed{seed}"
+            config = probe_config(load_config(args.config), seed, fusion)
             res = slope_probe_experiment(
-                run_dir, seed=seed, fusion=fusion, extra_sites=args.extra_sites
+                run_dir,
+                seed=seed,
+                config=config,
+                extra_sites=args.extra_sites,
+                probe_sites=args.probe_sites,
             )
             rows.append({"fusion": fusion, "seed": seed, **res})
     df = pd.DataFrame(rows)

@@ -326,3 +326,28 @@ def test_frozen_embeddings_beat_a_random_encoder_on_the_event_probe(
     simulated: dict[str, float],
 ) -> None:
     assert simulated["event_auc_jepa"] >= simulated["event_auc_random"] + 0.02
+
+
+def test_probes_pool_the_windows_of_several_slopes(tmp_path: Path) -> None:
+    """The pooled probe: two slopes (one pretrained on, one not) give twice one slope's test
+    windows, and every AUC is a real one (the probes fit on pooled, time-ordered windows)."""
+    from geojepa.evaluate.probes import probe_config, slope_probe_experiment
+
+    base = preset("tiny")
+    small = replace(
+        base,
+        model=replace(base.model, dim=32, depth=1, heads=1, predictor_dim=16, predictor_depth=1),
+        window=replace(base.window, length=128),
+        train=replace(base.train, steps=2, batch_size=4, eval_every=2, checkpoint_every=2),
+    )
+    cfg = probe_config(small, seed=0)
+    one = slope_probe_experiment(tmp_path / "one", seed=0, config=cfg)
+    two = slope_probe_experiment(tmp_path / "two", seed=0, config=cfg, probe_sites=2)
+    assert two["probe_sites"] == 2 and one["probe_sites"] == 1
+    # same calendar, same window rule: the second slope adds as many test windows
+    assert two["test_windows"] == 2 * one["test_windows"] > 0
+    for res in (one, two):
+        for k in ("event_auc_jepa", "event_auc_random", "rain_auc_jepa", "rain_auc_raw"):
+            assert 0.0 <= res[k] <= 1.0
+    # the same run on the same first slope: its pooled figures differ, so the second counted
+    assert two["rain_auc_raw"] != one["rain_auc_raw"]
