@@ -3,6 +3,7 @@ is, cached runs reused. Behaviour only (a very small model, a few steps), not qu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,22 @@ def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path) -> None:
     first = scores.sensor_scores[:8, 0]
     assert np.all(first[frame.observed[:8, 0]] == 0.0)
     assert np.isfinite(scores.sensor_scores[frame.observed]).all()
+
+
+def test_the_recipe_option_trains_the_preset_or_the_recorded_recipe() -> None:
+    """ "ema" (the default, the detection tables' recipe) and "preset" (what `geojepa
+    pretrain` gives) differ only in the target EMA and SIGReg; the preset detectors are
+    registered with the preset's recipe; an unknown recipe is refused."""
+    from geojepa.config import ema_recipe, preset
+    from geojepa.detectors.jepa import detector_config
+
+    ema, own = detector_config(0, 20), detector_config(0, 20, recipe="preset")
+    assert (ema.train.ema_start, own.train.ema_start) == (0.999, 0.0)
+    assert ema.method == ema_recipe(preset("tiny")).method
+    assert own.method == preset("tiny").method
+    assert replace(ema, train=own.train, method=own.method) == own
+    det = make_detector("geojepa_preset", seed=1)
+    assert det.get_params()["recipe"] == "preset"
+    assert make_detector("geojepa", seed=1).get_params()["recipe"] == "ema"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        detector_config(0, 20, recipe="ema-ish")

@@ -2,7 +2,11 @@
 per-sensor target-encoder embeddings ("geojepa_density"); their window-relative forms
 ("geojepa_wr", "geojepa_density_wr": each window's per-sensor level removed before the
 model sees it, `geojepa.energy.relative_window`); and "geojepa_fused", the mean of the
-window-relative energy and density after each is put on its training scale.
+window-relative energy and density after each is put on its training scale. All of these
+train with the target-EMA recipe the detection tables were measured with
+(`config.ema_recipe`); "geojepa_preset" and "geojepa_density_preset" are the energy and the
+density of a model trained with the tiny preset's own recipe (no EMA, a strong SIGReg), the
+one `geojepa pretrain` gives.
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -68,6 +72,7 @@ __all__ = [
 ]
 
 CACHE_ENV = "GEOJEPA_DETECTOR_CACHE"
+RECIPES = ("ema", "preset")
 _MEMO_SIZE = 12
 _RUNS: dict[str, LoadedRun] = {}
 _RAW: dict[tuple[str, str, str], np.ndarray] = {}
@@ -89,12 +94,17 @@ def detector_config(
     batch_size: int = 16,
     model_overrides: Mapping[str, Any] | None = None,
     window_length: int | None = None,
+    recipe: str = "ema",
 ) -> RunConfig:
     """The tiny preset for a detector fit: `steps` steps, evaluation only at the end.
+    `recipe`: "ema", the target-EMA recipe the detection tables were measured with
+    (`config.ema_recipe`), or "preset", the tiny preset's own (no EMA, a strong SIGReg).
     `model_overrides` / `window_length` shrink it further (tests)."""
-    from geojepa.config import preset
+    from geojepa.config import ema_recipe, preset
 
-    cfg = preset("tiny")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; use one of {RECIPES}")
+    cfg = ema_recipe(preset("tiny")) if recipe == "ema" else preset("tiny")
     model = cfg.model if fusion is None else replace(cfg.model, fusion=fusion)
     if model_overrides:
         model = replace(model, **dict(model_overrides))
@@ -177,6 +187,7 @@ class _JepaBase(SensorwiseDetector):
         model_overrides: Mapping[str, Any] | None = None,
         window_length: int | None = None,
         relative: bool = False,
+        recipe: str = "ema",
     ) -> None:
         self.steps = steps
         self.seed = seed
@@ -186,6 +197,7 @@ class _JepaBase(SensorwiseDetector):
         self.model_overrides = model_overrides
         self.window_length = window_length
         self.relative = relative
+        self.recipe = recipe
 
     def score(self, frame: SensorFrame) -> DetectorScores:
         """Scores as `SensorwiseDetector` gives them, except that an observed cell no window
@@ -214,6 +226,7 @@ class _JepaBase(SensorwiseDetector):
             mask_weights=self.mask_weights,
             model_overrides=self.model_overrides,
             window_length=self.window_length,
+            recipe=self.recipe,
         )
         with _one_thread():
             run = pretrained_run(train, cfg, self.cache_dir)
@@ -370,10 +383,20 @@ def _fused(seed: int) -> JepaFused:
     return JepaFused(steps=DETECTOR_STEPS, seed=seed, relative=True)
 
 
+def _energy_preset(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="preset")
+
+
+def _density_preset(seed: int) -> JepaDensity:
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="preset")
+
+
 register_detector("geojepa", _energy)
 register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
 register_detector("geojepa_density_wr", _density_wr)
 register_detector("geojepa_fused", _fused)
+register_detector("geojepa_preset", _energy_preset)
+register_detector("geojepa_density_preset", _density_preset)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
