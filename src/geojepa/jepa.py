@@ -32,6 +32,7 @@ from torch import nn
 from geojepa.errors import InputError
 from geojepa.masking import Batch
 from geojepa.models import Encoder, ModelConfig, Predictor, gather_tokens
+from geojepa.sigreg import sigreg
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ class JEPAConfig:
             raise InputError(f"unknown loss {self.loss!r}", hint="use one of " + ", ".join(LOSSES))
         if self.sigreg_weight < 0:
             raise InputError("sigreg_weight must be >= 0", hint="use 0 to switch it off")
+        if self.sigreg_slices < 1 or self.sigreg_points < 2:
+            raise InputError(
+                f"SIGReg needs sigreg_slices >= 1 and sigreg_points >= 2 "
+                f"(got {self.sigreg_slices}, {self.sigreg_points})",
+                hint="the LeJEPA defaults are 64 slices (256 for tiny) and 17 points",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,30 +82,6 @@ class JEPAOutput:
     pred: torch.Tensor
     target: torch.Tensor
     stats: dict[str, float]
-
-
-def sigreg(z: torch.Tensor, slices: int, points: int, generator: torch.Generator) -> torch.Tensor:
-    """Sketched isotropic-Gaussian statistic of embeddings z (n, D) -> () (0 when Gaussian).
-
-    Projects z on `slices` random unit directions and, per direction, integrates the squared
-    gap between the empirical and the standard normal characteristic functions, weighted by
-    exp(-t^2/2), over t in [-3, 3] (trapezoid, `points` nodes on [0, 3], symmetric).
-    """
-    n, d = z.shape
-    if n < 2:
-        return z.sum() * 0.0
-    dirs = torch.randn(d, slices, generator=generator, device="cpu").to(z.device, z.dtype)
-    dirs = dirs / dirs.norm(dim=0, keepdim=True)
-    proj = z @ dirs  # (n, M)
-    t = torch.linspace(0.0, 3.0, points, device=z.device, dtype=z.dtype)  # (T,)
-    arg = proj[:, :, None] * t  # (n, M, T)
-    re = torch.cos(arg).mean(dim=0)  # (M, T)
-    im = torch.sin(arg).mean(dim=0)
-    gauss = torch.exp(-0.5 * t * t)
-    err = (re - gauss) ** 2 + im**2
-    w = torch.full_like(t, float(t[1] - t[0]))
-    w[0] = w[-1] = 0.5 * float(t[1] - t[0])
-    return 2.0 * (err * gauss * w).sum(dim=-1).mean()
 
 
 def _batch_seed(batch: Batch) -> int:
