@@ -372,3 +372,16 @@ def test_the_earlier_recipe_file_is_the_recipe_the_harnesses_keep() -> None:
     assert (kept.train.ema_start, kept.train.ema_end) == (0.999, 1.0)
     assert (tiny.train.ema_start, tiny.train.ema_end) == (0.0, 0.0)
     assert kept.method["sigreg_weight"] < tiny.method["sigreg_weight"]
+
+
+def test_an_ema_start_alone_on_the_tiny_preset_is_refused_with_what_to_set(tmp_path: Path) -> None:
+    """The tiny preset has no target EMA (both momenta 0): a file that sets only ema_start
+    is refused, naming the file and line and both keys to set."""
+    from geojepa.config import load_config
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("preset: tiny\ntrain: {ema_start: 0.996}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"run\.yaml:2.*ema_start: 0\.996, ema_end: 1\.0"):
+        load_config(cfg)
+    cfg.write_text("preset: tiny\ntrain: {ema_start: 0.996, ema_end: 1.0}\n", encoding="utf-8")
+    assert load_config(cfg).train.ema_end == 1.0

@@ -90,7 +90,12 @@ class TrainConfig:
             (self.lr > 0 and self.min_lr >= 0, "lr must be > 0 and min_lr >= 0"),
             (0.0 <= self.warmup_fraction < 1.0, "warmup_fraction must be in [0, 1)"),
             (self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps must be >= 0"),
-            (0.0 <= self.ema_start <= self.ema_end <= 1.0, "need 0 <= ema_start <= ema_end <= 1"),
+            (
+                0.0 <= self.ema_start <= self.ema_end <= 1.0,
+                f"need 0 <= ema_start <= ema_end <= 1 (got {self.ema_start}, {self.ema_end}; "
+                "the tiny preset has no target EMA, both 0: to use one, set both, e.g. "
+                "ema_start: 0.996, ema_end: 1.0)",
+            ),
             (self.weight_decay_start >= 0 and self.weight_decay_end >= 0, "weight decay >= 0"),
             (self.grad_clip >= 0, "grad_clip must be >= 0 (0 = off)"),
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
@@ -113,7 +118,7 @@ class TrainConfig:
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # tiny: no target EMA (the target encoder is the online encoder, held apart from collapse
-    # by SIGReg alone, see PRESET_METHOD), 1000 steps of 16 windows: 5.5-7 min on one core.
+    # by SIGReg alone, see PRESET_METHOD), 1000 steps of 16 windows: 5-7 min on one core.
     # On 8 simulated slopes x 4 seeds its frozen features beat a random encoder's on a pooled
     # next-day-rain probe by +0.017 AUC, the earlier recipe (EMA from 0.999, SIGReg 1, 300
     # steps: `ema_recipe`) by +0.009 (README, "Pooled probes").

@@ -2,10 +2,11 @@
 
 One step: the context encoder embeds only the context tokens; the predictor gets those
 representations plus mask tokens carrying the targets' positions; the target encoder (an
-EMA copy, no gradients) embeds every token and its layer-normed outputs at the target
+EMA copy, no gradients; with momentum 0, as in the tiny preset, a plain copy of the online
+encoder after every step) embeds every token and its layer-normed outputs at the target
 positions are what the predictor must match (smooth-L1 or L2). Optional SIGReg (LeJEPA:
-a sketched Epps-Pulley test of the context embeddings against an isotropic Gaussian) is a
-second guard against collapse.
+a sketched Epps-Pulley test of the context embeddings against an isotropic Gaussian,
+`geojepa.sigreg`) is a second guard against collapse, the only one without an EMA.
 
 Guarantees:
 

@@ -79,9 +79,8 @@ class _SiteProbeData:
     test: np.ndarray  # (N,) bool: the window starts after the split
     wet: np.ndarray  # (N,) int: next day's rain > 1 mm
     event: np.ndarray  # (N, C) bool: a labelled event touches the sensor in the window
-    features: dict[
-        str, tuple[np.ndarray, np.ndarray]
-    ]  # name -> (per sensor (N, C, D), window (N, X))
+    features: dict[str, tuple[np.ndarray, np.ndarray]]
+    """encoder name -> (per-sensor features (N, C, D), per-window features (N, X))"""
 
 
 def _site_probe_data(
