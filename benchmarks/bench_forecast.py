@@ -31,7 +31,7 @@ Errors are in the data's own units (plates: as recorded, mm or cm; wells: m). Ra
 ``*_vs_persistence`` divide by persistence's error on the same forecasts. No timing figures.
 
 Usage: python benchmarks/bench_forecast.py [--quick] [--no-jepa] [--data DIR] [--out DIR]
-       [--only plates gw sim] [--steps N]
+       [--only plates gw sim] [--steps N] [--recipe ema|preset]
 Writes OUT/forecast.md, OUT/forecast.json and the per-forecast records as CSV
 (default OUT: bench-out/forecast). ``--quick``: 60 pretraining steps, fewer simulated sites,
 wells every 28 days, one run for every section.
@@ -51,6 +51,7 @@ import pandas as pd
 
 from _tables import md_table
 from geojepa.checkpoint import LoadedRun
+from geojepa.config import RECIPES
 from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
 from geojepa.forecast.evaluate import MethodFactory, classic, summarise
@@ -94,9 +95,9 @@ def sim_site(scenario: str, seed: int) -> Any:
     return simulate_site(scenario, 16, 365, "1h", seed)
 
 
-def pool_run(runs: Path, steps: int, seed: int = 0) -> LoadedRun:
+def pool_run(runs: Path, steps: int, seed: int = 0, recipe: str = "ema") -> LoadedRun:
     sites = [sim_site(sc, s).site for sc, seeds in POOL.items() for s in seeds]
-    cfg = forecast_config(steps, seed)
+    cfg = forecast_config(steps, seed, recipe=recipe)
     return pretrained_run(sites, runs / f"sim-pool-{config_tag(cfg)}", cfg)
 
 
@@ -443,6 +444,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-jepa", action="store_true", help="classic methods only")
     ap.add_argument("--steps", type=int, default=None, help="pretraining steps per run")
     ap.add_argument("--runs", type=Path, default=None, help="run cache (default OUT/../runs)")
+    ap.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="ema",
+        help="training recipe: 'ema' (the tables' own) or 'preset' (the tiny preset's)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quick = bool(args.quick)
@@ -468,7 +475,7 @@ def main(argv: list[str]) -> int:
         if args.no_jepa:
             return None
         if "pool" not in cache:
-            cache["pool"] = pool_run(runs, steps)
+            cache["pool"] = pool_run(runs, steps, recipe=args.recipe)
         return cache["pool"]
 
     def plate_methods() -> dict[str, MethodFactory]:
@@ -496,7 +503,13 @@ def main(argv: list[str]) -> int:
                 sites = {w.name: gw_site(w) for w in wells}
                 feats["jepa"] = {
                     w.name: EncoderFeatures(
-                        loso_run(sites, w.name, runs, forecast_config(steps), w.test_start)
+                        loso_run(
+                            sites,
+                            w.name,
+                            runs,
+                            forecast_config(steps, recipe=args.recipe),
+                            w.test_start,
+                        )
                     )
                     for w in wells
                 }

@@ -374,6 +374,19 @@ def test_the_earlier_recipe_file_is_the_recipe_the_harnesses_keep() -> None:
     assert kept.method["sigreg_weight"] < tiny.method["sigreg_weight"]
 
 
+def test_harness_recipes_name_the_earlier_recipe_or_the_preset() -> None:
+    from geojepa.config import RECIPES, ema_recipe, with_recipe
+    from geojepa.transfer import forecast_config
+
+    tiny = preset("tiny")
+    assert RECIPES == ("ema", "preset")
+    assert with_recipe(tiny, "preset") == tiny and with_recipe(tiny, "ema") == ema_recipe(tiny)
+    assert forecast_config(50).train.ema_start == 0.999  # the forecasting tables' recipe
+    assert forecast_config(50, recipe="preset").method == tiny.method
+    with pytest.raises(ValueError, match="unknown recipe"):
+        with_recipe(tiny, "lejepa")
+
+
 def test_an_ema_start_alone_on_the_tiny_preset_is_refused_with_what_to_set(tmp_path: Path) -> None:
     """The tiny preset has no target EMA (both momenta 0): a file that sets only ema_start
     is refused, naming the file and line and both keys to set."""

@@ -249,6 +249,18 @@ def ema_recipe(config: RunConfig) -> RunConfig:
     )
 
 
+RECIPES: tuple[str, ...] = ("ema", "preset")
+"""Training recipes a harness can ask for: "ema" (`ema_recipe`, what the detection,
+forecasting and transfer tables were measured with) or "preset" (the preset's own)."""
+
+
+def with_recipe(config: RunConfig, recipe: str) -> RunConfig:
+    """`config` under the named recipe (`RECIPES`); anything else is refused."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; use one of {RECIPES}")
+    return ema_recipe(config) if recipe == "ema" else config
+
+
 # --------------------------------------------------------------------------- YAML with marks
 @dataclass(frozen=True)
 class _Marks:

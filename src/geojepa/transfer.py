@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.checkpoint import LoadedRun, build_model, load_run
-from geojepa.config import RunConfig, ema_recipe, preset
+from geojepa.config import RunConfig, preset, with_recipe
 from geojepa.errors import InputError
 from geojepa.forecast._threads import one_thread
 from geojepa.forecast.features import N_LEVEL, EncoderFeatures
@@ -54,11 +54,14 @@ FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
 MANIFEST = "transfer.json"
 
 
-def forecast_config(steps: int = 300, seed: int = 0, batch_size: int = 16) -> RunConfig:
+def forecast_config(
+    steps: int = 300, seed: int = 0, batch_size: int = 16, recipe: str = "ema"
+) -> RunConfig:
     """The tiny preset on a daily grid for forecasting and transfer: patch 8, windows of
-    64 days every 4 days, one torch thread, one evaluation at the end, and the target-EMA
-    recipe the forecasting and transfer tables were measured with (`config.ema_recipe`)."""
-    cfg = ema_recipe(preset("tiny"))
+    64 days every 4 days, one torch thread, one evaluation at the end. `recipe`: "ema", the
+    target-EMA recipe the forecasting and transfer tables were measured with
+    (`config.ema_recipe`), or "preset", the tiny preset's own."""
+    cfg = with_recipe(preset("tiny"), recipe)
     return replace(
         cfg,
         seed=int(seed),

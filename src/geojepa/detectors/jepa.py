@@ -72,7 +72,6 @@ __all__ = [
 ]
 
 CACHE_ENV = "GEOJEPA_DETECTOR_CACHE"
-RECIPES = ("ema", "preset")
 _MEMO_SIZE = 12
 _RUNS: dict[str, LoadedRun] = {}
 _RAW: dict[tuple[str, str, str], np.ndarray] = {}
@@ -100,11 +99,9 @@ def detector_config(
     `recipe`: "ema", the target-EMA recipe the detection tables were measured with
     (`config.ema_recipe`), or "preset", the tiny preset's own (no EMA, a strong SIGReg).
     `model_overrides` / `window_length` shrink it further (tests)."""
-    from geojepa.config import ema_recipe, preset
+    from geojepa.config import preset, with_recipe
 
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; use one of {RECIPES}")
-    cfg = ema_recipe(preset("tiny")) if recipe == "ema" else preset("tiny")
+    cfg = with_recipe(preset("tiny"), recipe)
     model = cfg.model if fusion is None else replace(cfg.model, fusion=fusion)
     if model_overrides:
         model = replace(model, **dict(model_overrides))
