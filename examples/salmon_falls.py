@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.checkpoint import LoadedRun, build_model, load_run
-from geojepa.config import RunConfig, ema_recipe, preset
+from geojepa.config import RunConfig, preset
 from geojepa.embed import Embeddings, embed_frame
 from geojepa.frame import SensorFrame, to_frame
 from geojepa.site import Site
@@ -59,7 +59,7 @@ def build_site(data: Path, out: Path) -> Site:
 
 
 def run_config(steps: int, seed: int) -> RunConfig:
-    cfg = ema_recipe(preset("tiny"))  # the recipe the README's Salmon Falls table used
+    cfg = preset("tiny")
     return replace(
         cfg,
         seed=seed,

@@ -159,20 +159,19 @@ def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path) -> None:
     assert np.isfinite(scores.sensor_scores[frame.observed]).all()
 
 
-def test_the_recipe_option_trains_the_preset_or_the_recorded_recipe() -> None:
-    """ "ema" (the default, the detection tables' recipe) and "preset" (what `geojepa
-    pretrain` gives) differ only in the target EMA and SIGReg; the preset detectors are
-    registered with the preset's recipe; an unknown recipe is refused."""
-    from geojepa.config import ema_recipe, preset
+def test_the_recipe_option_trains_the_preset_or_the_no_ema_recipe() -> None:
+    """ "ema" (the default, the preset's) and "no_ema" differ only in the target EMA and
+    SIGReg; the no-EMA detectors are registered with it; an unknown recipe is refused."""
+    from geojepa.config import no_ema_recipe, preset
     from geojepa.detectors.jepa import detector_config
 
-    ema, own = detector_config(0, 20), detector_config(0, 20, recipe="preset")
-    assert (ema.train.ema_start, own.train.ema_start) == (0.999, 0.0)
-    assert ema.method == ema_recipe(preset("tiny")).method
-    assert own.method == preset("tiny").method
-    assert replace(ema, train=own.train, method=own.method) == own
-    det = make_detector("geojepa_preset", seed=1)
-    assert det.get_params()["recipe"] == "preset"
+    ema, other = detector_config(0, 20), detector_config(0, 20, recipe="no_ema")
+    assert (ema.train.ema_start, other.train.ema_start) == (0.999, 0.0)
+    assert ema.method == preset("tiny").method
+    assert other.method == no_ema_recipe(preset("tiny")).method
+    assert replace(ema, train=other.train, method=other.method) == other
+    det = make_detector("geojepa_noema", seed=1)
+    assert det.get_params()["recipe"] == "no_ema"
     assert make_detector("geojepa", seed=1).get_params()["recipe"] == "ema"
     with pytest.raises(ValueError, match="unknown recipe"):
         detector_config(0, 20, recipe="ema-ish")

@@ -59,8 +59,8 @@ def forecast_config(
 ) -> RunConfig:
     """The tiny preset on a daily grid for forecasting and transfer: patch 8, windows of
     64 days every 4 days, one torch thread, one evaluation at the end. `recipe`: "ema", the
-    target-EMA recipe the forecasting and transfer tables were measured with
-    (`config.ema_recipe`), or "preset", the tiny preset's own."""
+    preset's own (what the forecasting and transfer tables were measured with), or "no_ema"
+    (`config.no_ema_recipe`)."""
     cfg = with_recipe(preset("tiny"), recipe)
     return replace(
         cfg,

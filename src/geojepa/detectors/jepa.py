@@ -3,10 +3,9 @@ per-sensor target-encoder embeddings ("geojepa_density"); their window-relative 
 ("geojepa_wr", "geojepa_density_wr": each window's per-sensor level removed before the
 model sees it, `geojepa.energy.relative_window`); and "geojepa_fused", the mean of the
 window-relative energy and density after each is put on its training scale. All of these
-train with the target-EMA recipe the detection tables were measured with
-(`config.ema_recipe`); "geojepa_preset" and "geojepa_density_preset" are the energy and the
-density of a model trained with the tiny preset's own recipe (no EMA, a strong SIGReg), the
-one `geojepa pretrain` gives.
+train with the tiny preset's recipe (a target EMA), the one `geojepa pretrain` gives;
+"geojepa_noema" and "geojepa_density_noema" are the energy and the density of a model
+trained without a target EMA and with a strong SIGReg (`config.no_ema_recipe`).
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -96,8 +95,7 @@ def detector_config(
     recipe: str = "ema",
 ) -> RunConfig:
     """The tiny preset for a detector fit: `steps` steps, evaluation only at the end.
-    `recipe`: "ema", the target-EMA recipe the detection tables were measured with
-    (`config.ema_recipe`), or "preset", the tiny preset's own (no EMA, a strong SIGReg).
+    `recipe`: "ema", the preset's own (a target EMA), or "no_ema" (`config.no_ema_recipe`).
     `model_overrides` / `window_length` shrink it further (tests)."""
     from geojepa.config import preset, with_recipe
 
@@ -380,12 +378,12 @@ def _fused(seed: int) -> JepaFused:
     return JepaFused(steps=DETECTOR_STEPS, seed=seed, relative=True)
 
 
-def _energy_preset(seed: int) -> JepaEnergy:
-    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="preset")
+def _energy_noema(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="no_ema")
 
 
-def _density_preset(seed: int) -> JepaDensity:
-    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="preset")
+def _density_noema(seed: int) -> JepaDensity:
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="no_ema")
 
 
 register_detector("geojepa", _energy)
@@ -393,7 +391,7 @@ register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
 register_detector("geojepa_density_wr", _density_wr)
 register_detector("geojepa_fused", _fused)
-register_detector("geojepa_preset", _energy_preset)
-register_detector("geojepa_density_preset", _density_preset)
+register_detector("geojepa_noema", _energy_noema)
+register_detector("geojepa_density_noema", _density_noema)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
