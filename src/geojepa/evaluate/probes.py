@@ -89,9 +89,8 @@ def _site_probe_data(
     """Windows of one simulated slope embedded by `run` and `rand` (stride 8) with labels.
     Normalised by the run's record of this site (by name) where it pretrained on it, else
     by statistics of the site's rows before `split` (the rule pretraining applies)."""
-    from geojepa.embed import embed_frame
+    from geojepa.embed import embed_frame, normaliser_for
     from geojepa.frame import label_mask, to_frame
-    from geojepa.windows import Normaliser
 
     site, times = sim.site, sim.drivers.index
     frame = to_frame(site, interval=run.interval)
@@ -100,7 +99,7 @@ def _site_probe_data(
     # the embedder reads the first record that knows the sensors: only this site's, or none
     mine = () if record is None else (record,)
     run, rand = replace(run, sites=mine), replace(rand, sites=mine)
-    normaliser = Normaliser.fit(frame, split_row) if record is None else record.normaliser
+    normaliser = normaliser_for(run, frame, split_row)  # the one the embeddings see
     emb = embed_frame(run, frame, stride=8, fit_end=split_row)
     rnd = embed_frame(rand, frame, stride=8, fit_end=split_row)
     length = run.config.window.length

@@ -193,7 +193,8 @@ class JepaForecaster(Forecaster):
     """A head on frozen JEPA features of the window ending at the cutoff (see module doc).
 
     `head`: "ridge", "mlp" or "median" (the MLP fitted to the median); `features`: an
-    `EncoderFeatures` (shared, it caches), or one per series name (e.g. a run pretrained without that series);
+    `EncoderFeatures` (shared, it caches), or one per series name (e.g. a run pretrained
+    without that series);
     `training`: tracks of other records (used whole); `context_of`: tracks on the same
     clock as the history (other sensors of its site), cut at the history's end before use;
     `horizons`: anchor horizons in days; `stride`: days between training origins;
