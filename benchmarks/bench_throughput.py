@@ -148,7 +148,9 @@ def masked_full_loss(model: JEPA, batch: Batch) -> torch.Tensor:
 
 
 def default_loss(model: JEPA, batch: Batch) -> torch.Tensor:
-    return model(batch).loss
+    """The loss of a training step that is not logged (`geojepa.train` asks for the
+    diagnostic statistics only every `log_every` steps)."""
+    return model(batch, stats=False).loss
 
 
 def step_fn(

@@ -18,8 +18,16 @@ labels are origins every 2 days of its training period; a random fraction of the
 training period alone) and ``level`` (no encoder). Heads: ridge probe and MLP. Seeds vary
 the pretraining, the initialisation and the label draw; mean +- std over seeds.
 
+With `--recipe no_ema` every encoder (pretrained, target_only) is trained without a target
+EMA (`config.no_ema_recipe`; the untrained encoder is the same either way).
+
+With `--merge A.csv B.csv ...` nothing is run: the record files of runs made in parallel
+(e.g. one process per seed, same settings, a shared `--runs` folder) are joined and scored
+as one run; a record (site, encoder, head, fraction, horizon, seed) found twice is refused.
+
 Usage: python benchmarks/bench_transfer.py [--quick] [--seeds 0 1] [--steps N]
-       [--target-only] [--heads ridge mlp [median]] [--out DIR] [--data DIR]
+       [--target-only] [--heads ridge mlp [median]] [--recipe ema|no_ema] [--out DIR]
+       [--data DIR] [--merge CSV ...]
 Writes OUT/transfer.md, OUT/transfer.json and OUT/records_transfer.csv
 (default OUT: bench-out/transfer; runs cached in OUT/../runs). No timing figures.
 """
@@ -37,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from _tables import md_table
+from geojepa.config import RECIPES
 from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
 from geojepa.forecast.features import EncoderFeatures
@@ -78,8 +87,9 @@ def run_site(
     site: Site,
     target_only: bool,
     heads: tuple[str, ...],
+    recipe: str = "ema",
 ) -> pd.DataFrame:
-    cfg = forecast_config(steps, seed)
+    cfg = forecast_config(steps, seed, recipe=recipe)
     encoders: dict[str, EncoderFeatures] = {
         "pretrained": EncoderFeatures(pretrained),
         "scratch": EncoderFeatures(random_run(cfg, seed)),
@@ -142,6 +152,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--target-only", action="store_true")
     ap.add_argument("--no-gw", action="store_true")
     ap.add_argument("--heads", nargs="+", default=["ridge", "mlp"], choices=sorted(HEADS))
+    ap.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="ema",
+        help="training recipe: 'ema' (the preset's, the tables' own) or 'no_ema'",
+    )
+    ap.add_argument("--merge", type=Path, nargs="+", default=None, help="records to join")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quick = bool(args.quick)
@@ -151,6 +168,13 @@ def main(argv: list[str]) -> int:
     runs = args.runs or (args.out.parent / "runs")
     heads = tuple(args.heads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        rec = merged_records(args.merge)
+        seeds = sorted(int(x) for x in rec["seed"].unique())
+        sim_seeds = sorted(
+            {int(str(n).rsplit("-", 1)[1]) for n in rec.loc[rec["family"] != "gw", "site"]}
+        )
+        return write_tables(rec, args.out, steps, seeds, sim_seeds, quick, args.recipe, "")
     frames: list[pd.DataFrame] = []
 
     sims = sim_sites(sim_seeds)
@@ -158,8 +182,11 @@ def main(argv: list[str]) -> int:
     for name, (family, site) in sims.items():
         target = transfer_site(site, family, name=name)
         for seed in seeds:
-            run = loso_run(sim_only, name, runs / "sim", forecast_config(steps, seed))
-            frames.append(run_site(target, run, runs, steps, seed, site, args.target_only, heads))
+            cfg = forecast_config(steps, seed, recipe=args.recipe)
+            run = loso_run(sim_only, name, runs / "sim", cfg)
+            frames.append(
+                run_site(target, run, runs, steps, seed, site, args.target_only, heads, args.recipe)
+            )
             log.warning("transfer: %s seed %d done", name, seed)
     gw_note = ""
     if not args.no_gw:
@@ -174,13 +201,52 @@ def main(argv: list[str]) -> int:
         for w in wells:
             target = transfer_site(sites[w.name], "gw", split=w.test_start, name=w.name)
             for seed in seeds:
-                run = loso_run(sites, w.name, runs, forecast_config(steps, seed), w.test_start)
+                cfg = forecast_config(steps, seed, recipe=args.recipe)
+                run = loso_run(sites, w.name, runs, cfg, w.test_start)
+                site = sites[w.name]
                 frames.append(
-                    run_site(target, run, runs, steps, seed, sites[w.name], args.target_only, heads)
+                    run_site(
+                        target, run, runs, steps, seed, site, args.target_only, heads, args.recipe
+                    )
                 )
                 log.warning("transfer: %s seed %d done", w.name, seed)
     rec = pd.concat(frames, ignore_index=True)
-    rec.to_csv(args.out / "records_transfer.csv", index=False)
+    return write_tables(rec, args.out, steps, seeds, sim_seeds, quick, args.recipe, gw_note)
+
+
+RECORD_KEY = ["site", "encoder", "head", "fraction", "horizon", "seed"]
+
+
+def merged_records(paths: list[Path]) -> pd.DataFrame:
+    """The records of several runs joined; a duplicated record is refused (naming the file)."""
+    frames = []
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such records file; give records_transfer.csv files")
+        frames.append(pd.read_csv(path).assign(_file=str(path)))
+    rec = pd.concat(frames, ignore_index=True)
+    dup = rec.duplicated(RECORD_KEY, keep=False)
+    if dup.any():
+        first = rec.loc[dup].iloc[0]
+        raise SystemExit(
+            f"{first['_file']}: record {first[RECORD_KEY].to_dict()} is also in another file; "
+            "merge runs of different seeds only"
+        )
+    return rec.drop(columns="_file")
+
+
+def write_tables(
+    rec: pd.DataFrame,
+    out: Path,
+    steps: int,
+    seeds: list[int],
+    sim_seeds: list[int],
+    quick: bool,
+    recipe: str,
+    gw_note: str,
+) -> int:
+    """Score the records and write OUT/records_transfer.csv, transfer.md, transfer.json."""
+    rec.to_csv(out / "records_transfer.csv", index=False)
     comparisons = {}
     for base in [b for b in ("scratch", "target_only") if b in set(rec["encoder"])]:
         w = wins(rec, "pretrained", base)
@@ -189,7 +255,7 @@ def main(argv: list[str]) -> int:
         "# Transfer benchmark",
         "",
         f"{'quick mode; ' if quick else ''}pretraining {steps} steps per run (tiny preset, "
-        f"daily grid); seeds {seeds}; simulated site seeds {sim_seeds}; horizons "
+        f"daily grid, recipe {recipe}); seeds {seeds}; simulated site seeds {sim_seeds}; horizons "
         f"{list(HORIZONS)} days; label fractions {list(FRACTIONS)}. {gw_note}",
         "",
         "MAE relative to persistence on the target's test period (mean +- std over seeds; "
@@ -198,7 +264,7 @@ def main(argv: list[str]) -> int:
         md_table(summary(rec)),
         "",
     ]
-    data: dict[str, Any] = {"steps": steps, "seeds": seeds, "quick": quick}
+    data: dict[str, Any] = {"steps": steps, "seeds": seeds, "quick": quick, "recipe": recipe}
     verdicts = target_rows(comparisons)
     if verdicts:
         text += [
@@ -240,8 +306,8 @@ def main(argv: list[str]) -> int:
             "",
         ]
         data[f"vs_{base}"] = w.to_dict("records")
-    (args.out / "transfer.md").write_text("\n".join(text), encoding="utf-8")
-    (args.out / "transfer.json").write_text(
+    (out / "transfer.md").write_text("\n".join(text), encoding="utf-8")
+    (out / "transfer.json").write_text(
         json.dumps({**data, "records": rec.to_dict("records")}, indent=1, default=float),
         encoding="utf-8",
     )
