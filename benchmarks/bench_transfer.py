@@ -18,15 +18,15 @@ labels are origins every 2 days of its training period; a random fraction of the
 training period alone) and ``level`` (no encoder). Heads: ridge probe and MLP. Seeds vary
 the pretraining, the initialisation and the label draw; mean +- std over seeds.
 
-With `--recipe no_ema` every encoder (pretrained, target_only) is trained without a target
-EMA (`config.no_ema_recipe`; the untrained encoder is the same either way).
+With `--recipe no_ema` (or `factorised_sigreg`, `config.RECIPES`) every trained encoder
+(pretrained, target_only) uses that recipe; the untrained encoder is that of the same shape.
 
 With `--merge A.csv B.csv ...` nothing is run: the record files of runs made in parallel
 (e.g. one process per seed, same settings, a shared `--runs` folder) are joined and scored
 as one run; a record (site, encoder, head, fraction, horizon, seed) found twice is refused.
 
 Usage: python benchmarks/bench_transfer.py [--quick] [--seeds 0 1] [--steps N]
-       [--target-only] [--heads ridge mlp [median]] [--recipe ema|no_ema] [--out DIR]
+       [--target-only] [--heads ridge mlp [median]] [--recipe RECIPE] [--out DIR]
        [--data DIR] [--merge CSV ...]
 Writes OUT/transfer.md, OUT/transfer.json and OUT/records_transfer.csv
 (default OUT: bench-out/transfer; runs cached in OUT/../runs). No timing figures.
@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
         "--recipe",
         choices=RECIPES,
         default="ema",
-        help="training recipe: 'ema' (the preset's, the tables' own) or 'no_ema'",
+        help="training recipe: 'ema' (the preset's, the tables' own), 'no_ema' or 'factorised_sigreg'",
     )
     ap.add_argument("--merge", type=Path, nargs="+", default=None, help="records to join")
     args = ap.parse_args(argv)

@@ -172,6 +172,9 @@ def test_the_recipe_option_trains_the_preset_or_the_no_ema_recipe() -> None:
     assert replace(ema, train=other.train, method=other.method) == other
     det = make_detector("geojepa_noema", seed=1)
     assert det.get_params()["recipe"] == "no_ema"
+    fact = make_detector("geojepa_density_factorised", seed=1)
+    assert fact.get_params()["recipe"] == "factorised_sigreg"
+    assert detector_config(0, 20, recipe="factorised_sigreg").model.fusion == "factorised"
     assert make_detector("geojepa", seed=1).get_params()["recipe"] == "ema"
     with pytest.raises(ValueError, match="unknown recipe"):
         detector_config(0, 20, recipe="ema-ish")

@@ -374,13 +374,38 @@ def test_the_no_ema_file_is_the_recipe_the_harnesses_offer() -> None:
     assert tiny.method["sigreg_weight"] < offered.method["sigreg_weight"]
 
 
-def test_harness_recipes_name_the_preset_or_the_no_ema_recipe() -> None:
-    from geojepa.config import RECIPES, no_ema_recipe, with_recipe
+def test_the_factorised_file_is_the_recipe_the_harnesses_offer() -> None:
+    """examples/configs/tiny-factorised-sigreg.yaml and `factorised_sigreg_recipe` name the
+    same recipe: factorised attention and SIGReg 10 / 256 on top of the preset, whose target
+    EMA it keeps; the preset itself stays joint with a weaker SIGReg."""
+    from geojepa.config import factorised_sigreg_recipe, load_config
+
+    root = Path(__file__).resolve().parents[1]
+    from_file = load_config(root / "examples" / "configs" / "tiny-factorised-sigreg.yaml")
+    tiny = preset("tiny")
+    offered = factorised_sigreg_recipe(replace(tiny, train=replace(tiny.train, steps=1000)))
+    assert from_file == offered
+    assert offered.model == replace(tiny.model, fusion="factorised")
+    assert offered.train == replace(tiny.train, steps=1000)
+    assert (offered.method["sigreg_weight"], offered.method["sigreg_slices"]) == (10.0, 256)
+    assert tiny.model.fusion == "joint"
+    assert tiny.method["sigreg_weight"] < offered.method["sigreg_weight"]
+
+
+def test_harness_recipes_name_the_preset_or_an_offered_recipe() -> None:
+    from geojepa.config import (
+        RECIPES,
+        factorised_sigreg_recipe,
+        no_ema_recipe,
+        with_recipe,
+    )
     from geojepa.transfer import forecast_config
 
     tiny = preset("tiny")
-    assert RECIPES == ("ema", "no_ema")
+    assert RECIPES == ("ema", "no_ema", "factorised_sigreg")
     assert with_recipe(tiny, "ema") == tiny and with_recipe(tiny, "no_ema") == no_ema_recipe(tiny)
+    assert with_recipe(tiny, "factorised_sigreg") == factorised_sigreg_recipe(tiny)
+    assert forecast_config(50, recipe="factorised_sigreg").model.fusion == "factorised"
     assert forecast_config(50).train.ema_start == 0.999  # the forecasting tables' recipe
     assert forecast_config(50, recipe="no_ema").method == no_ema_recipe(tiny).method
     with pytest.raises(ValueError, match="unknown recipe"):

@@ -5,7 +5,9 @@ model sees it, `geojepa.energy.relative_window`); and "geojepa_fused", the mean 
 window-relative energy and density after each is put on its training scale. All of these
 train with the tiny preset's recipe (a target EMA), the one `geojepa pretrain` gives;
 "geojepa_noema" and "geojepa_density_noema" are the energy and the density of a model
-trained without a target EMA and with a strong SIGReg (`config.no_ema_recipe`).
+trained without a target EMA and with a strong SIGReg (`config.no_ema_recipe`);
+"geojepa_factorised" and "geojepa_density_factorised" those of a model with factorised
+attention and a strong SIGReg (`config.factorised_sigreg_recipe`).
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -95,7 +97,7 @@ def detector_config(
     recipe: str = "ema",
 ) -> RunConfig:
     """The tiny preset for a detector fit: `steps` steps, evaluation only at the end.
-    `recipe`: "ema", the preset's own (a target EMA), or "no_ema" (`config.no_ema_recipe`).
+    `recipe`: one of `config.RECIPES` ("ema", the preset's own; "no_ema"; "factorised_sigreg").
     `model_overrides` / `window_length` shrink it further (tests)."""
     from geojepa.config import preset, with_recipe
 
@@ -386,6 +388,14 @@ def _density_noema(seed: int) -> JepaDensity:
     return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="no_ema")
 
 
+def _energy_factorised(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="factorised_sigreg")
+
+
+def _density_factorised(seed: int) -> JepaDensity:
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="factorised_sigreg")
+
+
 register_detector("geojepa", _energy)
 register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
@@ -393,5 +403,7 @@ register_detector("geojepa_density_wr", _density_wr)
 register_detector("geojepa_fused", _fused)
 register_detector("geojepa_noema", _energy_noema)
 register_detector("geojepa_density_noema", _density_noema)
+register_detector("geojepa_factorised", _energy_factorised)
+register_detector("geojepa_density_factorised", _density_factorised)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
