@@ -19,9 +19,10 @@ events, so single-site AUCs swing by +-0.2 from seed to seed.
 
 With `--config FILE` the runs take a YAML configuration (as `geojepa pretrain --config`)
 instead of the tiny preset; the probe settings (window stride 16, one thread, the seed and
-the fusion mode) are applied on top.
+the fusion mode given by `--fusion`) are applied on top; without `--fusion` each run keeps
+the configuration's own fusion mode.
 
-Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion joint] [--extra-sites K]
+Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion MODES] [--extra-sites K]
        [--probe-sites N] [--config FILE] [--out DIR]
 Writes OUT/probes.json and OUT/probes.md (default OUT: bench-out/probes).
 """
@@ -57,7 +58,11 @@ COLUMNS = (
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--fusion", default="joint", help="comma-separated fusion modes")
+    ap.add_argument(
+        "--fusion",
+        default=None,
+        help="comma-separated fusion modes (default: the configuration's own)",
+    )
     ap.add_argument(
         "--extra-sites",
         type=int,
@@ -75,11 +80,13 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    base = load_config(args.config)
+    fusions = args.fusion.split(",") if args.fusion else [base.model.fusion]
     rows = []
-    for fusion in args.fusion.split(","):
+    for fusion in fusions:
         for seed in args.seeds:
             run_dir = args.out / f"run-{fusion}-x{args.extra_sites}-seed{seed}"
-            config = probe_config(load_config(args.config), seed, fusion)
+            config = probe_config(base, seed, fusion)
             res = slope_probe_experiment(
                 run_dir,
                 seed=seed,
