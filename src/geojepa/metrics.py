@@ -199,6 +199,43 @@ def _months(n_rows: int, interval: pd.Timedelta) -> float:
     return n_rows * pd.Timedelta(interval).total_seconds() / (86400.0 * DAYS_PER_MONTH)
 
 
+def _tally(
+    on: np.ndarray,
+    false_rows: np.ndarray,
+    detected: list[bool],
+    delays: list[int],
+    interval: pd.Timedelta,
+) -> EventMetrics:
+    """`EventMetrics` from an alarm (T,), its rows that count as false (T,) and the per-event
+    detections and delays. Precision = detected / (detected + false alarm runs)."""
+    n_false = len(segments(false_rows))
+    n_events = len(detected)
+    n_det = int(sum(detected))
+    precision = n_det / (n_det + n_false) if n_det + n_false else float("nan")
+    recall = n_det / n_events if n_events else float("nan")
+    if n_events and n_det + n_false and precision + recall > 0:
+        f1 = 2 * precision * recall / (precision + recall)
+    elif n_events:
+        f1 = 0.0
+    else:
+        f1 = float("nan")
+    months = _months(on.size, interval)
+    return EventMetrics(
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        n_events=n_events,
+        n_detected=n_det,
+        n_alarms=len(segments(on)),
+        n_false_alarms=n_false,
+        false_alarms_per_month=n_false / months if months > 0 else float("nan"),
+        mean_delay=float(np.mean(delays)) if delays else float("nan"),
+        median_delay=float(np.median(delays)) if delays else float("nan"),
+        delays=tuple(delays),
+        detected=tuple(detected),
+    )
+
+
 def event_metrics(
     alarm: np.ndarray,
     events: Sequence[Segment],
@@ -228,33 +265,7 @@ def event_metrics(
         detected.append(bool(hit.size))
         if hit.size:
             delays.append(int(hit[0]))
-    n_false = len(segments(on & ~allowed))
-    n_alarms = len(segments(on))
-    n_events = len(events)
-    n_det = int(sum(detected))
-    precision = n_det / (n_det + n_false) if n_det + n_false else float("nan")
-    recall = n_det / n_events if n_events else float("nan")
-    if n_events and n_det + n_false and precision + recall > 0:
-        f1 = 2 * precision * recall / (precision + recall)
-    elif n_events:
-        f1 = 0.0
-    else:
-        f1 = float("nan")
-    months = _months(t, interval)
-    return EventMetrics(
-        precision=precision,
-        recall=recall,
-        f1=f1,
-        n_events=n_events,
-        n_detected=n_det,
-        n_alarms=n_alarms,
-        n_false_alarms=n_false,
-        false_alarms_per_month=n_false / months if months > 0 else float("nan"),
-        mean_delay=float(np.mean(delays)) if delays else float("nan"),
-        median_delay=float(np.median(delays)) if delays else float("nan"),
-        delays=tuple(delays),
-        detected=tuple(detected),
-    )
+    return _tally(on, on & ~allowed, detected, delays, interval)
 
 
 def point_adjusted_f1(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -408,32 +419,7 @@ def attributed_event_metrics(
             delays.append(int(hit[0]))
         b2 = min(ev.stop + max(tolerance, grace), t)
         explained[a:b2] |= _named(rk[a:b2], ev.columns)
-    n_false = len(segments(on & ~explained))
-    n_det = int(sum(detected))
-    n_events = len(events)
-    precision = n_det / (n_det + n_false) if n_det + n_false else float("nan")
-    recall = n_det / n_events if n_events else float("nan")
-    if n_events and n_det + n_false and precision + recall > 0:
-        f1 = 2 * precision * recall / (precision + recall)
-    elif n_events:
-        f1 = 0.0
-    else:
-        f1 = float("nan")
-    months = _months(t, interval)
-    return EventMetrics(
-        precision=precision,
-        recall=recall,
-        f1=f1,
-        n_events=n_events,
-        n_detected=n_det,
-        n_alarms=len(segments(on)),
-        n_false_alarms=n_false,
-        false_alarms_per_month=n_false / months if months > 0 else float("nan"),
-        mean_delay=float(np.mean(delays)) if delays else float("nan"),
-        median_delay=float(np.median(delays)) if delays else float("nan"),
-        delays=tuple(delays),
-        detected=tuple(detected),
-    )
+    return _tally(on, on & ~explained, detected, delays, interval)
 
 
 def attributed_false_alarms_at_recall(
