@@ -6,10 +6,11 @@ in DataLoader workers during training and is reported on its own line). One step
 forward + backward + AdamW + EMA update. For each fusion mode, fp32 and bf16 autocast:
 
 - windows/s (median over repeats of the mean over `--steps` steps);
-- FLOPs of one forward+backward counted by `torch.utils.flop_counter.FlopCounterMode`
-  (matmuls and attention only; element-wise work is not counted). The counter has no
-  formula for the CPU flash-attention kernels, so the dense attention formulas are
-  registered for them here (otherwise attention, about half the work, counts as 0);
+- FLOPs of forward+backward counted by `torch.utils.flop_counter.FlopCounterMode` on each
+  batch the timed steps use, averaged over those steps (matmuls and attention only;
+  element-wise work is not counted). The counter has no formula for the CPU
+  flash-attention kernels, so the dense attention formulas are registered for them here
+  (otherwise attention, about half the work, counts as 0);
 - achieved FLOP/s as a FRACTION of a dense square matmul's FLOP/s measured in this same
   process, on the same threads, in the same dtype (fp32 peak for fp32 steps, bf16 peak for
   bf16 autocast steps), measured just before and just after every repeat (their mean).
@@ -180,6 +181,21 @@ def count_flops(
     return int(counter.get_total_flops())
 
 
+def mean_step_flops(
+    model: JEPA,
+    loss_fn: Callable[[JEPA, Batch], torch.Tensor],
+    batches: list[Batch],
+    steps: int,
+    bf16: bool,
+) -> float:
+    """Mean FLOPs of the steps `time_steps` times (batch ``i % len(batches)`` for step i):
+    each batch's masks give it its own number of context and target tokens, so one batch's
+    count stands for the others only approximately."""
+    used = sorted({i % len(batches) for i in range(steps)})
+    per = {i: count_flops(model, loss_fn, batches[i], bf16) for i in used}
+    return statistics.fmean(per[i % len(batches)] for i in range(steps))
+
+
 def time_steps(step: Callable[[Batch], None], batches: list[Batch], steps: int) -> Rate:
     """Mean seconds per step over `steps` steps (after 2 warm-up steps): wall, CPU."""
     for b in batches[:2]:
@@ -233,7 +249,7 @@ def main(argv: list[str]) -> int:
                 else [("masked-full", masked_full_loss)]
             ):
                 model = JEPA(JEPAConfig(preset("tiny", fusion=fusion)), seed=0)
-                flops = count_flops(model, loss_fn, batches[0], bf16)
+                flops = mean_step_flops(model, loss_fn, batches, args.steps, bf16)
                 step = step_fn(model, loss_fn, bf16)
                 times, fracs, peaks, cpu_fracs = [], [], [], []
                 dtype = torch.bfloat16 if bf16 else torch.float32
