@@ -32,10 +32,14 @@ def _frame(seed: int = 5) -> SensorFrame:
 
 
 def _make(name: str, cache: Path | None, **kw: object) -> object:
-    from geojepa.detectors.jepa import JepaDensity, JepaEnergy
+    from geojepa.detectors.jepa import JepaDensity, JepaEnergy, JepaWithTrigger
     from geojepa.detectors.reconstruction import Reconstruction
 
-    classes = {"geojepa": JepaEnergy, "geojepa_density": JepaDensity}
+    classes = {
+        "geojepa": JepaEnergy,
+        "geojepa_density": JepaDensity,
+        "geojepa_trigger": JepaWithTrigger,
+    }
     cls = classes.get(name, Reconstruction)
     return cls(  # type: ignore[operator]
         steps=3,
@@ -54,7 +58,9 @@ def test_registered_as_plugins() -> None:
     assert det.get_params()["seed"] == 3
 
 
-@pytest.mark.parametrize("name", ["geojepa", "geojepa_density", "reconstruction"])
+@pytest.mark.parametrize(
+    "name", ["geojepa", "geojepa_density", "geojepa_trigger", "reconstruction"]
+)
 def test_scores_where_data_is_and_training_rows_only(name: str, tmp_path: Path) -> None:
     frame = _frame()
     end = 96
@@ -140,6 +146,46 @@ def test_relative_and_fused_forms_share_one_run(tmp_path: Path) -> None:
     assert not np.allclose(
         np.nan_to_num(plain.score(frame).sensor_scores), np.nan_to_num(e), atol=1e-6
     )
+
+
+def test_with_trigger_is_the_mean_of_energy_and_trigger_levels_on_training_scales(
+    tmp_path: Path,
+) -> None:
+    from geojepa.detectors.baselines import TriggerLevels
+    from geojepa.detectors.jepa import JepaEnergy, JepaWithTrigger
+
+    frame = _frame()
+    end = 96
+    kw = {
+        "steps": 3,
+        "seed": 0,
+        "cache_dir": str(tmp_path / "cache"),
+        "model_overrides": SMALL,
+        "window_length": 32,
+    }
+    energy = JepaEnergy(**kw).fit(frame, end)  # type: ignore[arg-type]
+    both_det = JepaWithTrigger(**kw).fit(frame, end)  # type: ignore[arg-type]
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # the energy's run, reused
+    scores = both_det.score(frame)
+    scores.check_nan(frame)
+    e = energy.score(frame).sensor_scores
+    t = TriggerLevels().fit(frame, end).score(frame).sensor_scores
+    # the trigger part is put on its training scale: median 0, q99 1, per sensor
+    t_train = t[:end]
+    for c in range(frame.n_sensors):
+        col = t_train[np.isfinite(t_train[:, c]), c]
+        med, q99 = np.median(col), np.quantile(col, 0.99)
+        t[:, c] = (t[:, c] - med) / (q99 - med)
+    ok = np.isfinite(e) & np.isfinite(t)
+    raw = scores.sensor_scores * both_det.scale_[None, :] + both_det.centre_[None, :]
+    np.testing.assert_allclose(raw[ok], ((e + t) / 2.0)[ok], rtol=1e-6, atol=1e-9)
+    # a reading far beyond the training range raises the combined score where the
+    # window-level energy alone may not see it
+    bumped = frame.values.copy()
+    row = end + 40
+    bumped[row, 0] = np.nanmax(frame.values[:end, 0]) + 50 * np.nanstd(frame.values[:end, 0])
+    far = SensorFrame(bumped, frame.observed, frame.time, frame.sensors, frame.interval)
+    assert both_det.score(far).sensor_scores[row, 0] > scores.sensor_scores[row, 0] + 1.0
 
 
 def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path) -> None:

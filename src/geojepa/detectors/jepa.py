@@ -7,7 +7,8 @@ train with the tiny preset's recipe (a target EMA), the one `geojepa pretrain` g
 "geojepa_noema" and "geojepa_density_noema" are the energy and the density of a model
 trained without a target EMA and with a strong SIGReg (`config.no_ema_recipe`);
 "geojepa_factorised" and "geojepa_density_factorised" those of a model with factorised
-attention and a strong SIGReg (`config.factorised_sigreg_recipe`).
+attention and a strong SIGReg (`config.factorised_sigreg_recipe`); "geojepa_trigger" the
+mean of the energy and fixed trigger levels, each on its training scale.
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -51,7 +52,9 @@ from geojepa.detectors.base import (
     DetectorScores,
     SensorwiseDetector,
     register_detector,
+    robust_scale,
 )
+from geojepa.detectors.baselines import TriggerLevels
 from geojepa.detectors.density import EmbeddingDensity
 from geojepa.energy import row_max
 from geojepa.frame import SensorFrame
@@ -335,6 +338,15 @@ class JepaDensity(_JepaBase):
         return np.where(frame.observed, out, np.nan)  # (T, C)
 
 
+def _mean_of_finite(scores: np.ndarray) -> np.ndarray:
+    """Mean over the first axis of the finite values: (K, T, C) -> (T, C); NaN where none is."""
+    ok = np.isfinite(scores)
+    total = np.where(ok, scores, 0.0).sum(axis=0)
+    count = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 class JepaFused(_JepaBase):
     """Per-sensor score = mean of the energy and the embedding density, each centred and
     scaled on its own training scores (`SensorwiseDetector`'s normalisation), from one
@@ -350,11 +362,32 @@ class JepaFused(_JepaBase):
 
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         scores = np.stack([p.score(frame).sensor_scores for p in self.parts_])  # (2, T, C)
-        ok = np.isfinite(scores)
-        total = np.where(ok, scores, 0.0).sum(axis=0)
-        count = ok.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, total / np.maximum(count, 1), np.nan)  # (T, C)
+        return _mean_of_finite(scores)
+
+
+class JepaWithTrigger(_JepaBase):
+    """Per-sensor score = mean of the JEPA energy and fixed trigger levels (`TriggerLevels`:
+    the training 0.5 / 99.5 percentiles), each centred on its training median and divided
+    by its training spread (q99 - median), so that both read 1 at their own training q99;
+    a cell scored by only one of them keeps that one's value.
+
+    At window level the energy reads each window from its own level and so cannot see a
+    gauge leave its usual range; trigger levels see nothing else. Their mean asks whether
+    the learned score adds to the check monitoring already runs. The energy part is the
+    `geojepa` detector's, from the same pretrained run."""
+
+    def _fit_train(self, train: SensorFrame) -> np.ndarray:
+        self.energy_ = JepaEnergy(**self.get_params()).fit(train, train.n_times)
+        self.trigger_ = TriggerLevels().fit(train, train.n_times)
+        raw = self.trigger_.score(train).sensor_scores  # (T_train, C)
+        self.trigger_centre_, self.trigger_scale_ = robust_scale(raw)
+        return self._raw(train)
+
+    def _raw(self, frame: SensorFrame) -> np.ndarray:
+        energy = self.energy_.score(frame).sensor_scores  # (T, C), on its training scale
+        trigger = self.trigger_.score(frame).sensor_scores  # (T, C), band units
+        trigger = (trigger - self.trigger_centre_[None, :]) / self.trigger_scale_[None, :]
+        return _mean_of_finite(np.stack([energy, trigger]))  # (T, C)
 
 
 DETECTOR_STEPS = 200
@@ -396,6 +429,10 @@ def _density_factorised(seed: int) -> JepaDensity:
     return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="factorised_sigreg")
 
 
+def _with_trigger(seed: int) -> JepaWithTrigger:
+    return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed)
+
+
 register_detector("geojepa", _energy)
 register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
@@ -405,5 +442,6 @@ register_detector("geojepa_noema", _energy_noema)
 register_detector("geojepa_density_noema", _density_noema)
 register_detector("geojepa_factorised", _energy_factorised)
 register_detector("geojepa_density_factorised", _density_factorised)
+register_detector("geojepa_trigger", _with_trigger)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
