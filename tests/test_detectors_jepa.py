@@ -179,6 +179,13 @@ def test_with_trigger_is_the_mean_of_energy_and_trigger_levels_on_training_scale
     ok = np.isfinite(e) & np.isfinite(t)
     raw = scores.sensor_scores * both_det.scale_[None, :] + both_det.centre_[None, :]
     np.testing.assert_allclose(raw[ok], ((e + t) / 2.0)[ok], rtol=1e-6, atol=1e-9)
+    # combine="max": the larger of the two, from the same run
+    larger = JepaWithTrigger(**kw, combine="max").fit(frame, end)  # type: ignore[arg-type]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    raw_max = larger.score(frame).sensor_scores * larger.scale_[None, :] + larger.centre_
+    np.testing.assert_allclose(raw_max[ok], np.maximum(e, t)[ok], rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="combine"):
+        JepaWithTrigger(**kw, combine="sum").fit(frame, end)  # type: ignore[arg-type]
     # a reading far beyond the training range raises the combined score where the
     # window-level energy alone may not see it
     bumped = frame.values.copy()

@@ -8,7 +8,8 @@ train with the tiny preset's recipe (a target EMA), the one `geojepa pretrain` g
 trained without a target EMA and with a strong SIGReg (`config.no_ema_recipe`);
 "geojepa_factorised" and "geojepa_density_factorised" those of a model with factorised
 attention and a strong SIGReg (`config.factorised_sigreg_recipe`); "geojepa_trigger" the
-mean of the energy and fixed trigger levels, each on its training scale.
+mean of the energy and fixed trigger levels, each on its training scale, and
+"geojepa_trigger_max" the larger of the two.
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -366,18 +367,48 @@ class JepaFused(_JepaBase):
 
 
 class JepaWithTrigger(_JepaBase):
-    """Per-sensor score = mean of the JEPA energy and fixed trigger levels (`TriggerLevels`:
-    the training 0.5 / 99.5 percentiles), each centred on its training median and divided
-    by its training spread (q99 - median), so that both read 1 at their own training q99;
-    a cell scored by only one of them keeps that one's value.
+    """Per-sensor score = the mean (`combine="mean"`) or the larger (`combine="max"`, an
+    alarm when either would raise one, as a TARP does) of the JEPA energy and fixed trigger
+    levels (`TriggerLevels`: the training 0.5 / 99.5 percentiles), each centred on its
+    training median and divided by its training spread (q99 - median), so that both read 1
+    at their own training q99; a cell scored by only one of them keeps that one's value.
 
     At window level the energy reads each window from its own level and so cannot see a
-    gauge leave its usual range; trigger levels see nothing else. Their mean asks whether
-    the learned score adds to the check monitoring already runs. The energy part is the
-    `geojepa` detector's, from the same pretrained run."""
+    gauge leave its usual range; trigger levels see nothing else. Combining them asks
+    whether the learned score adds to the check monitoring already runs. The energy part
+    is the `geojepa` detector's, from the same pretrained run."""
+
+    def __init__(
+        self,
+        steps: int = 300,
+        seed: int = 0,
+        fusion: str | None = None,
+        mask_weights: Mapping[str, float] | None = None,
+        cache_dir: str | None = None,
+        model_overrides: Mapping[str, Any] | None = None,
+        window_length: int | None = None,
+        relative: bool = False,
+        recipe: str = "ema",
+        combine: str = "mean",
+    ) -> None:
+        super().__init__(
+            steps=steps,
+            seed=seed,
+            fusion=fusion,
+            mask_weights=mask_weights,
+            cache_dir=cache_dir,
+            model_overrides=model_overrides,
+            window_length=window_length,
+            relative=relative,
+            recipe=recipe,
+        )
+        self.combine = combine
 
     def _fit_train(self, train: SensorFrame) -> np.ndarray:
-        self.energy_ = JepaEnergy(**self.get_params()).fit(train, train.n_times)
+        if self.combine not in ("mean", "max"):
+            raise ValueError(f"combine must be 'mean' or 'max', got {self.combine!r}")
+        kw = {k: v for k, v in self.get_params().items() if k != "combine"}
+        self.energy_ = JepaEnergy(**kw).fit(train, train.n_times)
         self.trigger_ = TriggerLevels().fit(train, train.n_times)
         raw = self.trigger_.score(train).sensor_scores  # (T_train, C)
         self.trigger_centre_, self.trigger_scale_ = robust_scale(raw)
@@ -387,6 +418,8 @@ class JepaWithTrigger(_JepaBase):
         energy = self.energy_.score(frame).sensor_scores  # (T, C), on its training scale
         trigger = self.trigger_.score(frame).sensor_scores  # (T, C), band units
         trigger = (trigger - self.trigger_centre_[None, :]) / self.trigger_scale_[None, :]
+        if self.combine == "max":
+            return np.fmax(energy, trigger)  # (T, C); NaN only where both are
         return _mean_of_finite(np.stack([energy, trigger]))  # (T, C)
 
 
@@ -433,6 +466,10 @@ def _with_trigger(seed: int) -> JepaWithTrigger:
     return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed)
 
 
+def _with_trigger_max(seed: int) -> JepaWithTrigger:
+    return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed, combine="max")
+
+
 register_detector("geojepa", _energy)
 register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
@@ -443,5 +480,6 @@ register_detector("geojepa_density_noema", _density_noema)
 register_detector("geojepa_factorised", _energy_factorised)
 register_detector("geojepa_density_factorised", _density_factorised)
 register_detector("geojepa_trigger", _with_trigger)
+register_detector("geojepa_trigger_max", _with_trigger_max)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
