@@ -31,6 +31,18 @@ def _frame(seed: int = 5) -> SensorFrame:
     return to_frame(make_site(seed, n_times=24 * 6, n_sensors=4))
 
 
+def _small_kw(cache: Path | None, **kw: object) -> dict[str, object]:
+    """Settings of a detector small enough for a unit test (3 steps, a 32-step window)."""
+    return {
+        "steps": 3,
+        "seed": 0,
+        "cache_dir": None if cache is None else str(cache),
+        "model_overrides": SMALL,
+        "window_length": 32,
+        **kw,
+    }
+
+
 def _make(name: str, cache: Path | None, **kw: object) -> object:
     from geojepa.detectors.jepa import JepaDensity, JepaEnergy, JepaWithTrigger
     from geojepa.detectors.reconstruction import Reconstruction
@@ -41,14 +53,7 @@ def _make(name: str, cache: Path | None, **kw: object) -> object:
         "geojepa_trigger": JepaWithTrigger,
     }
     cls = classes.get(name, Reconstruction)
-    return cls(  # type: ignore[operator]
-        steps=3,
-        seed=0,
-        cache_dir=None if cache is None else str(cache),
-        model_overrides=SMALL,
-        window_length=32,
-        **kw,
-    )
+    return cls(**_small_kw(cache, **kw))  # type: ignore[operator]
 
 
 def test_registered_as_plugins() -> None:
@@ -120,14 +125,7 @@ def test_relative_and_fused_forms_share_one_run(tmp_path: Path) -> None:
 
     frame = _frame()
     end = 96
-    kw = {
-        "steps": 3,
-        "seed": 0,
-        "cache_dir": str(tmp_path / "cache"),
-        "model_overrides": SMALL,
-        "window_length": 32,
-        "relative": True,
-    }
+    kw = _small_kw(tmp_path / "cache", relative=True)
     energy = JepaEnergy(**kw).fit(frame, end)  # type: ignore[arg-type]
     density = JepaDensity(**kw).fit(frame, end)  # type: ignore[arg-type]
     fused = JepaFused(**kw).fit(frame, end)  # type: ignore[arg-type]
@@ -152,17 +150,11 @@ def test_with_trigger_is_the_mean_of_energy_and_trigger_levels_on_training_scale
     tmp_path: Path,
 ) -> None:
     from geojepa.detectors.baselines import TriggerLevels
-    from geojepa.detectors.jepa import JepaEnergy, JepaWithTrigger
+    from geojepa.detectors.jepa import JepaEnergy, JepaWithTrigger, JepaWithTriggerMax
 
     frame = _frame()
     end = 96
-    kw = {
-        "steps": 3,
-        "seed": 0,
-        "cache_dir": str(tmp_path / "cache"),
-        "model_overrides": SMALL,
-        "window_length": 32,
-    }
+    kw = _small_kw(tmp_path / "cache")
     energy = JepaEnergy(**kw).fit(frame, end)  # type: ignore[arg-type]
     both_det = JepaWithTrigger(**kw).fit(frame, end)  # type: ignore[arg-type]
     assert len(list((tmp_path / "cache").iterdir())) == 1  # the energy's run, reused
@@ -179,13 +171,11 @@ def test_with_trigger_is_the_mean_of_energy_and_trigger_levels_on_training_scale
     ok = np.isfinite(e) & np.isfinite(t)
     raw = scores.sensor_scores * both_det.scale_[None, :] + both_det.centre_[None, :]
     np.testing.assert_allclose(raw[ok], ((e + t) / 2.0)[ok], rtol=1e-6, atol=1e-9)
-    # combine="max": the larger of the two, from the same run
-    larger = JepaWithTrigger(**kw, combine="max").fit(frame, end)  # type: ignore[arg-type]
+    # the max form: the larger of the two, from the same run
+    larger = JepaWithTriggerMax(**kw).fit(frame, end)  # type: ignore[arg-type]
     assert len(list((tmp_path / "cache").iterdir())) == 1
     raw_max = larger.score(frame).sensor_scores * larger.scale_[None, :] + larger.centre_
     np.testing.assert_allclose(raw_max[ok], np.maximum(e, t)[ok], rtol=1e-6, atol=1e-9)
-    with pytest.raises(ValueError, match="combine"):
-        JepaWithTrigger(**kw, combine="sum").fit(frame, end)  # type: ignore[arg-type]
     # a reading far beyond the training range raises the combined score where the
     # window-level energy alone may not see it
     bumped = frame.values.copy()

@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -367,48 +367,20 @@ class JepaFused(_JepaBase):
 
 
 class JepaWithTrigger(_JepaBase):
-    """Per-sensor score = the mean (`combine="mean"`) or the larger (`combine="max"`, an
-    alarm when either would raise one, as a TARP does) of the JEPA energy and fixed trigger
-    levels (`TriggerLevels`: the training 0.5 / 99.5 percentiles), each centred on its
-    training median and divided by its training spread (q99 - median), so that both read 1
-    at their own training q99; a cell scored by only one of them keeps that one's value.
+    """Per-sensor score = the mean of the JEPA energy and fixed trigger levels
+    (`TriggerLevels`: the training 0.5 / 99.5 percentiles), each centred on its training
+    median and divided by its training spread (q99 - median), so that both read 1 at their
+    own training q99; a cell scored by only one of them keeps that one's value.
 
     At window level the energy reads each window from its own level and so cannot see a
     gauge leave its usual range; trigger levels see nothing else. Combining them asks
     whether the learned score adds to the check monitoring already runs. The energy part
     is the `geojepa` detector's, from the same pretrained run."""
 
-    def __init__(
-        self,
-        steps: int = 300,
-        seed: int = 0,
-        fusion: str | None = None,
-        mask_weights: Mapping[str, float] | None = None,
-        cache_dir: str | None = None,
-        model_overrides: Mapping[str, Any] | None = None,
-        window_length: int | None = None,
-        relative: bool = False,
-        recipe: str = "ema",
-        combine: str = "mean",
-    ) -> None:
-        super().__init__(
-            steps=steps,
-            seed=seed,
-            fusion=fusion,
-            mask_weights=mask_weights,
-            cache_dir=cache_dir,
-            model_overrides=model_overrides,
-            window_length=window_length,
-            relative=relative,
-            recipe=recipe,
-        )
-        self.combine = combine
+    combine: ClassVar[str] = "mean"
 
     def _fit_train(self, train: SensorFrame) -> np.ndarray:
-        if self.combine not in ("mean", "max"):
-            raise ValueError(f"combine must be 'mean' or 'max', got {self.combine!r}")
-        kw = {k: v for k, v in self.get_params().items() if k != "combine"}
-        self.energy_ = JepaEnergy(**kw).fit(train, train.n_times)
+        self.energy_ = JepaEnergy(**self.get_params()).fit(train, train.n_times)
         self.trigger_ = TriggerLevels().fit(train, train.n_times)
         raw = self.trigger_.score(train).sensor_scores  # (T_train, C)
         self.trigger_centre_, self.trigger_scale_ = robust_scale(raw)
@@ -421,6 +393,14 @@ class JepaWithTrigger(_JepaBase):
         if self.combine == "max":
             return np.fmax(energy, trigger)  # (T, C); NaN only where both are
         return _mean_of_finite(np.stack([energy, trigger]))  # (T, C)
+
+
+class JepaWithTriggerMax(JepaWithTrigger):
+    """`JepaWithTrigger` with the larger of the two scores instead of their mean: the energy
+    as a second trigger, an alarm when either would raise one (as a TARP raises one when
+    any instrument crosses its level)."""
+
+    combine: ClassVar[str] = "max"
 
 
 DETECTOR_STEPS = 200
@@ -466,8 +446,8 @@ def _with_trigger(seed: int) -> JepaWithTrigger:
     return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed)
 
 
-def _with_trigger_max(seed: int) -> JepaWithTrigger:
-    return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed, combine="max")
+def _with_trigger_max(seed: int) -> JepaWithTriggerMax:
+    return JepaWithTriggerMax(steps=DETECTOR_STEPS, seed=seed)
 
 
 register_detector("geojepa", _energy)
