@@ -46,7 +46,6 @@ __all__ = [
     "check_train_end",
     "make_detector",
     "register_detector",
-    "robust_scale",
 ]
 
 
@@ -112,7 +111,7 @@ class Detector(BaseEstimator):
         raise NotImplementedError
 
 
-def robust_scale(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _robust_scale(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column centre (median) and spread (q99 - median, else max - median, else 1).
 
     raw (T, C) -> centre (C,), scale (C,). Columns with no finite value get (0, 1).
@@ -169,7 +168,7 @@ class SensorwiseDetector(Detector):
         if self.normalise:
             if raw is None:
                 raw = self._raw(train)  # (T_train, C)
-            self.centre_, self.scale_ = robust_scale(raw)
+            self.centre_, self.scale_ = _robust_scale(raw)
         else:
             self.centre_ = np.zeros(frame.n_sensors)
             self.scale_ = np.ones(frame.n_sensors)

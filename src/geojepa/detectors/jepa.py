@@ -53,7 +53,6 @@ from geojepa.detectors.base import (
     DetectorScores,
     SensorwiseDetector,
     register_detector,
-    robust_scale,
 )
 from geojepa.detectors.baselines import TriggerLevels
 from geojepa.detectors.density import EmbeddingDensity
@@ -366,6 +365,13 @@ class JepaFused(_JepaBase):
         return _mean_of_finite(scores)
 
 
+class _ScaledTriggerLevels(TriggerLevels):
+    """Trigger levels put on their training scale (`SensorwiseDetector`'s normalisation:
+    centred on the training median, divided by q99 - median), as the JEPA scores are."""
+
+    normalise: ClassVar[bool] = True
+
+
 class JepaWithTrigger(_JepaBase):
     """Per-sensor score = the mean of the JEPA energy and fixed trigger levels
     (`TriggerLevels`: the training 0.5 / 99.5 percentiles), each centred on its training
@@ -381,15 +387,12 @@ class JepaWithTrigger(_JepaBase):
 
     def _fit_train(self, train: SensorFrame) -> np.ndarray:
         self.energy_ = JepaEnergy(**self.get_params()).fit(train, train.n_times)
-        self.trigger_ = TriggerLevels().fit(train, train.n_times)
-        raw = self.trigger_.score(train).sensor_scores  # (T_train, C)
-        self.trigger_centre_, self.trigger_scale_ = robust_scale(raw)
+        self.trigger_ = _ScaledTriggerLevels().fit(train, train.n_times)
         return self._raw(train)
 
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         energy = self.energy_.score(frame).sensor_scores  # (T, C), on its training scale
-        trigger = self.trigger_.score(frame).sensor_scores  # (T, C), band units
-        trigger = (trigger - self.trigger_centre_[None, :]) / self.trigger_scale_[None, :]
+        trigger = self.trigger_.score(frame).sensor_scores  # (T, C), on its training scale
         if self.combine == "max":
             return np.fmax(energy, trigger)  # (T, C); NaN only where both are
         return _mean_of_finite(np.stack([energy, trigger]))  # (T, C)
