@@ -118,3 +118,25 @@ def test_bad_arguments_exit_2(
     assert _run(["embed", str(tmp_path / "r"), str(site_dir), "--out", "x.txt"]) == 2
     assert _run(["embed", str(tmp_path / "r"), str(site_dir), "--out", "x.npz"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_pretrain_init_continues_from_another_run(
+    tmp_path: Path, site_dir: Path, cfg_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--init RUN0: the init run's configuration (here with another seed), recorded source;
+    a different model section exits 2 naming the init run."""
+    first = tmp_path / "first"
+    assert _pretrain(site_dir, first, cfg_file, "--seed", "4") == 0
+    other = tmp_path / "other-site"
+    toy_site(seed=5, name="other").save(other)
+    cont = tmp_path / "cont"
+    args = ["pretrain", str(other), "--run", str(cont), "--init", str(first), "--seed", "9"]
+    assert _run([*args, "--tracking-uri", "none", "--no-progress"]) == 0
+    assert "trained 3/3 steps" in capsys.readouterr().out
+    text = (cont / "config.yaml").read_text()
+    assert "seed: 9" in text and "dim: 32" in text  # the init run's model, the given seed
+    assert (cont / "init.json").is_file()
+    bad = ["pretrain", str(other), "--run", str(tmp_path / "bad"), "--init", str(first)]
+    assert _run([*bad, "--preset", "tiny", "--tracking-uri", "none", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "model section differs" in err and str(first) in err

@@ -423,3 +423,72 @@ def test_an_ema_end_below_ema_start_is_refused_with_what_to_set(tmp_path: Path) 
         load_config(cfg)
     cfg.write_text("preset: tiny\ntrain: {ema_start: 0.0, ema_end: 0.0}\n", encoding="utf-8")
     assert load_config(cfg).train.ema_end == 0.0
+
+
+def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path: Path) -> None:
+    """--init: the new run's step-0 weights are the source's; its normaliser is the new site's;
+    the schedule restarts; the source is recorded; a different model or --resume is refused."""
+    source_site, target_site = toy_site(seed=0), toy_site(seed=3, name="other", start="2025-01-01")
+    cfg = replace(small_config(steps=3), seed=7)  # not the seed of the runs below
+    pretrain([source_site], tmp_path / "src", cfg, tracking_uri="none", progress=False)
+    src = _weights(tmp_path / "src")
+    # a vanishing learning rate keeps the weights it starts from (the EMA target moves a
+    # little toward the context encoder: ~1e-6)
+    frozen = replace(cfg, seed=0, train=replace(cfg.train, lr=1e-12, min_lr=0.0))
+    pretrain(
+        [target_site],
+        tmp_path / "same",
+        frozen,
+        tracking_uri="none",
+        progress=False,
+        init=tmp_path / "src",
+    )
+    kept = _weights(tmp_path / "same")
+    assert kept.keys() == src.keys()
+    assert max(float((kept[k].float() - src[k].float()).abs().max()) for k in src) < 1e-4
+    # a run from its own seed ends elsewhere: the agreement above is the init's doing
+    pretrain([target_site], tmp_path / "scratch", frozen, tracking_uri="none", progress=False)
+    own = _weights(tmp_path / "scratch")
+    assert max(float((own[k].float() - src[k].float()).abs().max()) for k in src) > 1e-2
+
+    # a real continuation: the config defaults to the source's, the schedule restarts at 0
+    res = pretrain(
+        [target_site],
+        tmp_path / "cont",
+        None,
+        steps=3,
+        tracking_uri="none",
+        progress=False,
+        init=tmp_path / "src",
+    )
+    assert res.step == 3 and res.total_steps == 3
+    run = load_run(tmp_path / "cont")
+    assert run.config == cfg
+    assert [s.name for s in run.sites] == ["other"]
+    assert run.normaliser.sensor_ids == load_run(tmp_path / "scratch").normaliser.sensor_ids
+    ema = [r["ema"] for r in _records(tmp_path / "cont") if r["kind"] == "train"]
+    assert ema[0] == pytest.approx(cfg.train.ema_start)  # momentum schedule from its start
+    info = json.loads((tmp_path / "cont" / "init.json").read_text())
+    assert info == {"run": str(tmp_path / "src"), "step": 3, "sites": ["toy"]}
+
+    wider = replace(cfg, model=replace(cfg.model, dim=48))
+    with pytest.raises(InputError, match=r"model section differs.*dim"):
+        pretrain(
+            [target_site],
+            tmp_path / "bad",
+            wider,
+            tracking_uri="none",
+            progress=False,
+            init=tmp_path / "src",
+        )
+    assert not (tmp_path / "bad" / "checkpoint.pt").exists()
+    with pytest.raises(InputError, match="--init starts a new run"):
+        pretrain(
+            [target_site],
+            tmp_path / "cont",
+            None,
+            resume=True,
+            tracking_uri="none",
+            progress=False,
+            init=tmp_path / "src",
+        )

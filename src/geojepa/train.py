@@ -32,6 +32,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -44,6 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from geojepa.atomic import atomic_path
 from geojepa.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -70,6 +72,7 @@ from geojepa.quality import (
 )
 from geojepa.site import Site
 from geojepa.tracking import JsonlLog, NullTracker, Tracker, make_tracker
+from geojepa.warmstart import INIT_NAME, InitSource
 from geojepa.windows import Normaliser, Window, WindowDataset
 
 log = logging.getLogger(__name__)
@@ -531,13 +534,22 @@ def pretrain(
     tracking_uri: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Pretrain a JEPA on `sites` (readings before `until`) into `run_dir`.
 
-    `config` defaults to the tiny preset (on resume: the stored one). `steps` overrides the
-    total number of steps. `stop_after` ends the call after that many completed steps with
-    a checkpoint (a time-boxed run; `resume=True` continues it). `tracking_uri`: None = MLflow
-    on SQLite beside the run folder, "none" = no MLflow.
+    `config` defaults to the tiny preset (on resume: the stored one; with `init`: the init
+    run's). `steps` overrides the total number of steps. `stop_after` ends the call after
+    that many completed steps with a checkpoint (a time-boxed run; `resume=True` continues
+    it). `tracking_uri`: None = MLflow on SQLite beside the run folder, "none" = no MLflow.
+
+    `init`: another run folder (or checkpoint) whose weights (context encoder, predictor,
+    target encoder) this run starts from: continued pretraining on new sites, e.g. a model
+    pretrained on a family of sites adapted to one more. Its model configuration must be
+    this run's; the optimiser, the schedules and the step count start afresh, and the
+    normaliser is fitted on `sites` as for any run. The source is recorded in the run folder
+    (``init.json``) and in the tracked parameters. Not with `resume` (the checkpoint holds
+    the weights then).
     """
     if not sites:
         raise InputError("no site to train on", hint="pass at least one SITE folder")
@@ -557,6 +569,7 @@ def pretrain(
             progress,
             stop_after,
             info,
+            None if init is None else Path(init),
         )
     finally:
         shutdown(info)
@@ -574,8 +587,16 @@ def _pretrain(
     progress: bool,
     stop_after: int | None,
     info: DistInfo,
+    init: Path | None = None,
 ) -> TrainResult:
     state: dict[str, Any] | None = None
+    start_from: InitSource | None = None
+    if resume and init is not None:
+        raise InputError(
+            "--init starts a new run; a resumed run continues from its own checkpoint",
+            file=run,
+            hint="drop --init to resume, or choose a new --run folder",
+        )
     if resume:
         if not ckpt_path.is_file():
             raise InputError(
@@ -604,7 +625,11 @@ def _pretrain(
                 file=run,
                 hint="pass --resume to continue it, or choose a new --run folder",
             )
-        cfg = config if config is not None else preset("tiny")
+        if init is not None:
+            start_from = InitSource.load(init)
+            cfg = start_from.check(config)
+        else:
+            cfg = config if config is not None else preset("tiny")
         if steps is not None:
             cfg = replace(cfg, train=replace(cfg.train, steps=int(steps)))
         stored_sites = []
@@ -631,6 +656,7 @@ def _pretrain(
             progress,
             stop_after,
             info,
+            start_from,
         )
     finally:
         torch.set_num_threads(threads_before)
@@ -649,6 +675,7 @@ def _train(
     progress: bool,
     stop_after: int | None,
     info: DistInfo,
+    start_from: InitSource | None = None,
 ) -> TrainResult:
     tc = cfg.train
 
@@ -669,6 +696,8 @@ def _train(
         )
 
     model = _init_model(cfg)
+    if start_from is not None:
+        model.load_state_dict(start_from.weights)
     opt = _make_optimizer(model, cfg)
     start = 0
     if state is not None:
@@ -683,6 +712,9 @@ def _train(
     if main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / CONFIG_NAME)
+        if start_from is not None and not resume:
+            with atomic_path(run / INIT_NAME) as tmp:
+                tmp.write_text(json.dumps(start_from.describe(), indent=2) + "\n", encoding="utf-8")
     metrics_log = JsonlLog(run / METRICS_NAME)
     if main:
         if resume:
@@ -704,6 +736,7 @@ def _train(
                     for r in records
                 },
                 "world_size": info.world_size,
+                **({"init": start_from.describe()} if start_from is not None else {}),
             }
         )
 
@@ -825,7 +858,7 @@ def _train(
         if main:
             tracker.flush()
             if status != "FAILED":
-                for name in (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME):
+                for name in (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, INIT_NAME):
                     if (run / name).is_file():
                         tracker.log_artifact(run / name)
             tracker.finish(status)

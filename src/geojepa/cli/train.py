@@ -1,10 +1,11 @@
 """Verbs of group train (DESIGN §6); each is a thin layer over the library.
 
 ``geojepa pretrain SITE... --run RUN [--preset tiny|small|base] [--config YAML] [--steps N]
-[--until TIME] [--seed S] [--resume] [--tracking-uri URI]`` trains on readings before
-``--until`` only and writes RUN/config.yaml, RUN/checkpoint.pt, RUN/metrics.jsonl (and an
-MLflow run on SQLite beside RUN unless ``--tracking-uri none``). Under ``torchrun`` it trains
-data-parallel.
+[--until TIME] [--seed S] [--resume] [--init RUN0] [--tracking-uri URI]`` trains on readings
+before ``--until`` only and writes RUN/config.yaml, RUN/checkpoint.pt, RUN/metrics.jsonl (and
+an MLflow run on SQLite beside RUN unless ``--tracking-uri none``). ``--init RUN0`` starts from
+RUN0's weights (and, without --preset/--config, its configuration): continued pretraining on a
+new site. Under ``torchrun`` it trains data-parallel.
 
 ``geojepa embed RUN SITE --out FILE [--stride N]`` writes per-window embeddings from the
 target encoder with their window start times (.parquet, .npz or .csv by suffix).
@@ -57,6 +58,12 @@ def pretrain_cmd(
     ),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint."),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Start from this run's weights (and, without --preset/--config, its "
+        "configuration): continued pretraining on new sites.",
+    ),
     tracking_uri: str | None = typer.Option(
         None,
         "--tracking-uri",
@@ -73,7 +80,14 @@ def pretrain_cmd(
     if preset is not None and preset not in ("tiny", "small", "base"):
         raise UsageError(f"unknown --preset {preset!r}", hint="use tiny, small or base")
     cfg = None
-    if not resume or config is not None or preset is not None or seed is not None:
+    if init is not None and config is None and preset is None:
+        if seed is not None:  # the init run's configuration with another seed
+            from dataclasses import replace
+
+            from geojepa.warmstart import InitSource
+
+            cfg = replace(InitSource.load(init).config, seed=seed)
+    elif not resume or config is not None or preset is not None or seed is not None:
         cfg = load_config(config, preset_name=preset, seed=seed)
     loaded = [Site.load(p) for p in sites]
     result = pretrain(
@@ -85,6 +99,7 @@ def pretrain_cmd(
         steps=steps,
         tracking_uri=tracking_uri,
         progress=progress,
+        init=init,
     )
     q = result.quality
     quality = (
