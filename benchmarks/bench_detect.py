@@ -17,14 +17,22 @@ case by case, rewriting ``DIR/benchmark.json`` / ``.md`` after each case so a lo
 keeps what it has done: ``--source simulated`` draws the scenarios x intensities x seeds
 with ``--inject`` fault kinds (default: drift) put into each test period;
 ``--source gw-challenge`` runs the real wells with injected faults.
+
+``--family-base DIR`` builds (or reuses) a base run for the ``geojepa_family`` detector and
+points it there (``GEOJEPA_DETECTOR_INIT``): the detectors' configuration pretrained for
+``--family-steps`` steps on simulated sites that are never cases (``--family-seeds``, each
+scenario of ``--scenarios``, intensity 1, no injected fault, the same sensors, days and
+event rate as the cases; whole records).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from geojepa.detectors import available_detectors, make_detector
 from geojepa.evaluate import select_sensors
@@ -110,7 +118,7 @@ def main_benchmark(args: argparse.Namespace) -> None:
             "injected": list(inject),
         }
         title = "Detectors on simulated sites"
-    detectors = args.detectors.split(",") if args.detectors else available_detectors()
+    detectors = args.detectors.split(",") if args.detectors else available_detectors(opt_in=False)
     rows: list[dict[str, object]] = []
     names: list[str] = []
     for i, case in enumerate(cases):
@@ -173,6 +181,31 @@ def ablations(out: str, cases: list[tuple[str, int]], steps: int, sensors: int, 
         sys.stdout.flush()
 
 
+def family_base(args: argparse.Namespace) -> Path:
+    """The base run of ``geojepa_family`` in ``args.family_base`` (built when missing)."""
+    from geojepa.checkpoint import checkpoint_path
+    from geojepa.detectors.jepa import INIT_ENV, detector_config
+    from geojepa.evaluate import Case
+    from geojepa.evaluate.sites import simulated_builder
+    from geojepa.train import pretrain
+
+    run = Path(args.family_base)
+    seeds = [int(x) for x in args.family_seeds.split(",")]
+    cases = [int(x) for x in args.seeds.split(",")]
+    if set(seeds) & set(cases):
+        raise SystemExit(f"--family-seeds {seeds} overlap the cases' --seeds {cases}")
+    if not checkpoint_path(run).exists():
+        build = simulated_builder(
+            n_sensors=args.sensors, days=args.days, event_rate=args.event_rate, inject=()
+        )
+        sites = [build(Case(sc, 1.0, s)) for sc in args.scenarios.split(",") for s in seeds]
+        cfg = detector_config(0, args.family_steps)
+        sys.stdout.write(f"pretraining the family base on {len(sites)} sites -> {run}\n")
+        pretrain(sites, run, cfg, tracking_uri="none", progress=True)
+    os.environ[INIT_ENV] = str(run)
+    return run
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sensors", type=int, default=16)
@@ -194,7 +227,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--inject", default="drift", help="fault kinds put in each test period")
     parser.add_argument("--targets", default=None, help="print the targets of a benchmark.json")
     parser.add_argument("--headline", default="geojepa_fused")
+    parser.add_argument("--family-base", default=None, help="base run of geojepa_family")
+    parser.add_argument("--family-steps", type=int, default=1000)
+    parser.add_argument("--family-seeds", default="100,101,102")
     args = parser.parse_args(argv)
+    if args.family_base:
+        family_base(args)
     if args.targets:
         print_targets(args.targets, args.headline)
         return 0
@@ -220,7 +258,7 @@ def main(argv: list[str]) -> int:
         f"ones left out), median of {args.repeats} runs\n"
     )
     results = {}
-    names = args.detectors.split(",") if args.detectors else available_detectors()
+    names = args.detectors.split(",") if args.detectors else available_detectors(opt_in=False)
     if "robust_z" not in names:
         names = ["robust_z", *names]  # the baseline of the ratios
     for name in names:

@@ -221,3 +221,44 @@ def test_the_recipe_option_trains_the_preset_or_the_no_ema_recipe() -> None:
     assert make_detector("geojepa", seed=1).get_params()["recipe"] == "ema"
     with pytest.raises(ValueError, match="unknown recipe"):
         detector_config(0, 20, recipe="ema-ish")
+
+
+def test_family_detector_starts_from_a_base_run_and_is_opt_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """geojepa_family: per-site pretraining from a base run's weights (its own cache entry,
+    recorded in init.json); named only, never in a default list; without a base, a clear
+    error naming what to set."""
+    from geojepa.detectors.jepa import INIT_ENV, JepaEnergy, detector_config, pretrained_run
+    from geojepa.errors import InputError
+
+    base_frame = _frame(seed=11)
+    cfg = detector_config(5, 3, model_overrides=SMALL, window_length=32)  # not seed 0
+    base = pretrained_run(base_frame, cfg, tmp_path / "base")
+    base_dir = next((tmp_path / "base").iterdir())
+
+    frame, end = _frame(), 96
+    kw = _small_kw(tmp_path / "cache")
+    own = JepaEnergy(**kw).fit(frame, end)  # type: ignore[arg-type]
+    fam = JepaEnergy(**kw, init=str(base_dir)).fit(frame, end)  # type: ignore[arg-type]
+    runs = sorted((tmp_path / "cache").iterdir())
+    assert len(runs) == 2  # the base changes the cache key
+    started = [r for r in runs if (r / "init.json").is_file()]
+    assert len(started) == 1 and str(base_dir) in (started[0] / "init.json").read_text()
+    # three small steps from the base stay near it, far from the run from random weights
+    a = fam.run_.model.state_dict()
+    b = base.model.state_dict()
+    c = own.run_.model.state_dict()
+    near = max(float((a[k] - b[k]).abs().max()) for k in a)
+    far = max(float((c[k] - b[k]).abs().max()) for k in a)
+    assert near < far / 5
+    fam.score(frame).check_nan(frame)
+
+    assert "geojepa_family" in available_detectors()
+    assert "geojepa_family" not in available_detectors(opt_in=False)
+    monkeypatch.delenv(INIT_ENV, raising=False)
+    with pytest.raises(InputError, match=INIT_ENV):
+        make_detector("geojepa_family")
+    monkeypatch.setenv(INIT_ENV, str(base_dir))
+    det = make_detector("geojepa_family", seed=2)
+    assert det.get_params()["init"] == str(base_dir)

@@ -85,7 +85,8 @@ def benchmark(
     if threshold not in ("quantile", "pot"):
         raise UsageError(f"unknown --threshold {threshold!r}", hint="use quantile or pot")
     known = available_detectors()
-    names = _split(detectors, "--detectors") if detectors else [d for d in known if d != "random"]
+    defaults = [d for d in available_detectors(opt_in=False) if d != "random"]
+    names = _split(detectors, "--detectors") if detectors else defaults
     unknown = [d for d in names if d not in known]
     if unknown:
         raise UsageError(f"unknown detector {unknown[0]!r}", hint="choose from " + ", ".join(known))

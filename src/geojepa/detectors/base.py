@@ -200,17 +200,23 @@ def _row_max(x: np.ndarray) -> np.ndarray:
 
 DetectorFactory = Callable[[int], Detector]
 _REGISTRY: dict[str, DetectorFactory] = {}
+_OPT_IN: set[str] = set()
 
 PLUGIN_MODULES: list[str] = ["geojepa.detectors.jepa", "geojepa.detectors.reconstruction"]
 """Modules imported (when installed) before the registry is read; each registers its
 detectors on import. A JEPA detector module appends its own name here."""
 
 
-def register_detector(name: str, factory: DetectorFactory) -> None:
-    """Make `factory` (``seed -> Detector``) available under `name`."""
+def register_detector(name: str, factory: DetectorFactory, *, opt_in: bool = False) -> None:
+    """Make `factory` (``seed -> Detector``) available under `name`. `opt_in`: run only when
+    asked for by name (it needs something set up first), never in a default list."""
     if name in _REGISTRY and _REGISTRY[name] is not factory:
         log.debug("detector %r re-registered", name)
     _REGISTRY[name] = factory
+    if opt_in:
+        _OPT_IN.add(name)
+    else:
+        _OPT_IN.discard(name)
 
 
 def _load_plugins() -> None:
@@ -219,10 +225,11 @@ def _load_plugins() -> None:
             importlib.import_module(module)
 
 
-def available_detectors() -> list[str]:
-    """Names of every registered detector, in registration order."""
+def available_detectors(opt_in: bool = True) -> list[str]:
+    """Names of the registered detectors, in registration order; without the opt-in ones
+    (those run only when named) when `opt_in` is False: a default list."""
     _load_plugins()
-    return list(_REGISTRY)
+    return [n for n in _REGISTRY if opt_in or n not in _OPT_IN]
 
 
 def make_detector(name: str, seed: int = 0) -> Detector:

@@ -9,7 +9,9 @@ trained without a target EMA and with a strong SIGReg (`config.no_ema_recipe`);
 "geojepa_factorised" and "geojepa_density_factorised" those of a model with factorised
 attention and a strong SIGReg (`config.factorised_sigreg_recipe`); "geojepa_trigger" the
 mean of the energy and fixed trigger levels, each on its training scale, and
-"geojepa_trigger_max" the larger of the two.
+"geojepa_trigger_max" the larger of the two. "geojepa_family" is the energy of a model whose
+per-site pretraining starts from a base run (`init`; the ``GEOJEPA_DETECTOR_INIT``
+environment variable names it for the registered detector) instead of random weights.
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -20,7 +22,8 @@ detect`` and the edge scorer.
 
 Runs are cached under `cache_dir` (default: the ``GEOJEPA_DETECTOR_CACHE`` environment
 variable, else no cache: a temporary folder per fit) keyed by a hash of the training rows,
-the sensors and the resolved configuration, so a rerun of a benchmark does not retrain.
+the sensors and the resolved configuration (and, with `init`, a digest of the base run's
+checkpoint file), so a rerun of a benchmark does not retrain.
 
 Within one process, a loaded run and the raw scores of a frame are memoised (a few
 entries), so the variants of one case share one pretraining and one sweep per input form.
@@ -72,10 +75,12 @@ __all__ = [
     "detector_config",
     "frame_hash",
     "pretrained_run",
+    "run_key",
     "sensor_embeddings",
 ]
 
 CACHE_ENV = "GEOJEPA_DETECTOR_CACHE"
+INIT_ENV = "GEOJEPA_DETECTOR_INIT"
 _MEMO_SIZE = 12
 _RUNS: dict[str, LoadedRun] = {}
 _RAW: dict[tuple[str, str, str], np.ndarray] = {}
@@ -134,14 +139,33 @@ def frame_hash(frame: SensorFrame, config: Mapping[str, Any]) -> str:
     return h.hexdigest()[:20]
 
 
+def run_key(train: SensorFrame, config: RunConfig, init: str | Path | None = None) -> str:
+    """The cache key of a detector's run: training rows, configuration and, with `init`, a
+    digest of the base run's checkpoint file (a retrained base gives new keys)."""
+    from geojepa.checkpoint import checkpoint_path
+
+    extra: dict[str, Any] = {}
+    if init is not None:
+        h = hashlib.sha256()
+        with checkpoint_path(init).open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        extra["init"] = h.hexdigest()[:20]
+    return frame_hash(train, {**config.to_dict(), **extra})
+
+
 def pretrained_run(
-    train: SensorFrame, config: RunConfig, cache_dir: str | Path | None
+    train: SensorFrame,
+    config: RunConfig,
+    cache_dir: str | Path | None,
+    init: str | Path | None = None,
 ) -> LoadedRun:
-    """Pretrain on `train` (every row of it) or reuse a cached run with the same key."""
+    """Pretrain on `train` (every row of it), from `init`'s weights when given, or reuse a
+    cached run with the same key."""
     from geojepa.checkpoint import checkpoint_path, load_run
     from geojepa.train import pretrain
 
-    key = frame_hash(train, config.to_dict())
+    key = run_key(train, config, init)
     root = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
     memo_key = f"{root}|{key}"
     if memo_key in _RUNS:
@@ -151,11 +175,13 @@ def pretrained_run(
         if checkpoint_path(run_dir).exists():
             log.info("reusing cached JEPA run %s", run_dir)
         else:
-            pretrain([train], run_dir, config, tracking_uri="none", progress=False)
+            pretrain([train], run_dir, config, tracking_uri="none", progress=False, init=init)
         run = load_run(run_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="geojepa-det-") as tmp:
-            pretrain([train], Path(tmp) / "run", config, tracking_uri="none", progress=False)
+            pretrain(
+                [train], Path(tmp) / "run", config, tracking_uri="none", progress=False, init=init
+            )
             run = load_run(Path(tmp) / "run")
     _remember(_RUNS, memo_key, run)
     return run
@@ -188,6 +214,7 @@ class _JepaBase(SensorwiseDetector):
         window_length: int | None = None,
         relative: bool = False,
         recipe: str = "ema",
+        init: str | None = None,
     ) -> None:
         self.steps = steps
         self.seed = seed
@@ -198,6 +225,7 @@ class _JepaBase(SensorwiseDetector):
         self.window_length = window_length
         self.relative = relative
         self.recipe = recipe
+        self.init = init
 
     def score(self, frame: SensorFrame) -> DetectorScores:
         """Scores as `SensorwiseDetector` gives them, except that an observed cell no window
@@ -229,9 +257,9 @@ class _JepaBase(SensorwiseDetector):
             recipe=self.recipe,
         )
         with _one_thread():
-            run = pretrained_run(train, cfg, self.cache_dir)
+            run = pretrained_run(train, cfg, self.cache_dir, self.init)
         root = self.cache_dir if self.cache_dir is not None else os.environ.get(CACHE_ENV)
-        self.run_key_ = f"{root}|{frame_hash(train, cfg.to_dict())}"
+        self.run_key_ = f"{root}|{run_key(train, cfg, self.init)}"
         self.run_ = run
         self.window_ = run.config.window
         self.normaliser_ = run.normaliser
@@ -453,6 +481,19 @@ def _with_trigger_max(seed: int) -> JepaWithTriggerMax:
     return JepaWithTriggerMax(steps=DETECTOR_STEPS, seed=seed)
 
 
+def _family(seed: int) -> JepaEnergy:
+    from geojepa.errors import InputError
+
+    base = os.environ.get(INIT_ENV)
+    if not base:
+        raise InputError(
+            f"geojepa_family needs a base run: set {INIT_ENV} to its folder",
+            hint="benchmarks/bench_detect.py --family-base FOLDER builds one from simulated "
+            "sites that are not cases, or pass any run of the detectors' configuration",
+        )
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, init=base)
+
+
 register_detector("geojepa", _energy)
 register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
@@ -464,5 +505,6 @@ register_detector("geojepa_factorised", _energy_factorised)
 register_detector("geojepa_density_factorised", _density_factorised)
 register_detector("geojepa_trigger", _with_trigger)
 register_detector("geojepa_trigger_max", _with_trigger_max)
+register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
