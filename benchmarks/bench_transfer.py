@@ -15,7 +15,9 @@ labels are origins every 2 days of its training period; a random fraction of the
 (1, 5, 10, 100 %) trains the head; the test period scores it. Encoders: ``pretrained``,
 ``scratch`` (randomly initialised, untrained: same architecture, head and labels),
 ``target_only`` (with --target-only: pretrained with the same steps on the target's
-training period alone) and ``level`` (no encoder). Heads: ridge probe and MLP. Seeds vary
+training period alone), ``fine_tuned`` (with --fine-tune: the ``pretrained`` run, then the
+same steps on the target's training period: pretrain elsewhere, fine-tune on the target;
+the same target data as ``target_only``) and ``level`` (no encoder). Heads: ridge probe and MLP. Seeds vary
 the pretraining, the initialisation and the label draw; mean +- std over seeds.
 
 With `--recipe no_ema` (or `factorised_sigreg`, `config.RECIPES`) every trained encoder
@@ -88,6 +90,7 @@ def run_site(
     target_only: bool,
     heads: tuple[str, ...],
     recipe: str = "ema",
+    fine_tune: bool = False,
 ) -> pd.DataFrame:
     cfg = forecast_config(steps, seed, recipe=recipe)
     encoders: dict[str, EncoderFeatures] = {
@@ -99,6 +102,13 @@ def run_site(
         split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
         folder = runs / f"target-only-{target.name}-{config_tag(cfg)}"
         encoders["target_only"] = EncoderFeatures(pretrained_run([site], folder, cfg, [split_time]))
+    if fine_tune:
+        split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
+        start = Path(pretrained.run_dir).name
+        folder = runs / f"fine-tuned-{target.name}-{config_tag(cfg)}-from-{start}"
+        encoders["fine_tuned"] = EncoderFeatures(
+            pretrained_run([site], folder, cfg, [split_time], init=pretrained)
+        )
     return transfer_records(target, encoders, HORIZONS, seed, heads=heads)
 
 
@@ -118,20 +128,30 @@ def summary(records: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().rename_axis(columns=None)
 
 
-def target_rows(comparisons: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
-    """Per baseline and head: pairs, wins, losses by more than one std, and whether the
-    issue's target (>= 70 % wins, no loss by more than one std) is met."""
+COMPARISONS = (
+    ("pretrained", "scratch"),
+    ("pretrained", "target_only"),
+    ("fine_tuned", "target_only"),
+    ("fine_tuned", "scratch"),
+)
+"""(encoder, baseline) pairs scored when both encoders were run."""
+
+
+def target_rows(comparisons: dict[tuple[str, str], pd.DataFrame]) -> list[dict[str, Any]]:
+    """Per (encoder, baseline) and head: pairs, wins, losses by more than one std, and
+    whether the issue's target (>= 70 % wins, no loss by more than one std) is met."""
     rows = []
-    for base, w in comparisons.items():
+    for (enc, base), w in comparisons.items():
         for head, g in w.groupby("head"):
             pairs, won = len(g), int(g["wins"].sum())
             worse = int(g["worse_by_more_than_1std"].sum())
             rows.append(
                 {
+                    "encoder": enc,
                     "baseline": base,
                     "head": head,
                     "pairs": pairs,
-                    "pretrained_wins": won,
+                    "wins": won,
                     "win_rate": won / pairs if pairs else float("nan"),
                     "worse_by_more_than_1std": worse,
                     "met": bool(pairs and won >= 0.7 * pairs and worse == 0),
@@ -150,6 +170,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--sim-seeds", type=int, nargs="*", default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--target-only", action="store_true")
+    ap.add_argument("--fine-tune", action="store_true", help="add the fine_tuned encoder")
     ap.add_argument("--no-gw", action="store_true")
     ap.add_argument("--heads", nargs="+", default=["ridge", "mlp"], choices=sorted(HEADS))
     ap.add_argument(
@@ -185,7 +206,18 @@ def main(argv: list[str]) -> int:
             cfg = forecast_config(steps, seed, recipe=args.recipe)
             run = loso_run(sim_only, name, runs / "sim", cfg)
             frames.append(
-                run_site(target, run, runs, steps, seed, site, args.target_only, heads, args.recipe)
+                run_site(
+                    target,
+                    run,
+                    runs,
+                    steps,
+                    seed,
+                    site,
+                    args.target_only,
+                    heads,
+                    args.recipe,
+                    args.fine_tune,
+                )
             )
             log.warning("transfer: %s seed %d done", name, seed)
     gw_note = ""
@@ -206,7 +238,16 @@ def main(argv: list[str]) -> int:
                 site = sites[w.name]
                 frames.append(
                     run_site(
-                        target, run, runs, steps, seed, site, args.target_only, heads, args.recipe
+                        target,
+                        run,
+                        runs,
+                        steps,
+                        seed,
+                        site,
+                        args.target_only,
+                        heads,
+                        args.recipe,
+                        args.fine_tune,
                     )
                 )
                 log.warning("transfer: %s seed %d done", w.name, seed)
@@ -247,10 +288,11 @@ def write_tables(
 ) -> int:
     """Score the records and write OUT/records_transfer.csv, transfer.md, transfer.json."""
     rec.to_csv(out / "records_transfer.csv", index=False)
-    comparisons = {}
-    for base in [b for b in ("scratch", "target_only") if b in set(rec["encoder"])]:
-        w = wins(rec, "pretrained", base)
-        comparisons[base] = w
+    comparisons: dict[tuple[str, str], pd.DataFrame] = {}
+    have = set(rec["encoder"])
+    for enc, base in COMPARISONS:
+        if enc in have and base in have:
+            comparisons[(enc, base)] = wins(rec, enc, base)
     text = [
         "# Transfer benchmark",
         "",
@@ -275,13 +317,15 @@ def write_tables(
             "more than one std over seeds (the larger of the two encoders' stds"
             + ("; with one seed the std is 0, so any loss counts" if len(seeds) < 2 else "")
             + "). `target_only` is the issue's from-scratch baseline (the same pretraining "
-            "steps on the target's training period alone); `scratch` an untrained encoder.",
+            "steps on the target's training period alone); `scratch` an untrained encoder; "
+            "`fine_tuned` the pretrained run fine-tuned with those steps on the same target "
+            "data as `target_only`.",
             "",
             md_table(pd.DataFrame(verdicts)),
             "",
         ]
         data["targets"] = verdicts
-    for base, w in comparisons.items():
+    for (enc, base), w in comparisons.items():
         pairs = w.groupby("head").agg(
             pairs=("wins", "size"),
             wins=("wins", "sum"),
@@ -289,7 +333,7 @@ def write_tables(
         )
         pairs["win_rate"] = pairs["wins"] / pairs["pairs"]
         text += [
-            f"## Pretrained vs {base} at <= 10 % of the labels",
+            f"## {enc} vs {base} at <= 10 % of the labels",
             "",
             "Site x horizon x fraction (1, 5, 10 %) pairs; target: wins on >= 70 % of them, "
             "never worse by more than one std.",
@@ -305,7 +349,7 @@ def write_tables(
             ),
             "",
         ]
-        data[f"vs_{base}"] = w.to_dict("records")
+        data[f"vs_{base}" if enc == "pretrained" else f"{enc}_vs_{base}"] = w.to_dict("records")
     (out / "transfer.md").write_text("\n".join(text), encoding="utf-8")
     (out / "transfer.json").write_text(
         json.dumps({**data, "records": rec.to_dict("records")}, indent=1, default=float),

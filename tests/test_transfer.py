@@ -152,3 +152,26 @@ def test_run_cache_is_reused_only_for_the_same_sites(sim: Site, tmp_path: Path) 
     assert again.step == 3
     with pytest.raises(InputError, match="other sites"):
         pretrained_run([sim], folder, cfg)
+
+
+def test_fine_tuned_run_starts_from_the_pretrained_one_and_caches_its_start(
+    sim: Site, tmp_path: Path
+) -> None:
+    """pretrained_run(init=...): the run continues from the given run's weights; its cache
+    folder records the start and refuses another start."""
+    import json
+
+    other = simulate_site("slope", 8, 120, "3h", 4).site
+    source = pretrained_run([other], tmp_path / "src", tiny_config(seed=1))
+    cfg = tiny_config(seed=0)
+    tuned = pretrained_run([sim], tmp_path / "ft", cfg, init=source)
+    fresh = pretrained_run([sim], tmp_path / "own", cfg)
+    a, b, c = (r.model.state_dict() for r in (tuned, source, fresh))
+    near = max(float((a[k] - b[k]).abs().max()) for k in a)
+    far = max(float((c[k] - b[k]).abs().max()) for k in a)
+    assert near < far / 5  # three small steps from the source stay near it
+    manifest = json.loads((tmp_path / "ft" / "transfer.json").read_text())
+    assert manifest["init"]["sites"] == [other.name] and manifest["init"]["step"] == 3
+    assert pretrained_run([sim], tmp_path / "ft", cfg, init=source).step == 3  # cached
+    with pytest.raises(InputError, match="other sites or settings"):
+        pretrained_run([sim], tmp_path / "ft", cfg)  # the same folder, another start

@@ -5,7 +5,8 @@ The protocol, per target site S (leave one site out over site families):
 - S's record is split in time at `TransferSite.split` (grid row): the **training period**
   before it, the **test period** after it.
 - Encoders compared under the same head and budget: ``pretrained`` (a JEPA pretrained on
-  the other sites only), ``scratch`` (the same architecture, randomly initialised, not
+  the other sites only), optionally ``fine_tuned`` (that JEPA, then the same pretraining
+  steps on S's training period: pretrain elsewhere, fine-tune on S), ``scratch`` (the same architecture, randomly initialised, not
   trained), optionally ``target_only`` (pretrained with the same steps on S's training
   period alone), and ``level`` (no encoder: the level features alone, as a reference).
 - Labels: origins every `stride_train` days in S's training period, with the change of
@@ -90,13 +91,24 @@ def config_tag(config: RunConfig) -> str:
 
 
 def _manifest(
-    sites: Sequence[Site], until: Sequence[pd.Timestamp | None], cfg: RunConfig
+    sites: Sequence[Site],
+    until: Sequence[pd.Timestamp | None],
+    cfg: RunConfig,
+    init: LoadedRun | None = None,
 ) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "sites": [s.name for s in sites],
         "until": [None if u is None else pd.Timestamp(u).isoformat() for u in until],
         "config": cfg.to_dict(),
     }
+    if init is not None:  # the start: its training sites and ends, step and configuration
+        out["init"] = {
+            "sites": [r.name for r in init.sites],
+            "until": [r.train_end.isoformat() for r in init.sites],
+            "step": int(init.step),
+            "config": init.config.to_dict(),
+        }
+    return out
 
 
 def pretrained_run(
@@ -104,16 +116,18 @@ def pretrained_run(
     run_dir: str | Path,
     config: RunConfig,
     until: Sequence[pd.Timestamp | None] | None = None,
+    init: LoadedRun | None = None,
 ) -> LoadedRun:
-    """Pretrain on `sites` (each cut before its `until`), or load the same run from
-    `run_dir` when its manifest matches (sites, ends, configuration)."""
+    """Pretrain on `sites` (each cut before its `until`), starting from `init`'s weights
+    when given (`geojepa.warmstart`), or load the same run from `run_dir` when its manifest
+    matches (sites, ends, configuration, start)."""
     from geojepa.train import pretrain
 
     run = Path(run_dir)
     ends = list(until) if until is not None else [None] * len(sites)
     if len(ends) != len(sites):
         raise ValueError("one `until` per site")
-    want = _manifest(sites, ends, config)
+    want = _manifest(sites, ends, config, init)
     path = run / MANIFEST
     if path.is_file() and (run / "checkpoint.pt").is_file():
         have = json.loads(path.read_text(encoding="utf-8"))
@@ -126,7 +140,14 @@ def pretrained_run(
         log.info("using cached run %s", run)
         return load_run(run)
     cut = [s.before(u) if u is not None else s for s, u in zip(sites, ends, strict=True)]
-    pretrain(cut, run, config, tracking_uri="none", progress=False)
+    pretrain(
+        cut,
+        run,
+        config,
+        tracking_uri="none",
+        progress=False,
+        init=None if init is None else init.run_dir,
+    )
     path.write_text(json.dumps(want, indent=1), encoding="utf-8")
     return load_run(run)
 
