@@ -198,6 +198,20 @@ def main(argv: list[str]) -> int:
         return write_tables(rec, args.out, steps, seeds, sim_seeds, quick, args.recipe, "")
     frames: list[pd.DataFrame] = []
 
+    def one(target: TransferSite, run: Any, seed: int, site: Site) -> pd.DataFrame:
+        return run_site(
+            target,
+            run,
+            runs,
+            steps,
+            seed,
+            site,
+            args.target_only,
+            heads,
+            args.recipe,
+            args.fine_tune,
+        )
+
     sims = sim_sites(sim_seeds)
     sim_only = {name: site for name, (_, site) in sims.items()}
     for name, (family, site) in sims.items():
@@ -205,20 +219,7 @@ def main(argv: list[str]) -> int:
         for seed in seeds:
             cfg = forecast_config(steps, seed, recipe=args.recipe)
             run = loso_run(sim_only, name, runs / "sim", cfg)
-            frames.append(
-                run_site(
-                    target,
-                    run,
-                    runs,
-                    steps,
-                    seed,
-                    site,
-                    args.target_only,
-                    heads,
-                    args.recipe,
-                    args.fine_tune,
-                )
-            )
+            frames.append(one(target, run, seed, site))
             log.warning("transfer: %s seed %d done", name, seed)
     gw_note = ""
     if not args.no_gw:
@@ -236,20 +237,7 @@ def main(argv: list[str]) -> int:
                 cfg = forecast_config(steps, seed, recipe=args.recipe)
                 run = loso_run(sites, w.name, runs, cfg, w.test_start)
                 site = sites[w.name]
-                frames.append(
-                    run_site(
-                        target,
-                        run,
-                        runs,
-                        steps,
-                        seed,
-                        site,
-                        args.target_only,
-                        heads,
-                        args.recipe,
-                        args.fine_tune,
-                    )
-                )
+                frames.append(one(target, run, seed, site))
                 log.warning("transfer: %s seed %d done", w.name, seed)
     rec = pd.concat(frames, ignore_index=True)
     return write_tables(rec, args.out, steps, seeds, sim_seeds, quick, args.recipe, gw_note)

@@ -16,7 +16,7 @@ from geojepa.checkpoint import load_run, read_checkpoint
 from geojepa.config import RunConfig, preset
 from geojepa.errors import CollapseError, InputError
 from geojepa.site import Sensor, Site, sensors_frame
-from geojepa.train import Schedule, batch_plan, pretrain
+from geojepa.train import Schedule, TrainResult, batch_plan, pretrain
 
 
 def toy_site(
@@ -430,42 +430,35 @@ def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path: P
     the schedule restarts; the source is recorded; a different model or --resume is refused."""
     source_site, target_site = toy_site(seed=0), toy_site(seed=3, name="other", start="2025-01-01")
     cfg = replace(small_config(steps=3), seed=7)  # not the seed of the runs below
-    pretrain([source_site], tmp_path / "src", cfg, tracking_uri="none", progress=False)
+
+    def run(site: Site, name: str, config: RunConfig | None, **kw: object) -> TrainResult:
+        return pretrain([site], tmp_path / name, config, tracking_uri="none", progress=False, **kw)  # type: ignore[arg-type]
+
+    run(source_site, "src", cfg)
     src = _weights(tmp_path / "src")
     # a vanishing learning rate keeps the weights it starts from (the EMA target moves a
     # little toward the context encoder: ~1e-6)
     frozen = replace(cfg, seed=0, train=replace(cfg.train, lr=1e-12, min_lr=0.0))
-    pretrain(
-        [target_site],
-        tmp_path / "same",
-        frozen,
-        tracking_uri="none",
-        progress=False,
-        init=tmp_path / "src",
-    )
+    run(target_site, "same", frozen, init=tmp_path / "src")
     kept = _weights(tmp_path / "same")
     assert kept.keys() == src.keys()
     assert max(float((kept[k].float() - src[k].float()).abs().max()) for k in src) < 1e-4
     # a run from its own seed ends elsewhere: the agreement above is the init's doing
-    pretrain([target_site], tmp_path / "scratch", frozen, tracking_uri="none", progress=False)
+    run(target_site, "scratch", frozen)
     own = _weights(tmp_path / "scratch")
     assert max(float((own[k].float() - src[k].float()).abs().max()) for k in src) > 1e-2
 
     # a real continuation: the config defaults to the source's, the schedule restarts at 0
-    res = pretrain(
-        [target_site],
-        tmp_path / "cont",
-        None,
-        steps=3,
-        tracking_uri="none",
-        progress=False,
-        init=tmp_path / "src",
-    )
+    res = run(target_site, "cont", None, steps=3, init=tmp_path / "src")
     assert res.step == 3 and res.total_steps == 3
-    run = load_run(tmp_path / "cont")
-    assert run.config == cfg
-    assert [s.name for s in run.sites] == ["other"]
-    assert run.normaliser.sensor_ids == load_run(tmp_path / "scratch").normaliser.sensor_ids
+    cont = load_run(tmp_path / "cont")
+    assert cont.config == cfg
+    assert [s.name for s in cont.sites] == ["other"]
+    # the normaliser is fitted on the new site (as the run from its own seed's), not copied
+    np.testing.assert_allclose(
+        cont.normaliser.center, load_run(tmp_path / "scratch").normaliser.center
+    )
+    assert not np.allclose(cont.normaliser.center, load_run(tmp_path / "src").normaliser.center)
     ema = [r["ema"] for r in _records(tmp_path / "cont") if r["kind"] == "train"]
     assert ema[0] == pytest.approx(cfg.train.ema_start)  # momentum schedule from its start
     info = json.loads((tmp_path / "cont" / "init.json").read_text())
@@ -473,22 +466,7 @@ def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path: P
 
     wider = replace(cfg, model=replace(cfg.model, dim=48))
     with pytest.raises(InputError, match=r"model section differs.*dim"):
-        pretrain(
-            [target_site],
-            tmp_path / "bad",
-            wider,
-            tracking_uri="none",
-            progress=False,
-            init=tmp_path / "src",
-        )
+        run(target_site, "bad", wider, init=tmp_path / "src")
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()
     with pytest.raises(InputError, match="--init starts a new run"):
-        pretrain(
-            [target_site],
-            tmp_path / "cont",
-            None,
-            resume=True,
-            tracking_uri="none",
-            progress=False,
-            init=tmp_path / "src",
-        )
+        run(target_site, "cont", None, resume=True, init=tmp_path / "src")
