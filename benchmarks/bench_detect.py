@@ -18,7 +18,8 @@ keeps what it has done: ``--source simulated`` draws the scenarios x intensities
 with ``--inject`` fault kinds (default: drift) put into each test period;
 ``--source gw-challenge`` runs the real wells with injected faults.
 
-``--family-base DIR`` builds (or reuses) a base run for the ``geojepa_family`` detector and
+``--jepa-steps N`` sets the pretraining steps of every registered GeoJEPA detector (default
+200). ``--family-base DIR`` builds (or reuses) a base run for the ``geojepa_family`` detector and
 points it there (``GEOJEPA_DETECTOR_INIT``): the detectors' configuration pretrained for
 ``--family-steps`` steps on simulated sites that are never cases (``--family-seeds``, each
 scenario of ``--scenarios``, intensity 1, no injected fault, the same sensors, days and
@@ -230,7 +231,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--family-base", default=None, help="base run of geojepa_family")
     parser.add_argument("--family-steps", type=int, default=1000)
     parser.add_argument("--family-seeds", default="100,101,102")
+    parser.add_argument(
+        "--jepa-steps",
+        type=int,
+        default=None,
+        help="pretraining steps of every registered GeoJEPA detector (default: "
+        "detectors.jepa.DETECTOR_STEPS)",
+    )
     args = parser.parse_args(argv)
+    if args.jepa_steps is not None:
+        from geojepa.detectors import jepa
+
+        jepa.DETECTOR_STEPS = int(args.jepa_steps)  # read by the registered factories
     if args.family_base:
         family_base(args)
     if args.targets:
