@@ -3,7 +3,8 @@
 `pretrain(sites, run_dir, config)` trains a JEPA on one site or a family of sites (readings
 before `until` only) and writes the run folder: ``config.yaml`` (resolved), ``checkpoint.pt``
 (self-describing, see `geojepa.checkpoint`), ``metrics.jsonl`` (one JSON object per logged
-step or evaluation) and, unless tracking is off, an MLflow run.
+step or evaluation), ``init.json`` when the run started from another run's weights (`init`,
+`geojepa.warmstart`) and, unless tracking is off, an MLflow run.
 
 One step: the global batch (site, window indices) is drawn from
 ``np.random.default_rng([seed, step, ...])``; masks are made in the DataLoader's collate
