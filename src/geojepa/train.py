@@ -535,7 +535,7 @@ def pretrain(
     tracking_uri: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
-    init: str | Path | None = None,
+    init: str | Path | InitSource | None = None,
 ) -> TrainResult:
     """Pretrain a JEPA on `sites` (readings before `until`) into `run_dir`.
 
@@ -544,7 +544,7 @@ def pretrain(
     that many completed steps with a checkpoint (a time-boxed run; `resume=True` continues
     it). `tracking_uri`: None = MLflow on SQLite beside the run folder, "none" = no MLflow.
 
-    `init`: another run folder (or checkpoint) whose weights (context encoder, predictor,
+    `init`: another run folder (or checkpoint, or an `InitSource`) whose weights (context encoder, predictor,
     target encoder) this run starts from: continued pretraining on new sites, e.g. a model
     pretrained on a family of sites adapted to one more. Its model configuration must be
     this run's; the optimiser, the schedules and the step count start afresh, and the
@@ -570,7 +570,7 @@ def pretrain(
             progress,
             stop_after,
             info,
-            None if init is None else Path(init),
+            init,
         )
     finally:
         shutdown(info)
@@ -588,7 +588,7 @@ def _pretrain(
     progress: bool,
     stop_after: int | None,
     info: DistInfo,
-    init: Path | None = None,
+    init: str | Path | InitSource | None = None,
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     start_from: InitSource | None = None
@@ -627,7 +627,7 @@ def _pretrain(
                 hint="pass --resume to continue it, or choose a new --run folder",
             )
         if init is not None:
-            start_from = InitSource.load(init)
+            start_from = init if isinstance(init, InitSource) else InitSource.load(init)
             cfg = start_from.check(config)
         else:
             cfg = config if config is not None else preset("tiny")
@@ -713,7 +713,7 @@ def _train(
     if main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / CONFIG_NAME)
-        if start_from is not None and not resume:
+        if start_from is not None:  # never on resume: `init` is refused there
             with atomic_path(run / INIT_NAME) as tmp:
                 tmp.write_text(json.dumps(start_from.describe(), indent=2) + "\n", encoding="utf-8")
     metrics_log = JsonlLog(run / METRICS_NAME)

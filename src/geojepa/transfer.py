@@ -6,8 +6,8 @@ The protocol, per target site S (leave one site out over site families):
   before it, the **test period** after it.
 - Encoders compared under the same head and budget: ``pretrained`` (a JEPA pretrained on
   the other sites only), optionally ``fine_tuned`` (that JEPA, then the same pretraining
-  steps on S's training period: pretrain elsewhere, fine-tune on S), ``scratch`` (the same architecture, randomly initialised, not
-  trained), optionally ``target_only`` (pretrained with the same steps on S's training
+  steps on S's training period: pretrain elsewhere, fine-tune on S), ``scratch`` (the same
+  architecture, randomly initialised, not trained), optionally ``target_only`` (pretrained with the same steps on S's training
   period alone), and ``level`` (no encoder: the level features alone, as a reference).
 - Labels: origins every `stride_train` days in S's training period, with the change of
   each target sensor after each horizon (targets inside the training period). A fraction
@@ -47,6 +47,7 @@ from geojepa.forecast.learned import Reducer, origin_rows
 from geojepa.forecast.tracks import Track, frame_track
 from geojepa.frame import SensorFrame
 from geojepa.site import Site
+from geojepa.warmstart import InitSource
 from geojepa.windows import Normaliser, WindowSpec
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def pretrained_run(
         config,
         tracking_uri="none",
         progress=False,
-        init=None if init is None else init.run_dir,
+        init=None if init is None else InitSource.from_run(init),
     )
     path.write_text(json.dumps(want, indent=1), encoding="utf-8")
     return load_run(run)

@@ -1,6 +1,7 @@
 """Start a run from another run's weights (continued pretraining on new sites).
 
-`InitSource.load(run)` reads a run folder (or checkpoint file) written by `pretrain`;
+`InitSource.load(run)` reads a run folder (or checkpoint file) written by `pretrain`
+(`InitSource.from_run` wraps a run already loaded);
 `check(config)` gives the configuration the new run trains with; `weights` are the state
 dict (context encoder, predictor, target encoder) the new run's model starts from.
 
@@ -16,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from geojepa.config import RunConfig
 from geojepa.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from geojepa.checkpoint import LoadedRun
 
 INIT_NAME = "init.json"
 
@@ -41,10 +45,14 @@ class InitSource:
         """Read RUN/checkpoint.pt (or a checkpoint file) of `path`."""
         from geojepa.checkpoint import load_run
 
-        run = load_run(path)
+        return cls.from_run(load_run(path), path)
+
+    @classmethod
+    def from_run(cls, run: LoadedRun, path: str | Path | None = None) -> InitSource:
+        """A loaded run as the start (`path`: how to name it; default its folder)."""
         weights = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
         return cls(
-            path=Path(path),
+            path=Path(run.run_dir if path is None else path),
             config=run.config,
             weights=weights,
             step=int(run.step),

@@ -80,13 +80,16 @@ def pretrain_cmd(
     if preset is not None and preset not in ("tiny", "small", "base"):
         raise UsageError(f"unknown --preset {preset!r}", hint="use tiny, small or base")
     cfg = None
-    if init is not None and config is None and preset is None:
+    source = None
+    if init is not None:
+        from geojepa.warmstart import InitSource
+
+        source = InitSource.load(init)  # read once: for its configuration and its weights
+    if source is not None and config is None and preset is None:
         if seed is not None:  # the init run's configuration with another seed
             from dataclasses import replace
 
-            from geojepa.warmstart import InitSource
-
-            cfg = replace(InitSource.load(init).config, seed=seed)
+            cfg = replace(source.config, seed=seed)
     elif not resume or config is not None or preset is not None or seed is not None:
         cfg = load_config(config, preset_name=preset, seed=seed)
     loaded = [Site.load(p) for p in sites]
@@ -99,7 +102,7 @@ def pretrain_cmd(
         steps=steps,
         tracking_uri=tracking_uri,
         progress=progress,
-        init=init,
+        init=source,
     )
     q = result.quality
     quality = (

@@ -159,13 +159,15 @@ def pretrained_run(
     config: RunConfig,
     cache_dir: str | Path | None,
     init: str | Path | None = None,
+    key: str | None = None,
 ) -> LoadedRun:
     """Pretrain on `train` (every row of it), from `init`'s weights when given, or reuse a
-    cached run with the same key."""
+    cached run with the same key. `key`: `run_key(train, config, init)` when the caller
+    already has it (it hashes the rows and the base checkpoint)."""
     from geojepa.checkpoint import checkpoint_path, load_run
     from geojepa.train import pretrain
 
-    key = run_key(train, config, init)
+    key = run_key(train, config, init) if key is None else key
     root = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
     memo_key = f"{root}|{key}"
     if memo_key in _RUNS:
@@ -256,10 +258,11 @@ class _JepaBase(SensorwiseDetector):
             window_length=self.window_length,
             recipe=self.recipe,
         )
+        key = run_key(train, cfg, self.init)
         with _one_thread():
-            run = pretrained_run(train, cfg, self.cache_dir, self.init)
+            run = pretrained_run(train, cfg, self.cache_dir, self.init, key=key)
         root = self.cache_dir if self.cache_dir is not None else os.environ.get(CACHE_ENV)
-        self.run_key_ = f"{root}|{run_key(train, cfg, self.init)}"
+        self.run_key_ = f"{root}|{key}"
         self.run_ = run
         self.window_ = run.config.window
         self.normaliser_ = run.normaliser
