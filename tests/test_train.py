@@ -6,6 +6,7 @@ import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -392,19 +393,63 @@ def test_the_factorised_file_is_the_recipe_the_harnesses_offer() -> None:
     assert tiny.method["sigreg_weight"] < offered.method["sigreg_weight"]
 
 
+def _target_share(mask: Any, draws: int = 400) -> float:
+    """Mean target fraction of the mask mixture on a full 16-sensor x 8-patch window."""
+    from geojepa.codes import SensorInfo
+    from geojepa.masking import MASK_GENERATORS
+
+    c, p = 16, 8
+    info = SensorInfo(
+        kind=np.arange(c) % 6,
+        family=np.arange(c) % 4,
+        position=np.random.default_rng(0).normal(size=(c, 3)) * 20.0,
+        has_position=np.ones(c, dtype=bool),
+        group=-np.ones(c, dtype=np.int64),
+    )
+    valid = np.ones((c, p), dtype=bool)
+    total = 0.0
+    for name, weight in mask.weights.items():
+        gen = MASK_GENERATORS[name](mask)
+        rng = np.random.default_rng(1)
+        total += weight * float(np.mean([gen(rng, valid, info).mean() for _ in range(draws)]))
+    return total / sum(mask.weights.values())
+
+
+def test_the_masking_sweep_files_hide_the_shares_the_docs_name() -> None:
+    """docs/results/masking.md: light 18 %, the preset 40 %, heavy 64 %, heavier 80 % of the
+    tokens are targets; the files change only the mask ranges, and the heavy file is the
+    recipe the detection harness offers (`heavy_mask_recipe`)."""
+    from geojepa.config import heavy_mask_recipe, load_config
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "configs"
+    tiny = preset("tiny")
+    shares = {"preset": _target_share(tiny.mask)}
+    for name in ("light", "heavy", "heavier"):
+        cfg = load_config(root / f"tiny-mask-{name}.yaml")
+        assert replace(cfg, mask=tiny.mask) == tiny  # nothing but the masks differs
+        assert cfg.mask.weights == tiny.mask.weights
+        shares[name] = _target_share(cfg.mask)
+    assert load_config(root / "tiny-mask-heavy.yaml") == heavy_mask_recipe(tiny)
+    expected = {"light": 0.18, "preset": 0.40, "heavy": 0.64, "heavier": 0.80}
+    for name, share in expected.items():
+        assert abs(shares[name] - share) < 0.02, (name, shares[name])
+
+
 def test_harness_recipes_name_the_preset_or_an_offered_recipe() -> None:
     from geojepa.config import (
         RECIPES,
         factorised_sigreg_recipe,
+        heavy_mask_recipe,
         no_ema_recipe,
         with_recipe,
     )
     from geojepa.transfer import forecast_config
 
     tiny = preset("tiny")
-    assert RECIPES == ("ema", "no_ema", "factorised_sigreg")
+    assert RECIPES == ("ema", "no_ema", "factorised_sigreg", "heavy_mask")
     assert with_recipe(tiny, "ema") == tiny and with_recipe(tiny, "no_ema") == no_ema_recipe(tiny)
     assert with_recipe(tiny, "factorised_sigreg") == factorised_sigreg_recipe(tiny)
+    assert with_recipe(tiny, "heavy_mask") == heavy_mask_recipe(tiny)
     assert forecast_config(50, recipe="factorised_sigreg").model.fusion == "factorised"
     assert forecast_config(50).train.ema_start == 0.999  # the forecasting tables' recipe
     assert forecast_config(50, recipe="no_ema").method == no_ema_recipe(tiny).method

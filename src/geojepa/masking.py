@@ -100,6 +100,22 @@ class MaskConfig:
         return cls(**kw)
 
 
+HEAVY_RANGES: dict[str, Any] = {
+    "temporal_scale": (0.3, 0.6),
+    "temporal_sensors": (0.7, 1.0),
+    "tube_ratio": (0.5, 0.8),
+    "spatial_ratio": (0.55, 0.85),
+    "block_time": (0.7, 1.0),
+    "cross_kind_ratio": (0.45, 0.8),
+    "cross_kind_max": 0.85,
+    "future_ratio": (0.4, 0.7),
+    "future_sensors": (0.8, 1.0),
+}
+"""`MaskConfig` ranges that hide about 64 % of a window's valid tokens (the defaults about
+40 %), the same generators and weights: the "heavy" point of docs/results/masking.md
+(`examples/configs/tiny-mask-heavy.yaml` holds the same ranges)."""
+
+
 # --------------------------------------------------------------------------- helpers
 def _uniform(rng: np.random.Generator, lo_hi: Sequence[float]) -> float:
     lo, hi = float(lo_hi[0]), float(lo_hi[1])

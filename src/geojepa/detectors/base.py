@@ -209,7 +209,8 @@ detectors on import. A JEPA detector module appends its own name here."""
 
 def register_detector(name: str, factory: DetectorFactory, *, opt_in: bool = False) -> None:
     """Make `factory` (``seed -> Detector``) available under `name`. `opt_in`: run only when
-    asked for by name (it needs something set up first), never in a default list."""
+    asked for by name (it needs something set up first, or is one study's variant), never
+    in a default list."""
     if name in _REGISTRY and _REGISTRY[name] is not factory:
         log.debug("detector %r re-registered", name)
     _REGISTRY[name] = factory

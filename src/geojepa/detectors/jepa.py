@@ -12,6 +12,8 @@ mean of the energy and fixed trigger levels, each on its training scale, and
 "geojepa_trigger_max" the larger of the two. "geojepa_family" is the energy of a model whose
 per-site pretraining starts from a base run (`init`; the ``GEOJEPA_DETECTOR_INIT``
 environment variable names it for the registered detector) instead of random weights.
+"geojepa_mask_heavy" and "geojepa_density_mask_heavy" (opt-in) train with heavier masks
+(`config.heavy_mask_recipe`: about 64 % of the tokens are targets instead of 40 %).
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -476,6 +478,14 @@ def _density_factorised(seed: int) -> JepaDensity:
     return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="factorised_sigreg")
 
 
+def _energy_heavy_mask(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="heavy_mask")
+
+
+def _density_heavy_mask(seed: int) -> JepaDensity:
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="heavy_mask")
+
+
 def _with_trigger(seed: int) -> JepaWithTrigger:
     return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed)
 
@@ -509,5 +519,8 @@ register_detector("geojepa_density_factorised", _density_factorised)
 register_detector("geojepa_trigger", _with_trigger)
 register_detector("geojepa_trigger_max", _with_trigger_max)
 register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
+# the masking-ratio sweep's variant (docs/results/masking.md): named, never a default
+register_detector("geojepa_mask_heavy", _energy_heavy_mask, opt_in=True)
+register_detector("geojepa_density_mask_heavy", _density_heavy_mask, opt_in=True)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
