@@ -17,13 +17,17 @@ With `--probe-sites N` the probes pool the windows of N slopes (the probed one a
 first N - 1 extra slopes, whether pretrained on or not): one site's test period holds few
 events, so single-site AUCs swing by +-0.2 from seed to seed.
 
+With `--encoder context` the pretrained run's embeddings come from its online (context)
+encoder instead of the target encoder that `embed` uses: a diagnostic of how far the
+target encoder has moved from its initial weights.
+
 With `--config FILE` the runs take a YAML configuration (as `geojepa pretrain --config`)
 instead of the tiny preset; the probe settings (window stride 16, one thread, the seed and
 the fusion mode given by `--fusion`) are applied on top; without `--fusion` each run keeps
 the configuration's own fusion mode.
 
 Usage: python benchmarks/bench_probe.py [--seeds 0 1 2] [--fusion MODES] [--extra-sites K]
-       [--probe-sites N] [--config FILE] [--out DIR]
+       [--probe-sites N] [--config FILE] [--encoder target|context] [--out DIR]
 Writes OUT/probes.json and OUT/probes.md (default OUT: bench-out/probes).
 """
 
@@ -76,6 +80,12 @@ def main(argv: list[str]) -> int:
         help="slopes whose windows the probes pool (the probed one and N - 1 extra slopes)",
     )
     ap.add_argument("--config", type=Path, help="a YAML run configuration (default: tiny)")
+    ap.add_argument(
+        "--encoder",
+        choices=("target", "context"),
+        default="target",
+        help="embed with the target encoder (as `embed` does) or the online context encoder",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-out/probes"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -93,6 +103,7 @@ def main(argv: list[str]) -> int:
                 config=config,
                 extra_sites=args.extra_sites,
                 probe_sites=args.probe_sites,
+                encoder=args.encoder,
             )
             rows.append({"fusion": fusion, "seed": seed, **res})
     df = pd.DataFrame(rows)

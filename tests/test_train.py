@@ -515,3 +515,24 @@ def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path: P
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()
     with pytest.raises(InputError, match="--init starts a new run"):
         run(target_site, "cont", None, resume=True, init=tmp_path / "src")
+
+
+def test_context_as_target_embeds_with_the_online_encoder(tmp_path: Path) -> None:
+    """The probe diagnostic: the copy's target encoder holds the online encoder's weights
+    (after a run with a slow EMA the two differ), the original run is untouched, and an
+    unknown encoder name is refused."""
+    from geojepa.evaluate.probes import context_as_target, slope_probe_experiment
+
+    small = small_config(steps=6)
+    pretrain([toy_site()], tmp_path / "run", small, tracking_uri="none", progress=False)
+    run = load_run(tmp_path / "run")
+    online = {k: v.clone() for k, v in run.model.encoder.state_dict().items()}
+    target = {k: v.clone() for k, v in run.model.target_encoder.state_dict().items()}
+    assert any(not torch.equal(online[k], target[k]) for k in online)
+    ctx = context_as_target(run)
+    for k, v in ctx.model.target_encoder.state_dict().items():
+        assert torch.equal(v, online[k])
+    for k, v in run.model.target_encoder.state_dict().items():
+        assert torch.equal(v, target[k])  # the original keeps its target encoder
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        slope_probe_experiment(tmp_path / "x", config=small, encoder="predictor")

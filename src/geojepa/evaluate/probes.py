@@ -56,6 +56,19 @@ def _extra_simulations(seed: int, count: int) -> list[SimulatedSite]:
     ]
 
 
+PROBE_ENCODERS: tuple[str, ...] = ("target", "context")
+
+
+def context_as_target(run: LoadedRun) -> LoadedRun:
+    """A copy of `run` whose target encoder holds the context (online) encoder's weights,
+    so that every embedding path reads the online encoder; `run` itself is not changed."""
+    import copy
+
+    model = copy.deepcopy(run.model)
+    model.target_encoder.load_state_dict(model.encoder.state_dict())
+    return replace(run, model=model.eval())
+
+
 def probe_config(base: RunConfig, seed: int, fusion: str | None = None) -> RunConfig:
     """`base` made ready for the probe experiment: window stride 16, one thread, `seed`,
     and `fusion` when given (the settings every row of the README's probe tables used)."""
@@ -145,6 +158,7 @@ def slope_probe_experiment(
     fusion: str = "joint",
     extra_sites: int = 0,
     probe_sites: int = 1,
+    encoder: str = "target",
 ) -> dict[str, float]:
     """Pretrain on a simulated 16-sensor slope (hourly, a year, `seed`) before 70 % of its
     time, then linear probes on frozen embeddings of every window, trained before the split
@@ -154,7 +168,10 @@ def slope_probe_experiment(
     own weather) join the pretraining, cut at the same time, so that the run sees more data
     but nothing of any site's test period. `probe_sites`: the probes pool the windows of the
     probed slope and the first `probe_sites - 1` extra slopes (those beyond `extra_sites`
-    were not pretrained on). Returns the figures (also logged)."""
+    were not pretrained on). `encoder`: "target" (what `embed` uses) or "context", the
+    online encoder's weights in its place (a diagnostic: after a short run with a slow
+    target EMA the target encoder is still mostly its initial weights). The random encoder
+    is the same either way (both encoders start equal). Returns the figures (also logged)."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import TimeSeriesSplit
@@ -165,6 +182,8 @@ def slope_probe_experiment(
     from geojepa.simulate import simulate_site
     from geojepa.train import pretrain
 
+    if encoder not in PROBE_ENCODERS:
+        raise ValueError(f"encoder must be one of {PROBE_ENCODERS}, got {encoder!r}")
     if probe_sites < 1 or extra_sites < 0:
         raise ValueError(
             f"need probe_sites >= 1 and extra_sites >= 0, got {probe_sites}, {extra_sites}"
@@ -187,6 +206,8 @@ def slope_probe_experiment(
     if res.quality is None:
         raise RuntimeError("the run has no validation report (quality) to read RankMe from")
     run = load_run(run_dir)
+    if encoder == "context":
+        run = context_as_target(run)
     rand = replace(run, model=build_model(run.config, seed=1000).eval())
     probed = [sim, *others[: probe_sites - 1]]
     data = [_site_probe_data(run, rand, s, split) for s in probed]
@@ -224,6 +245,7 @@ def slope_probe_experiment(
         "test_windows": float(test.sum()),
         "extra_sites": float(extra_sites),
         "probe_sites": float(probe_sites),
+        "context_encoder": float(encoder == "context"),
     }
     for name in ("jepa", "random", "raw"):
         per_sensor = pool([d.features[name][0] for d in data])  # (N, C, F)
