@@ -117,6 +117,9 @@ def _try(name: str, fn: Callable[[], T]) -> T | None:
 def run_demo(out_dir: str | Path, settings: DemoSettings | None = None) -> DemoSummary:
     """Run the whole pipeline into `out_dir` and return the summary (also in summary.json).
 
+    `out_dir` is made ready by `prepare_out`: a previous demo's output there is replaced, a
+    non-empty folder the demo did not write is refused.
+
     Runs with ``settings.threads`` torch threads (default: the command line's policy) and
     restores the caller's setting after.
     """
@@ -135,6 +138,60 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None) -> DemoS
         torch.set_num_threads(before)
 
 
+DEMO_MARK = ".geojepa-demo"
+"""The file that marks a folder as a demo's output (written first, before anything else)."""
+
+
+def _unmarked_demo(root: Path) -> bool:
+    """A demo's output from before `DEMO_MARK`: its summary.json names this folder and holds
+    the demo summary's keys, beside the demo's logger-files and site folders."""
+    try:
+        summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    keys = {"out_dir", "report", "seconds", "cpu_seconds", "numbers"}
+    return (
+        isinstance(summary, dict)
+        and keys <= set(summary)
+        and Path(str(summary["out_dir"])).name == root.name
+        and (root / "logger-files").is_dir()
+        and (root / "site").is_dir()
+    )
+
+
+def prepare_out(root: Path) -> None:
+    """Make `root` ready for a fresh demo.
+
+    Created when missing; kept as it is when empty; emptied when it holds `DEMO_MARK` or is
+    an unmarked output of an earlier version (a previous demo's output, which a rerun
+    replaces); refused with a `UsageError`, nothing touched, when it is a file or a
+    non-empty folder the demo did not write.
+    """
+    import shutil
+
+    from geojepa.errors import UsageError
+
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not a folder", hint="choose a folder with --out")
+    if root.is_dir() and any(root.iterdir()):
+        if not (root / DEMO_MARK).is_file() and not _unmarked_demo(root):
+            raise UsageError(
+                f"{root} is not empty and was not written by the demo; nothing in it was changed",
+                hint="choose a new or empty folder with --out",
+            )
+        log.info("replacing the previous demo's output in %s", root)
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    write_text(
+        root / DEMO_MARK,
+        "Written by `geojepa demo`: a rerun into this folder replaces everything in it.\n",
+    )
+
+
 def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
     from geojepa.checkpoint import load_run
     from geojepa.config import load_config
@@ -144,7 +201,7 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
     from geojepa.site import Site
     from geojepa.train import pretrain
 
-    root.mkdir(parents=True, exist_ok=True)
+    prepare_out(root)
     summary = DemoSummary(out_dir=str(root))
     steps = _Steps(summary, total=8)
 

@@ -13,7 +13,10 @@ from geojepa.errors import UsageError
 @app.command("demo")
 def demo(
     out: Path = typer.Option(
-        Path("demo-out"), "--out", help="Folder for everything the demo writes."
+        Path("demo-out"),
+        "--out",
+        help="Folder for everything the demo writes; a previous demo's output there is "
+        "replaced, any other non-empty folder refused.",
     ),
     scenario: str = typer.Option("embankment", "--scenario", help="slope | embankment | dam."),
     sensors: int = typer.Option(16, "--sensors", min=2, help="Sensors on the simulated site."),
