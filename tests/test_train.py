@@ -439,17 +439,24 @@ def test_harness_recipes_name_the_preset_or_an_offered_recipe() -> None:
     from geojepa.config import (
         RECIPES,
         factorised_sigreg_recipe,
+        fast_ema_recipe,
         heavy_mask_recipe,
+        load_config,
         no_ema_recipe,
         with_recipe,
     )
     from geojepa.transfer import forecast_config
 
     tiny = preset("tiny")
-    assert RECIPES == ("ema", "no_ema", "factorised_sigreg", "heavy_mask")
+    assert RECIPES == ("ema", "no_ema", "factorised_sigreg", "heavy_mask", "fast_ema")
     assert with_recipe(tiny, "ema") == tiny and with_recipe(tiny, "no_ema") == no_ema_recipe(tiny)
     assert with_recipe(tiny, "factorised_sigreg") == factorised_sigreg_recipe(tiny)
     assert with_recipe(tiny, "heavy_mask") == heavy_mask_recipe(tiny)
+    fast = with_recipe(tiny, "fast_ema")
+    assert fast == fast_ema_recipe(tiny) and fast.train.ema_start == 0.99
+    assert replace(fast, train=tiny.train) == tiny  # only the EMA's start differs
+    root = Path(__file__).resolve().parents[1] / "examples" / "configs"
+    assert load_config(root / "tiny-ema-fast.yaml") == fast
     assert forecast_config(50, recipe="factorised_sigreg").model.fusion == "factorised"
     assert forecast_config(50).train.ema_start == 0.999  # the forecasting tables' recipe
     assert forecast_config(50, recipe="no_ema").method == no_ema_recipe(tiny).method

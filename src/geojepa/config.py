@@ -272,10 +272,19 @@ def heavy_mask_recipe(config: RunConfig) -> RunConfig:
     return replace(config, mask=replace(config.mask, **HEAVY_RANGES))
 
 
-RECIPES: tuple[str, ...] = ("ema", "no_ema", "factorised_sigreg", "heavy_mask")
+def fast_ema_recipe(config: RunConfig) -> RunConfig:
+    """`config` with the target EMA's momentum starting at 0.99 instead of the preset's
+    0.999 (still to 1.0), everything else left as it is: over 300 steps the target encoder
+    keeps about 22 % of its initial weights instead of 86 % (docs/results/masking.md, "A
+    faster target EMA"; `examples/configs/tiny-ema-fast.yaml`)."""
+    return replace(config, train=replace(config.train, ema_start=0.99))
+
+
+RECIPES: tuple[str, ...] = ("ema", "no_ema", "factorised_sigreg", "heavy_mask", "fast_ema")
 """Training recipes a harness can ask for: "ema", the preset's own (what every table was
 measured with), "no_ema" (`no_ema_recipe`), "factorised_sigreg"
-(`factorised_sigreg_recipe`) or "heavy_mask" (`heavy_mask_recipe`)."""
+(`factorised_sigreg_recipe`), "heavy_mask" (`heavy_mask_recipe`) or "fast_ema"
+(`fast_ema_recipe`)."""
 
 
 def with_recipe(config: RunConfig, recipe: str) -> RunConfig:
@@ -288,6 +297,8 @@ def with_recipe(config: RunConfig, recipe: str) -> RunConfig:
         return factorised_sigreg_recipe(config)
     if recipe == "heavy_mask":
         return heavy_mask_recipe(config)
+    if recipe == "fast_ema":
+        return fast_ema_recipe(config)
     return config
 
 

@@ -13,7 +13,9 @@ mean of the energy and fixed trigger levels, each on its training scale, and
 per-site pretraining starts from a base run (`init`; the ``GEOJEPA_DETECTOR_INIT``
 environment variable names it for the registered detector) instead of random weights.
 "geojepa_mask_heavy" and "geojepa_density_mask_heavy" (opt-in) train with heavier masks
-(`config.heavy_mask_recipe`: about 64 % of the tokens are targets instead of 40 %).
+(`config.heavy_mask_recipe`: about 64 % of the tokens are targets instead of 40 %);
+"geojepa_ema_fast" and "geojepa_density_ema_fast" (opt-in) with the target EMA's momentum
+starting at 0.99 instead of 0.999 (`config.fast_ema_recipe`).
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -486,6 +488,14 @@ def _density_heavy_mask(seed: int) -> JepaDensity:
     return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="heavy_mask")
 
 
+def _energy_fast_ema(seed: int) -> JepaEnergy:
+    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="fast_ema")
+
+
+def _density_fast_ema(seed: int) -> JepaDensity:
+    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="fast_ema")
+
+
 def _with_trigger(seed: int) -> JepaWithTrigger:
     return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed)
 
@@ -522,5 +532,7 @@ register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
 # the masking-ratio sweep's variant (docs/results/masking.md): named, never a default
 register_detector("geojepa_mask_heavy", _energy_heavy_mask, opt_in=True)
 register_detector("geojepa_density_mask_heavy", _density_heavy_mask, opt_in=True)
+register_detector("geojepa_ema_fast", _energy_fast_ema, opt_in=True)
+register_detector("geojepa_density_ema_fast", _density_fast_ema, opt_in=True)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
