@@ -31,7 +31,7 @@ Errors are in the data's own units (plates: as recorded, mm or cm; wells: m). Ra
 ``*_vs_persistence`` divide by persistence's error on the same forecasts. No timing figures.
 
 Usage: python benchmarks/bench_forecast.py [--quick] [--no-jepa] [--data DIR] [--out DIR]
-       [--only plates gw sim] [--steps N] [--recipe ema|no_ema|factorised_sigreg]
+       [--only plates gw sim] [--steps N] [--recipe NAME of config.RECIPES]
 Writes OUT/forecast.md, OUT/forecast.json and the per-forecast records as CSV
 (default OUT: bench-out/forecast). ``--quick``: 60 pretraining steps, fewer simulated sites,
 wells every 28 days, one run for every section.
@@ -448,7 +448,8 @@ def main(argv: list[str]) -> int:
         "--recipe",
         choices=RECIPES,
         default="ema",
-        help="training recipe: 'ema' (the preset's, the tables' own), 'no_ema' or 'factorised_sigreg'",
+        help="training recipe: 'ema' (the preset's, the tables' own) or one of the others "
+        "of config.RECIPES",
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
