@@ -262,3 +262,24 @@ def test_family_detector_starts_from_a_base_run_and_is_opt_in(
     monkeypatch.setenv(INIT_ENV, str(base_dir))
     det = make_detector("geojepa_family", seed=2)
     assert det.get_params()["init"] == str(base_dir)
+
+
+def test_recipe_detectors_train_their_recipe_and_the_study_variants_are_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each recipe of `RECIPE_DETECTORS` gives an energy and a density detector trained with
+    it for DETECTOR_STEPS steps (read when made, so --jepa-steps reaches them); the study
+    variants run only when named."""
+    from geojepa.detectors import jepa
+
+    monkeypatch.setattr(jepa, "DETECTOR_STEPS", 7)
+    defaults = available_detectors(opt_in=False)
+    for suffix, (recipe, opt_in) in jepa.RECIPE_DETECTORS.items():
+        for name, kind in (
+            (f"geojepa_{suffix}", jepa.JepaEnergy),
+            (f"geojepa_density_{suffix}", jepa.JepaDensity),
+        ):
+            det = make_detector(name, seed=3)
+            assert type(det) is kind and det.recipe == recipe and det.steps == 7
+            assert (name in defaults) is (not opt_in), name
+    assert {"geojepa_ema_fast", "geojepa_mask_heavy"} <= set(available_detectors())

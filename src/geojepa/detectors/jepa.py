@@ -464,36 +464,27 @@ def _fused(seed: int) -> JepaFused:
     return JepaFused(steps=DETECTOR_STEPS, seed=seed, relative=True)
 
 
-def _energy_noema(seed: int) -> JepaEnergy:
-    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="no_ema")
+class _RecipeFactory:
+    """``seed -> detector`` of `kind` (JepaEnergy or JepaDensity) trained with `recipe`
+    (`config.RECIPES`) for `DETECTOR_STEPS` steps, read when called."""
+
+    def __init__(self, kind: type[JepaEnergy] | type[JepaDensity], recipe: str) -> None:
+        self.kind = kind
+        self.recipe = recipe
+
+    def __call__(self, seed: int) -> JepaEnergy | JepaDensity:
+        return self.kind(steps=DETECTOR_STEPS, seed=seed, recipe=self.recipe)
 
 
-def _density_noema(seed: int) -> JepaDensity:
-    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="no_ema")
-
-
-def _energy_factorised(seed: int) -> JepaEnergy:
-    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="factorised_sigreg")
-
-
-def _density_factorised(seed: int) -> JepaDensity:
-    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="factorised_sigreg")
-
-
-def _energy_heavy_mask(seed: int) -> JepaEnergy:
-    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="heavy_mask")
-
-
-def _density_heavy_mask(seed: int) -> JepaDensity:
-    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="heavy_mask")
-
-
-def _energy_fast_ema(seed: int) -> JepaEnergy:
-    return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, recipe="fast_ema")
-
-
-def _density_fast_ema(seed: int) -> JepaDensity:
-    return JepaDensity(steps=DETECTOR_STEPS, seed=seed, recipe="fast_ema")
+RECIPE_DETECTORS: dict[str, tuple[str, bool]] = {
+    "noema": ("no_ema", False),
+    "factorised": ("factorised_sigreg", False),
+    # the masking-ratio sweep's variants (docs/results/masking.md): named, never a default
+    "mask_heavy": ("heavy_mask", True),
+    "ema_fast": ("fast_ema", True),
+}
+"""name suffix -> (recipe, opt-in): "geojepa_<suffix>" (energy) and
+"geojepa_density_<suffix>" are registered for each."""
 
 
 def _with_trigger(seed: int) -> JepaWithTrigger:
@@ -522,17 +513,18 @@ register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
 register_detector("geojepa_density_wr", _density_wr)
 register_detector("geojepa_fused", _fused)
-register_detector("geojepa_noema", _energy_noema)
-register_detector("geojepa_density_noema", _density_noema)
-register_detector("geojepa_factorised", _energy_factorised)
-register_detector("geojepa_density_factorised", _density_factorised)
+for _suffix, (_recipe, _opt_in) in RECIPE_DETECTORS.items():
+    if not _opt_in:
+        register_detector(f"geojepa_{_suffix}", _RecipeFactory(JepaEnergy, _recipe))
+        register_detector(f"geojepa_density_{_suffix}", _RecipeFactory(JepaDensity, _recipe))
 register_detector("geojepa_trigger", _with_trigger)
 register_detector("geojepa_trigger_max", _with_trigger_max)
 register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
-# the masking-ratio sweep's variant (docs/results/masking.md): named, never a default
-register_detector("geojepa_mask_heavy", _energy_heavy_mask, opt_in=True)
-register_detector("geojepa_density_mask_heavy", _density_heavy_mask, opt_in=True)
-register_detector("geojepa_ema_fast", _energy_fast_ema, opt_in=True)
-register_detector("geojepa_density_ema_fast", _density_fast_ema, opt_in=True)
+for _suffix, (_recipe, _opt_in) in RECIPE_DETECTORS.items():
+    if _opt_in:
+        register_detector(f"geojepa_{_suffix}", _RecipeFactory(JepaEnergy, _recipe), opt_in=True)
+        register_detector(
+            f"geojepa_density_{_suffix}", _RecipeFactory(JepaDensity, _recipe), opt_in=True
+        )
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
