@@ -43,7 +43,7 @@ import pandas as pd
 
 from _tables import md_table
 from geojepa.config import load_config
-from geojepa.evaluate.probes import probe_config, slope_probe_experiment
+from geojepa.evaluate.probes import PROBE_ENCODERS, probe_config, slope_probe_experiment
 
 COLUMNS = (
     "fusion",
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--config", type=Path, help="a YAML run configuration (default: tiny)")
     ap.add_argument(
         "--encoder",
-        choices=("target", "context"),
+        choices=PROBE_ENCODERS,
         default="target",
         help="embed with the target encoder (as `embed` does) or the online context encoder",
     )

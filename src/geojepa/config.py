@@ -282,9 +282,9 @@ def fast_ema_recipe(config: RunConfig) -> RunConfig:
 
 RECIPES: tuple[str, ...] = ("ema", "no_ema", "factorised_sigreg", "heavy_mask", "fast_ema")
 """Training recipes a harness can ask for: "ema", the preset's own (what the main
-forecasting, transfer and detection tables were measured with), "no_ema" (`no_ema_recipe`), "factorised_sigreg"
-(`factorised_sigreg_recipe`), "heavy_mask" (`heavy_mask_recipe`) or "fast_ema"
-(`fast_ema_recipe`)."""
+forecasting, transfer and detection tables were measured with), "no_ema"
+(`no_ema_recipe`), "factorised_sigreg" (`factorised_sigreg_recipe`), "heavy_mask"
+(`heavy_mask_recipe`) or "fast_ema" (`fast_ema_recipe`)."""
 
 
 def with_recipe(config: RunConfig, recipe: str) -> RunConfig:

@@ -544,9 +544,9 @@ def pretrain(
     that many completed steps with a checkpoint (a time-boxed run; `resume=True` continues
     it). `tracking_uri`: None = MLflow on SQLite beside the run folder, "none" = no MLflow.
 
-    `init`: another run folder (or checkpoint, or an `InitSource`) whose weights (context encoder, predictor,
-    target encoder) this run starts from: continued pretraining on new sites, e.g. a model
-    pretrained on a family of sites adapted to one more. Its model configuration must be
+    `init`: another run folder (or checkpoint, or an `InitSource`) whose weights (context
+    encoder, predictor, target encoder) this run starts from: continued pretraining on new
+    sites, e.g. a model pretrained on a family of sites adapted to one more. Its model configuration must be
     this run's; the optimiser, the schedules and the step count start afresh, and the
     normaliser is fitted on `sites` as for any run. The source is recorded in the run folder
     (``init.json``) and in the tracked parameters. Not with `resume` (the checkpoint holds

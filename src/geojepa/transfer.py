@@ -7,8 +7,9 @@ The protocol, per target site S (leave one site out over site families):
 - Encoders compared under the same head and budget: ``pretrained`` (a JEPA pretrained on
   the other sites only), optionally ``fine_tuned`` (that JEPA, then the same pretraining
   steps on S's training period: pretrain elsewhere, fine-tune on S), ``scratch`` (the same
-  architecture, randomly initialised, not trained), optionally ``target_only`` (pretrained with the same steps on S's training
-  period alone), and ``level`` (no encoder: the level features alone, as a reference).
+  architecture, randomly initialised, not trained), optionally ``target_only`` (pretrained
+  with the same steps on S's training period alone), and ``level`` (no encoder: the level
+  features alone, as a reference).
 - Labels: origins every `stride_train` days in S's training period, with the change of
   each target sensor after each horizon (targets inside the training period). A fraction
   p of them (1 %, 5 %, 10 %, 100 %) is drawn at random (seeded, at least `min_labels`);

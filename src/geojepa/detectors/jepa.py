@@ -158,6 +158,16 @@ def run_key(train: SensorFrame, config: RunConfig, init: str | Path | None = Non
     return frame_hash(train, {**config.to_dict(), **extra})
 
 
+def _cache_root(cache_dir: str | Path | None) -> str | Path | None:
+    """The run cache folder: `cache_dir`, else the ``GEOJEPA_DETECTOR_CACHE`` variable."""
+    return cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
+
+
+def _memo_key(cache_dir: str | Path | None, key: str) -> str:
+    """The in-process memo key of a run: its cache folder and its `run_key`."""
+    return f"{_cache_root(cache_dir)}|{key}"
+
+
 def pretrained_run(
     train: SensorFrame,
     config: RunConfig,
@@ -172,10 +182,10 @@ def pretrained_run(
     from geojepa.train import pretrain
 
     key = run_key(train, config, init) if key is None else key
-    root = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
-    memo_key = f"{root}|{key}"
-    if memo_key in _RUNS:
-        return _RUNS[memo_key]
+    root = _cache_root(cache_dir)
+    memo = _memo_key(cache_dir, key)
+    if memo in _RUNS:
+        return _RUNS[memo]
     if root:
         run_dir = Path(root) / key
         if checkpoint_path(run_dir).exists():
@@ -189,7 +199,7 @@ def pretrained_run(
                 [train], Path(tmp) / "run", config, tracking_uri="none", progress=False, init=init
             )
             run = load_run(Path(tmp) / "run")
-    _remember(_RUNS, memo_key, run)
+    _remember(_RUNS, memo, run)
     return run
 
 
@@ -265,8 +275,7 @@ class _JepaBase(SensorwiseDetector):
         key = run_key(train, cfg, self.init)
         with _one_thread():
             run = pretrained_run(train, cfg, self.cache_dir, self.init, key=key)
-        root = self.cache_dir if self.cache_dir is not None else os.environ.get(CACHE_ENV)
-        self.run_key_ = f"{root}|{key}"
+        self.run_key_ = _memo_key(self.cache_dir, key)
         self.run_ = run
         self.window_ = run.config.window
         self.normaliser_ = run.normaliser
@@ -487,6 +496,19 @@ RECIPE_DETECTORS: dict[str, tuple[str, bool]] = {
 "geojepa_density_<suffix>" are registered for each."""
 
 
+def _register_recipe_detectors(opt_in: bool) -> None:
+    """Register the energy and density detectors of the `RECIPE_DETECTORS` whose opt-in
+    status is `opt_in` (the defaults first, the study variants after the others)."""
+    for suffix, (recipe, variant) in RECIPE_DETECTORS.items():
+        if variant is opt_in:
+            register_detector(
+                f"geojepa_{suffix}", _RecipeFactory(JepaEnergy, recipe), opt_in=opt_in
+            )
+            register_detector(
+                f"geojepa_density_{suffix}", _RecipeFactory(JepaDensity, recipe), opt_in=opt_in
+            )
+
+
 def _with_trigger(seed: int) -> JepaWithTrigger:
     return JepaWithTrigger(steps=DETECTOR_STEPS, seed=seed)
 
@@ -513,18 +535,10 @@ register_detector("geojepa_density", _density)
 register_detector("geojepa_wr", _energy_wr)
 register_detector("geojepa_density_wr", _density_wr)
 register_detector("geojepa_fused", _fused)
-for _suffix, (_recipe, _opt_in) in RECIPE_DETECTORS.items():
-    if not _opt_in:
-        register_detector(f"geojepa_{_suffix}", _RecipeFactory(JepaEnergy, _recipe))
-        register_detector(f"geojepa_density_{_suffix}", _RecipeFactory(JepaDensity, _recipe))
+_register_recipe_detectors(opt_in=False)
 register_detector("geojepa_trigger", _with_trigger)
 register_detector("geojepa_trigger_max", _with_trigger_max)
 register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
-for _suffix, (_recipe, _opt_in) in RECIPE_DETECTORS.items():
-    if _opt_in:
-        register_detector(f"geojepa_{_suffix}", _RecipeFactory(JepaEnergy, _recipe), opt_in=True)
-        register_detector(
-            f"geojepa_density_{_suffix}", _RecipeFactory(JepaDensity, _recipe), opt_in=True
-        )
+_register_recipe_detectors(opt_in=True)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)
