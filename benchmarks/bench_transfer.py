@@ -91,6 +91,7 @@ def run_site(
     heads: tuple[str, ...],
     recipe: str = "ema",
     fine_tune: bool = False,
+    sources: tuple[TransferSite, ...] = (),
 ) -> pd.DataFrame:
     cfg = forecast_config(steps, seed, recipe=recipe)
     encoders: dict[str, EncoderFeatures] = {
@@ -99,17 +100,30 @@ def run_site(
         "level": EncoderFeatures(None),
     }
     if target_only:
-        split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
         folder = runs / f"target-only-{target.name}-{config_tag(cfg)}"
-        encoders["target_only"] = EncoderFeatures(pretrained_run([site], folder, cfg, [split_time]))
+        encoders["target_only"] = EncoderFeatures(
+            pretrained_run([site], folder, cfg, [split_time(target)])
+        )
     if fine_tune:
-        split_time = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
         start = Path(pretrained.run_dir).name
         folder = runs / f"fine-tuned-{target.name}-{config_tag(cfg)}-from-{start}"
         encoders["fine_tuned"] = EncoderFeatures(
-            pretrained_run([site], folder, cfg, [split_time], init=pretrained)
+            pretrained_run([site], folder, cfg, [split_time(target)], init=pretrained)
         )
-    return transfer_records(target, encoders, HORIZONS, seed, heads=heads)
+    src_arms = SOURCE_ENCODERS if sources else ()
+    return transfer_records(
+        target, encoders, HORIZONS, seed, heads=heads, sources=sources, source_encoders=src_arms
+    )
+
+
+SOURCE_ENCODERS = ("pretrained", "level")
+"""Encoders that also get a head fitted on the source sites (`--source-heads`): arms
+``pretrained_src`` and ``level_src`` (the no-encoder ablation)."""
+
+
+def split_time(target: TransferSite) -> pd.Timestamp:
+    """The first time of `target`'s test period (UTC)."""
+    return pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:
@@ -133,6 +147,10 @@ COMPARISONS = (
     ("pretrained", "target_only"),
     ("fine_tuned", "target_only"),
     ("fine_tuned", "scratch"),
+    ("pretrained_src", "target_only"),
+    ("pretrained_src", "level_src"),
+    ("pretrained_src", "pretrained"),
+    ("level_src", "target_only"),
 )
 """(encoder, baseline) pairs scored when both encoders were run."""
 
@@ -171,6 +189,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--target-only", action="store_true")
     ap.add_argument("--fine-tune", action="store_true", help="add the fine_tuned encoder")
+    ap.add_argument(
+        "--source-heads",
+        action="store_true",
+        help="add pretrained_src and level_src: heads fitted on the source sites' labels",
+    )
     ap.add_argument("--no-gw", action="store_true")
     ap.add_argument("--heads", nargs="+", default=["ridge", "mlp"], choices=sorted(HEADS))
     ap.add_argument(
@@ -198,7 +221,9 @@ def main(argv: list[str]) -> int:
         return write_tables(rec, args.out, steps, seeds, sim_seeds, quick, args.recipe, "")
     frames: list[pd.DataFrame] = []
 
-    def one(target: TransferSite, run: Any, seed: int, site: Site) -> pd.DataFrame:
+    def one(
+        target: TransferSite, run: Any, seed: int, site: Site, sources: tuple[TransferSite, ...]
+    ) -> pd.DataFrame:
         return run_site(
             target,
             run,
@@ -210,16 +235,21 @@ def main(argv: list[str]) -> int:
             heads,
             args.recipe,
             args.fine_tune,
+            sources if args.source_heads else (),
         )
 
     sims = sim_sites(sim_seeds)
     sim_only = {name: site for name, (_, site) in sims.items()}
     for name, (family, site) in sims.items():
         target = transfer_site(site, family, name=name)
+        cut = split_time(target)
+        sources = tuple(
+            transfer_site(s, f, split=cut, name=n) for n, (f, s) in sims.items() if n != name
+        )
         for seed in seeds:
             cfg = forecast_config(steps, seed, recipe=args.recipe)
             run = loso_run(sim_only, name, runs / "sim", cfg)
-            frames.append(one(target, run, seed, site))
+            frames.append(one(target, run, seed, site, sources))
             log.warning("transfer: %s seed %d done", name, seed)
     gw_note = ""
     if not args.no_gw:
@@ -233,11 +263,16 @@ def main(argv: list[str]) -> int:
         sites = {w.name: gw_site(w) for w in wells}
         for w in wells:
             target = transfer_site(sites[w.name], "gw", split=w.test_start, name=w.name)
+            sources = tuple(
+                transfer_site(sites[o.name], "gw", split=w.test_start, name=o.name)
+                for o in wells
+                if o.name != w.name
+            )
             for seed in seeds:
                 cfg = forecast_config(steps, seed, recipe=args.recipe)
                 run = loso_run(sites, w.name, runs, cfg, w.test_start)
                 site = sites[w.name]
-                frames.append(one(target, run, seed, site))
+                frames.append(one(target, run, seed, site, sources))
                 log.warning("transfer: %s seed %d done", w.name, seed)
     rec = pd.concat(frames, ignore_index=True)
     return write_tables(rec, args.out, steps, seeds, sim_seeds, quick, args.recipe, gw_note)

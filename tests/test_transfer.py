@@ -175,3 +175,70 @@ def test_fine_tuned_run_starts_from_the_pretrained_one_and_caches_its_start(
     assert pretrained_run([sim], tmp_path / "ft", cfg, init=source).step == 3  # cached
     with pytest.raises(InputError, match="other sites or settings"):
         pretrained_run([sim], tmp_path / "ft", cfg)  # the same folder, another start
+
+
+def _sources(target: TransferSite) -> tuple[TransferSite, ...]:
+    cut = pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
+    return tuple(
+        transfer_site(
+            simulate_site(sc, 8, 120, "3h", seed).site, sc, split=cut, name=f"{sc}-{seed}"
+        )
+        for sc, seed in (("embankment", 5), ("slope", 6))
+    )
+
+
+def test_source_head_arms_share_labels_and_read_only_the_sources_past(
+    target: TransferSite,
+) -> None:
+    """pretrained_src / level_src: a head fitted on source samples before the target's test
+    period, corrected on the same target labels as every other arm."""
+    from geojepa.transfer import source_samples
+
+    spec = WindowSpec(length=16, stride=4, patch=4)
+    encoders = {
+        "pretrained": EncoderFeatures(random_run(tiny_config(), seed=1)),
+        "level": EncoderFeatures(None, spec=spec),
+    }
+    sources = _sources(target)
+    rec = transfer_records(
+        target,
+        encoders,
+        (7.0, 30.0),
+        seed=0,
+        heads=("ridge",),
+        fractions=(0.05, 1.0),
+        sources=sources,
+        source_encoders=("pretrained", "level"),
+    )
+    assert set(rec["encoder"]) == {"pretrained", "level", "pretrained_src", "level_src"}
+    assert (rec.groupby("fraction")["labels"].nunique() == 1).all()
+    assert np.isfinite(rec.loc[rec["encoder"] == "level_src", "mae"]).all()
+    # a source's rows after the cut never reach its samples
+    feats = EncoderFeatures(None, spec=spec)
+    src = source_samples(feats, sources, (7.0, 30.0), stride=2.0)
+    assert set(np.unique(src.sensor)) == {0, 1}
+    s = sources[0]
+    f = s.frame
+    values = f.values.copy()
+    values[s.split :] = 1e6
+    wrecked = replace(s, frame=SensorFrame(values, f.observed, f.time, f.sensors, f.interval))
+    again = source_samples(feats, (wrecked, sources[1]), (7.0, 30.0), stride=2.0)
+    np.testing.assert_allclose(again.change, src.change, equal_nan=True)
+    np.testing.assert_allclose(again.x, src.x)
+
+
+def test_sources_must_end_before_the_test_period_and_not_be_the_target(
+    target: TransferSite,
+) -> None:
+    from geojepa.transfer import check_sources
+
+    sources = _sources(target)
+    check_sources(target, sources)
+    with pytest.raises(ValueError, match="own source"):
+        check_sources(target, (target,))
+    late = replace(sources[0], split=sources[0].frame.n_times)  # the whole record
+    with pytest.raises(ValueError, match="cut it there"):
+        check_sources(target, (late,))
+    encoders = {"level": EncoderFeatures(None, spec=WindowSpec(length=16, stride=4, patch=4))}
+    with pytest.raises(ValueError, match="not among the encoders"):
+        transfer_records(target, encoders, (7.0,), 0, sources=sources, source_encoders=("x",))

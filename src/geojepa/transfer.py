@@ -10,6 +10,10 @@ The protocol, per target site S (leave one site out over site families):
   architecture, randomly initialised, not trained), optionally ``target_only`` (pretrained
   with the same steps on S's training period alone), and ``level`` (no encoder: the level
   features alone, as a reference).
+- Heads transferred too (optional): ``<encoder>_src`` fits its head on the samples of
+  source sites (other sites, each cut before S's test period begins), then corrects it on
+  S's labelled samples (`CorrectedHead`: a ridge on the residual, kept only when its
+  out-of-sample error on those labels beats the uncorrected head's).
 - Labels: origins every `stride_train` days in S's training period, with the change of
   each target sensor after each horizon (targets inside the training period). A fraction
   p of them (1 %, 5 %, 10 %, 100 %) is drawn at random (seeded, at least `min_labels`);
@@ -45,6 +49,7 @@ from geojepa.forecast.features import N_LEVEL, EncoderFeatures
 from geojepa.forecast.heads import MLPHead, RidgeHead, make_head
 from geojepa.forecast.jepa_protocols import daily_frame
 from geojepa.forecast.learned import Reducer, origin_rows
+from geojepa.forecast.prior import CorrectedHead
 from geojepa.forecast.tracks import Track, frame_track
 from geojepa.frame import SensorFrame
 from geojepa.site import Site
@@ -300,6 +305,46 @@ def site_samples(
     )
 
 
+def source_samples(
+    features: EncoderFeatures,
+    sources: Sequence[TransferSite],
+    horizons: Sequence[float],
+    stride: float,
+    min_rows: int | None = None,
+) -> Bundle:
+    """Training samples of every source site (origins and targets before each one's
+    split), concatenated; `sensor` holds the source site's index (one group per site)."""
+    parts = [site_samples(features, s, horizons, False, stride, min_rows) for s in sources]
+    parts = [b for b in parts if b.x.shape[0]]
+    if not parts:
+        raise ValueError("the source sites have no training samples")
+    return Bundle(
+        np.concatenate([b.x for b in parts]),
+        np.concatenate([b.change for b in parts]),
+        np.concatenate([b.level for b in parts]),
+        np.concatenate([b.scale for b in parts]),
+        np.concatenate([np.full(b.x.shape[0], i, dtype=np.int64) for i, b in enumerate(parts)]),
+    )
+
+
+def check_sources(target: TransferSite, sources: Sequence[TransferSite]) -> None:
+    """Refuse a source that is the target, or whose labelled rows reach past the start of
+    the target's test period (source heads must see only what precedes it)."""
+    start = target.frame.time[min(target.split, target.frame.n_times - 1)]
+    for s in sources:
+        if s.name == target.name:
+            raise ValueError(f"the target {target.name!r} cannot be its own source")
+        if (
+            s.split > 0
+            and s.frame.time[s.split - 1] >= start
+            and target.split < target.frame.n_times
+        ):
+            raise ValueError(
+                f"source {s.name!r} holds rows up to {s.frame.time[s.split - 1]}, at or after "
+                f"the start of {target.name!r}'s test period ({start}); cut it there"
+            )
+
+
 def draw_labels(n: int, fraction: float, seed: int, min_labels: int = 4) -> np.ndarray:
     """Indices of a random `fraction` of n samples (at least `min_labels`), sorted."""
     k = min(n, max(int(min_labels), round(fraction * n)))
@@ -327,17 +372,61 @@ def probe(
     of all training-period features (no targets), targets asinh(change / local scale),
     penalty chosen on held-out sensors, predictions clipped to the labels' range.
     """
-    y = np.arcsinh(train.change[labels] / train.scale[labels, None])
+    y = _target(train, labels)
     reducer = Reducer(train.x.shape[1] - N_LEVEL, components).fit(train.x)
     model = _head(head, seed).fit(reducer.transform(train.x[labels]), y, train.sensor[labels])
-    u = model.predict(reducer.transform(test.x))  # (M, K)
+    return _score(test, model.predict(reducer.transform(test.x)))
+
+
+def _target(b: Bundle, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """The heads' target: asinh(change / local scale), (n, K)."""
+    return np.asarray(np.arcsinh(b.change[rows] / b.scale[rows, None]))
+
+
+@dataclass(frozen=True)
+class SourceHead:
+    """A head fitted on source sites' samples, with the reducer its features went through."""
+
+    reducer: Reducer
+    head: RidgeHead | MLPHead
+
+
+def fit_source_head(
+    source: Bundle, train: Bundle, head: str, seed: int, components: int | None = 16
+) -> SourceHead:
+    """Fit `head` on every sample of `source` (groups: its `sensor` column, one per source
+    site), the embedding block reduced by principal components of the source and the
+    target's training-period features (no targets of the target site)."""
+    if source.x.shape[0] == 0:
+        raise ValueError("no source samples to fit a head on")
+    reducer = Reducer(train.x.shape[1] - N_LEVEL, components).fit(
+        np.concatenate([source.x, train.x])
+    )
+    model = _head(head, seed).fit(reducer.transform(source.x), _target(source), source.sensor)
+    return SourceHead(reducer, model)
+
+
+def source_probe(
+    fitted: SourceHead, train: Bundle, test: Bundle, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The source head corrected on the target's labelled samples (`CorrectedHead`);
+    (mae (K,), persistence mae (K,)) on `test`, as `probe`."""
+    r = fitted.reducer
+    model = CorrectedHead(fitted.head).fit(
+        r.transform(train.x[labels]), _target(train, labels), train.sensor[labels]
+    )
+    return _score(test, model.predict(r.transform(test.x)))
+
+
+def _score(test: Bundle, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mae (K,), persistence mae (K,)) of head outputs u (M, K) in target units."""
     pred = test.level[:, None] + np.sinh(u) * test.scale[:, None]
     truth = test.level[:, None] + test.change
     err = np.abs(pred - truth)
     base = np.abs(test.change)
     ok = np.isfinite(truth)
-    mae = np.array([_mean(err[ok[:, j], j]) for j in range(y.shape[1])])  # NaN: no model
-    pers = np.array([_mean(base[ok[:, j], j]) for j in range(y.shape[1])])
+    mae = np.array([_mean(err[ok[:, j], j]) for j in range(u.shape[1])])  # NaN: no model
+    pers = np.array([_mean(base[ok[:, j], j]) for j in range(u.shape[1])])
     return mae, pers
 
 
@@ -355,8 +444,15 @@ def transfer_records(
     heads: Sequence[str] = ("ridge", "mlp"),
     stride_train: float = 2.0,
     stride_test: float = 7.0,
+    sources: Sequence[TransferSite] = (),
+    source_encoders: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """One row per (encoder, head, fraction, horizon): mae, persistence mae, ratio, n."""
+    """One row per (encoder, head, fraction, horizon): mae, persistence mae, ratio, n.
+
+    With `sources` (other sites, each cut at its own `split`), every encoder named in
+    `source_encoders` also gives the arm ``<name>_src``: its head fitted on the sources'
+    samples (`fit_source_head`), then corrected on the same target labels (`source_probe`).
+    """
     rows: list[dict[str, Any]] = []
     span = max(f.spec.span(1) for f in encoders.values())  # one set of origins for all
     bundles = {
@@ -373,31 +469,48 @@ def transfer_records(
     if n == 0:
         log.warning("transfer: site %s has no training samples", site.name)
         return pd.DataFrame(rows)
+    unknown = sorted(set(source_encoders) - set(encoders))
+    if unknown:
+        raise ValueError(f"source_encoders {unknown} are not among the encoders {sorted(encoders)}")
+    check_sources(site, sources)
+    fitted: dict[tuple[str, str], SourceHead] = {}
+    for name in source_encoders if sources else ():
+        src = source_samples(encoders[name], sources, horizons, stride_train, span)
+        log.info("transfer: %s, %d source samples for %s", site.name, src.x.shape[0], name)
+        for head in heads:
+            with one_thread():
+                fitted[(name, head)] = fit_source_head(src, bundles[name][0], head, seed)
     for frac in fractions:
         labels = draw_labels(n, frac, seed)
-        for name, (train, test) in bundles.items():
-            for head in heads:
-                with one_thread():
+        arms: list[tuple[str, str, tuple[Bundle, Bundle], SourceHead | None]] = [
+            (name, head, b, None) for name, b in bundles.items() for head in heads
+        ]
+        arms += [(f"{e}_src", h, bundles[e], f) for (e, h), f in fitted.items()]
+        for name, head, (train, test), source in arms:
+            with one_thread():
+                if source is None:
                     mae, pers = probe(train, test, labels, head, seed)
-                for j, h in enumerate(horizons):
-                    rows.append(
-                        {
-                            "site": site.name,
-                            "family": site.family,
-                            "encoder": name,
-                            "head": head,
-                            "fraction": frac,
-                            "labels": int(labels.size),
-                            "horizon": float(h),
-                            "seed": seed,
-                            "mae": float(mae[j]),
-                            "persistence_mae": float(pers[j]),
-                            "mae_vs_persistence": float(mae[j] / pers[j])
-                            if pers[j] > 0
-                            else float("nan"),
-                            "n_test": int(test.x.shape[0]),
-                        }
-                    )
+                else:
+                    mae, pers = source_probe(source, train, test, labels)
+            for j, h in enumerate(horizons):
+                rows.append(
+                    {
+                        "site": site.name,
+                        "family": site.family,
+                        "encoder": name,
+                        "head": head,
+                        "fraction": frac,
+                        "labels": int(labels.size),
+                        "horizon": float(h),
+                        "seed": seed,
+                        "mae": float(mae[j]),
+                        "persistence_mae": float(pers[j]),
+                        "mae_vs_persistence": float(mae[j] / pers[j])
+                        if pers[j] > 0
+                        else float("nan"),
+                        "n_test": int(test.x.shape[0]),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -426,17 +539,22 @@ __all__ = [
     "FRACTIONS",
     "TASK_KINDS",
     "Bundle",
+    "SourceHead",
     "TransferSite",
     "check_disjoint",
+    "check_sources",
     "config_tag",
     "daily_frame",
     "draw_labels",
+    "fit_source_head",
     "forecast_config",
     "loso_run",
     "pretrained_run",
     "probe",
     "random_run",
     "site_samples",
+    "source_probe",
+    "source_samples",
     "transfer_records",
     "transfer_site",
     "wins",
