@@ -17,7 +17,9 @@ labels are origins every 2 days of its training period; a random fraction of the
 ``target_only`` (with --target-only: pretrained with the same steps on the target's
 training period alone), ``fine_tuned`` (with --fine-tune: the ``pretrained`` run, then the
 same steps on the target's training period: pretrain elsewhere, fine-tune on the target;
-the same target data as ``target_only``) and ``level`` (no encoder). Heads: ridge probe and MLP. Seeds vary
+the same target data as ``target_only``) and ``level`` (no encoder). With --source-heads,
+``pretrained_src`` and ``level_src`` fit their head on the source sites' labels (before the
+target's test period) and correct it on the target's (`geojepa.forecast.prior`). Heads: ridge probe and MLP. Seeds vary
 the pretraining, the initialisation and the label draw; mean +- std over seeds.
 
 With `--recipe no_ema` (or `factorised_sigreg`, `config.RECIPES`) every trained encoder
@@ -28,7 +30,7 @@ With `--merge A.csv B.csv ...` nothing is run: the record files of runs made in 
 as one run; a record (site, encoder, head, fraction, horizon, seed) found twice is refused.
 
 Usage: python benchmarks/bench_transfer.py [--quick] [--seeds 0 1] [--steps N]
-       [--target-only] [--heads ridge mlp [median]] [--recipe RECIPE] [--out DIR]
+       [--target-only] [--fine-tune] [--source-heads] [--heads ridge mlp [median]] [--recipe RECIPE] [--out DIR]
        [--data DIR] [--merge CSV ...]
 Writes OUT/transfer.md, OUT/transfer.json and OUT/records_transfer.csv
 (default OUT: bench-out/transfer; runs cached in OUT/../runs). No timing figures.
