@@ -122,7 +122,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # PRESET_METHOD) kept RankMe at 0.19-0.26 D where EMA 0.996 without SIGReg fell to
     # 0.05 D. On probes pooled over 8 slopes x 4 seeds it beats an untrained encoder on
     # next-day rain (+0.009 AUC); `no_ema_recipe` beat it there (+0.017) but forecast worse
-    # and raised false alarms (README, "Pooled probes"), so the preset keeps this recipe.
+    # and raised false alarms (docs/results/training.md, "Pooled probes"), so the preset keeps this recipe.
     "tiny": TrainConfig(
         steps=300,
         batch_size=16,
@@ -240,7 +240,7 @@ def preset(name: str = "tiny") -> RunConfig:
 def no_ema_recipe(config: RunConfig) -> RunConfig:
     """`config` without a target EMA (the target encoder is a copy of the online encoder
     after every step, LeJEPA's way) and with SIGReg weight 10 over 256 slices, steps left as
-    they are: the alternative recipe of the README's "Pooled probes" (1000 steps there,
+    they are: the alternative recipe of "Pooled probes" in docs/results/training.md (1000 steps there,
     `examples/configs/tiny-noema.yaml`), also offered to the detection and forecasting
     harnesses."""
     return replace(
@@ -252,8 +252,8 @@ def no_ema_recipe(config: RunConfig) -> RunConfig:
 
 def factorised_sigreg_recipe(config: RunConfig) -> RunConfig:
     """`config` with factorised (time-then-sensor) attention and SIGReg weight 10 over 256
-    slices, its target EMA and steps left as they are: the recipe of the README's
-    "Factorised attention and a stronger SIGReg" (1000 steps there,
+    slices, its target EMA and steps left as they are: the recipe of
+    "Factorised attention and a stronger SIGReg" in docs/results/training.md (1000 steps there,
     `examples/configs/tiny-factorised-sigreg.yaml`). It keeps RankMe >= 0.3 D where the
     preset does not, but its detection energy was weaker, so it is offered, not the preset."""
     return replace(
