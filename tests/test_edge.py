@@ -27,7 +27,7 @@ from geojepa.energy import (
 from geojepa.errors import InputError
 from geojepa.frame import to_frame
 from geojepa.site import Sensor, Site, sensors_frame
-from geojepa.windows import Normaliser, WindowSpec, window_at
+from geojepa.windows import Normaliser, Window, WindowSpec, window_at
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = ["P1", "P2", "R1"]
@@ -428,6 +428,41 @@ def test_frame_energy_covers_every_observed_cell() -> None:
     assert raw.shape == (n, c)
     assert np.isfinite(raw[frame.observed]).all()
     assert np.isfinite(row_max(raw)).all()
+
+
+def test_a_partial_last_stride_is_scored_by_the_window_ending_at_the_newest_row() -> None:
+    """Data that end inside a stride (the newest rows of a live site) are scored by the
+    window ending at the newest row, not by one whose last patch is half future rows:
+    the stand-in, like the trained model, mispredicts a half-empty patch badly."""
+    rng = np.random.default_rng(5)
+    n, c = 68, 3  # from 00:00 hourly, stride 8: the last stride holds 4 rows
+    values = 5.0 + 0.01 * rng.normal(size=(n, c))
+    times = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    rows = [(t, f"S{j}", values[i, j]) for i, t in enumerate(times) for j in range(c)]
+    site = Site(
+        "s",
+        sensors_frame([Sensor(f"S{j}") for j in range(c)]),
+        pd.DataFrame(rows, columns=["timestamp", "sensor_id", "value"]),
+    )
+    frame = to_frame(site)
+    norm = Normaliser(tuple(frame.sensor_ids), np.zeros(c), np.ones(c))
+    spec, energy = WindowSpec(32, 8, 8), EnergySpec()
+    assert energy.stride(spec) == 8 and n % 8 == 4
+    raw = frame_energy(MeanEngine(8), frame, norm, spec, energy)  # (n, C)
+    newest = window_energy(MeanEngine(8), window_at(frame, norm, spec, n), 8, energy)  # (C, 1)
+    np.testing.assert_allclose(raw[64:], np.repeat(newest.T, 4, axis=0))
+    # the aligned window would end 4 rows after the data: its last patch is half empty
+    ahead = frame_energy(MeanEngine(8), frame.slice_time(0, 64), norm, spec, energy)
+    np.testing.assert_allclose(raw[:64], ahead)  # complete strides are unchanged
+    assert np.nanmax(raw[64:]) < 10 * np.nanmax(raw[32:64]) + 1e-3
+    half = np.zeros((c, 32), np.float32)
+    half[:, :28] = np.asarray(window_at(frame, norm, spec, n).values)[:, 4:]
+    obs = np.zeros((c, 32), bool)
+    obs[:, :28] = True
+    w = window_at(frame, norm, spec, n)
+    half_win = Window(half, obs, w.sensor_feats, w.time_feats, w.start)
+    stale = window_energy(MeanEngine(8), half_win, 8, energy)
+    assert np.nanmin(stale) > 100 * np.nanmax(newest)  # what the newest rows used to get
 
 
 def test_json_lines_are_json() -> None:

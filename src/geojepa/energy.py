@@ -22,8 +22,10 @@ history. Off by default: a bundle without the setting scores as before.
 
 Scored windows are aligned on ABSOLUTE grid cells (cell k = floor(time / interval)): a
 window is scored where ``(k + 1) % stride == 0`` and gives the energy of the `stride`
-cells it ends with. The same rule serves a whole frame (`frame_energy`, used by
-``geojepa detect``) and a stream (the edge scorer), so both give the same numbers.
+cells it ends with; when the data end inside a stride, that partial stride is scored by
+the window ending at the newest row (`tail_window_end`). The same rules serve a whole
+frame (`frame_energy`, used by ``geojepa detect``) and a stream (the edge scorer), so
+both give the same numbers.
 
 This module is numpy only. The neural networks come in through `TokenEngine`: a torch
 engine (``geojepa.export.TorchEngine``) and an onnxruntime engine (the edge scorer's)
@@ -58,6 +60,7 @@ __all__ = [
     "scored_ends",
     "stack_windows",
     "sweep",
+    "tail_window_end",
     "token_valid_of",
     "window_energy",
 ]
@@ -302,24 +305,6 @@ def scored_ends(first_cell: int, n_cells: int, stride: int) -> np.ndarray:
     return np.arange(k0, last + stride, stride, dtype=np.int64)  # up to the first end >= last
 
 
-def extend_frame(frame: SensorFrame, n_extra: int) -> SensorFrame:
-    """`frame` with n_extra unobserved grid rows appended (the future has no readings)."""
-    if n_extra <= 0:
-        return frame
-    c = frame.n_sensors
-    step = np.timedelta64(int(frame.interval.value), "ns")
-    t_last = frame.time[-1].astype("datetime64[ns]")
-    extra_t = t_last + step * np.arange(1, n_extra + 1, dtype=np.int64)
-    return SensorFrame(
-        values=np.concatenate([frame.values, np.full((n_extra, c), np.nan, np.float32)]),
-        observed=np.concatenate([frame.observed, np.zeros((n_extra, c), bool)]),
-        time=np.concatenate([frame.time.astype("datetime64[ns]"), extra_t]),
-        sensors=frame.sensors,
-        interval=frame.interval,
-        counts=None,
-    )
-
-
 def first_cell(frame: SensorFrame) -> int:
     """Absolute grid cell of the frame's first row: floor(time / interval)."""
     if frame.n_times == 0:
@@ -338,8 +323,12 @@ def frame_energy(
     """Raw energy of every cell of `frame`: (T, C) float64, NaN where nothing was hidden.
 
     Windows end at the aligned cells of `scored_ends`; each fills the `stride` rows it
-    ends with. The frame is extended with unobserved rows so the last, partial stride is
-    scored the way a stream scores it when the file ends.
+    ends with. When the data end inside a stride (the newest rows of a site, most of the
+    time), that last, partial stride is scored by the window that ends at the newest row
+    (`tail_window_end`): its last patch is then full of readings instead of half future
+    rows that no training window ever had, which scored 10-80x the usual energy and raised
+    an alarm on the newest data whenever they ended mid-stride. Those rows are provisional:
+    once the stride completes, the aligned window scores them (as a stream does).
     """
     t, c = frame.n_times, frame.n_sensors
     out = np.full((t, c), np.nan)
@@ -348,21 +337,26 @@ def frame_energy(
     stride = spec.stride(window)
     scale = window.scales[0]
     k_first = first_cell(frame)
-    ends = scored_ends(k_first, t, stride)
-    ext = extend_frame(frame, int(ends[-1] - k_first + 1) - t)
-    for k in ends:
-        row_end = int(k - k_first + 1)  # exclusive
-        lo_row = max(row_end - window.span(scale), 0)  # only the window's rows are normalised
+    for k in scored_ends(k_first, t, stride):
+        row_end = int(k - k_first + 1)  # exclusive; past t for the last, partial stride
+        win_end = tail_window_end(row_end, t)
+        lo_row = max(win_end - window.span(scale), 0)  # only the window's rows are normalised
         win = window_at(
-            ext.slice_time(lo_row, row_end), normaliser, window, row_end - lo_row, scale=scale
+            frame.slice_time(lo_row, win_end), normaliser, window, win_end - lo_row, scale=scale
         )
         e = window_energy(engine, win, window.patch, spec)  # (C, recent)
-        cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C)
-        lo = row_end - stride
-        a, b = max(lo, 0), min(row_end, t)
+        cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C): rows up to win_end
+        a, b = max(row_end - stride, 0), min(row_end, t)
         if a < b:
-            out[a:b] = cells[a - lo : b - lo]
+            first = win_end - stride  # the frame row of cells[0]
+            out[a:b] = cells[a - first : b - first]
     return out
+
+
+def tail_window_end(row_end: int, n_rows: int) -> int:
+    """End row (exclusive) of the window that scores the stride ending at `row_end`: the
+    stride's own end, or the newest row when the data stop before it (a partial stride)."""
+    return min(int(row_end), int(n_rows))
 
 
 def row_max(x: np.ndarray) -> np.ndarray:

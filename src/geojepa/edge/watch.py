@@ -11,8 +11,9 @@ shared energy code as ``geojepa detect`` and emits one JSON line per grid time i
 Guarantees: memory is bounded by the ring (history x sensors) and one batch of lines,
 whatever the stream's length; alarm levels come from one `AlarmTracker` stepped in grid
 order (the same hysteresis and attribution as ``detect``); with ``once=True`` the file is
-read to its end and the last, partial stride is scored as ``score`` scores it, so the
-lines equal the rows of ``geojepa-edge score`` for a time-ordered file.
+read to its end and the last, partial stride is scored as ``score`` scores it (by the
+window ending at the newest cell), so the lines equal the rows of ``geojepa-edge score``
+for a time-ordered file.
 """
 
 from __future__ import annotations
@@ -63,19 +64,23 @@ class Watcher:
         """Cell k is closed; score if it ends an aligned stride."""
         if (k + 1) % self.stride:
             return
+        self._score(k, k - self.stride + 1)
+
+    def _score(self, k: int, emit_from: int) -> None:
+        """Score the window ending at cell k; emit grid times emit_from .. k."""
         m = self.model
         frame = self.ring.frame(k, self.sensors, m.meta.interval)  # (history, C)
         win = window_at(frame, m.normaliser, m.window, frame.n_times, scale=self.scale)
         energy = window_energy(m.engine, win, m.window.patch, m.energy)  # (C, recent)
         raw = np.repeat(energy, m.window.patch * self.scale, axis=1).T  # (stride, C)
-        sensor = m.calibration.sensor_scores(raw)  # (stride, C)
+        sensor = m.calibration.sensor_scores(raw)  # (stride, C): cells k - stride + 1 .. k
         per_time = row_max(sensor)  # (stride,)
         self.windows += 1
         first = self.ring.first if self.ring.first is not None else k
         interval = int(m.meta.interval.value)
         for i, cell in enumerate(range(k - self.stride + 1, k + 1)):
-            if cell < first:
-                continue  # before the stream began: no grid time there
+            if cell < first or cell < emit_from:
+                continue  # before the stream began, or already emitted
             row = sensor[i]
             score = float(per_time[i])
             step = self.tracker.step(score)
@@ -96,12 +101,15 @@ class Watcher:
             self.emitted += 1
 
     def flush(self) -> None:
-        """Close the open cells through the end of the current stride (end of a file)."""
-        if self.ring.current is None:
+        """End of a file: close the open cells and score the last, partial stride with the
+        window ending at the newest cell (`geojepa.energy.tail_window_end`'s rule)."""
+        current = self.ring.current
+        if current is None:
             return
-        end = (self.ring.current // self.stride) * self.stride + self.stride - 1
-        for k in self.ring.close_through(end):
+        for k in self.ring.close_through(current):
             self.on_closed(k)
+        if (current + 1) % self.stride:
+            self._score(current, (current // self.stride) * self.stride)
 
 
 def watch(
