@@ -202,7 +202,11 @@ DetectorFactory = Callable[[int], Detector]
 _REGISTRY: dict[str, DetectorFactory] = {}
 _OPT_IN: set[str] = set()
 
-PLUGIN_MODULES: list[str] = ["geojepa.detectors.jepa", "geojepa.detectors.reconstruction"]
+PLUGIN_MODULES: list[str] = [
+    "geojepa.detectors.jepa",
+    "geojepa.detectors.reconstruction",
+    "geojepa.detectors.response",
+]
 """Modules imported (when installed) before the registry is read; each registers its
 detectors on import. A JEPA detector module appends its own name here."""
 

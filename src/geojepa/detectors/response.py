@@ -1,0 +1,104 @@
+"""Response-only scoring: forcing sensors are context, never alarm sources.
+
+`ResponseOnly` wraps any detector. The inner detector fits and scores the whole frame, so a
+forcing sensor (rain gauge, thermometer, barometer, load: `FORCING_KINDS`) still informs
+the scores of the others wherever the inner detector reads across sensors (the JEPA reads
+every sensor of a window). Its own cells then get no evidence either way: the inner
+detector's median score of that sensor over the training period. So a forcing sensor never
+ranks above a response sensor's unusual cell, never raises the site alarm (the per-time
+score is the row maximum over the response sensors and these medians) and is never named
+for an alarm.
+
+Guarantees: response sensors' scores are the inner detector's, unchanged; nothing about a
+forcing sensor's test-period readings reaches its own score; a frame without a response
+sensor is refused (nothing would be scored). `water_level` is not a forcing kind: it may be
+a reservoir (a driver) or a well (a response), and is scored.
+
+Registered names: ``<inner>_response`` for the energy and three baselines, each opt-in
+(a study's variant, run when named).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Self
+
+import numpy as np
+
+from geojepa.detectors.base import (
+    Detector,
+    DetectorScores,
+    check_train_end,
+    make_detector,
+    register_detector,
+)
+from geojepa.errors import InputError
+from geojepa.frame import SensorFrame
+
+log = logging.getLogger(__name__)
+
+FORCING_KINDS: tuple[str, ...] = ("rain_gauge", "thermometer", "barometer", "load")
+"""Sensor kinds that drive the ground's response rather than show it."""
+
+
+def forcing_mask(frame: SensorFrame) -> np.ndarray:
+    """(C,) bool: which of `frame`'s sensors are of a forcing kind."""
+    kinds = frame.sensors["kind"].astype(str).to_numpy()
+    return np.isin(kinds, FORCING_KINDS)
+
+
+class ResponseOnly(Detector):
+    """`inner`'s scores on response sensors; forcing sensors at their training median."""
+
+    def __init__(self, inner: Detector) -> None:
+        self.inner = inner
+
+    def fit(self, frame: SensorFrame, train_end: int) -> Self:
+        end = check_train_end(frame, train_end)
+        self.forcing_ = forcing_mask(frame)  # (C,)
+        if self.forcing_.all():
+            raise InputError(
+                "every sensor of the site is a forcing sensor "
+                f"({', '.join(FORCING_KINDS)}); nothing would be scored",
+                hint="score with the plain detector, or add the response sensors",
+            )
+        self.inner.fit(frame, end)
+        train = self.inner.score(frame.slice_time(0, end)).sensor_scores  # (T_train, C)
+        obs = frame.observed[:end]
+        self.median_ = np.array(
+            [
+                float(np.median(train[obs[:, c], c])) if obs[:, c].any() else 0.0
+                for c in range(frame.n_sensors)
+            ]
+        )  # (C,)
+        self.median_ = np.nan_to_num(self.median_)
+        log.debug("response-only: %d forcing sensor(s) as context", int(self.forcing_.sum()))
+        return self
+
+    def score(self, frame: SensorFrame) -> DetectorScores:
+        if not hasattr(self, "forcing_"):
+            raise RuntimeError("ResponseOnly is not fitted: call fit first")
+        out = self.inner.score(frame)
+        sensor = out.sensor_scores.copy()  # (T, C)
+        f = self.forcing_
+        sensor[:, f] = np.where(np.isnan(sensor[:, f]), np.nan, self.median_[f][None, :])
+        filled = np.where(np.isnan(sensor), -np.inf, sensor)
+        per_time = filled.max(axis=1)  # (T,)
+        per_time[np.isneginf(per_time)] = np.nan
+        return DetectorScores(per_time, sensor, out.sensor_ids)
+
+
+class _Factory:
+    """``seed -> ResponseOnly(make_detector(inner, seed))`` under a picklable name."""
+
+    def __init__(self, inner: str) -> None:
+        self.inner = inner
+
+    def __call__(self, seed: int) -> ResponseOnly:
+        return ResponseOnly(make_detector(self.inner, seed))
+
+
+for _inner in ("geojepa", "trigger", "iforest_raw", "catch22_knn"):
+    register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
+
+__all__ = ["FORCING_KINDS", "ResponseOnly", "forcing_mask"]
