@@ -1,0 +1,64 @@
+"""ResponseOnly: forcing sensors inform the model but are never scored, ranked or named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from geojepa.detectors import RobustZ, TriggerLevels, available_detectors, make_detector
+from geojepa.detectors.response import FORCING_KINDS, ResponseOnly, forcing_mask
+from geojepa.errors import InputError
+from geojepa.frame import SensorFrame
+
+
+def _frame(kinds: list[str], seed: int = 0) -> SensorFrame:
+    rng = np.random.default_rng(seed)
+    t, c = 400, len(kinds)
+    values = rng.normal(size=(t, c))
+    values[300:310, 0] += 40.0  # a storm on sensor 0 in the test period
+    values[350:360, 1] += 6.0  # a real excursion on sensor 1
+    return SensorFrame(
+        values.astype(np.float32),
+        np.isfinite(values),
+        pd.date_range("2024-01-01", periods=t, freq="h").to_numpy(),
+        pd.DataFrame({"id": [f"S{i}" for i in range(c)], "kind": kinds}),
+        pd.Timedelta("1h"),
+    )
+
+
+def test_forcing_cells_get_their_training_median_and_response_cells_are_unchanged() -> None:
+    frame = _frame(["rain_gauge", "piezometer", "settlement"])
+    assert forcing_mask(frame).tolist() == [True, False, False]
+    plain = RobustZ().fit(frame, 200)
+    wrapped = ResponseOnly(RobustZ()).fit(frame, 200)
+    a, b = plain.score(frame), wrapped.score(frame)
+    np.testing.assert_allclose(b.sensor_scores[:, 1:], a.sensor_scores[:, 1:])
+    train_median = np.median(a.sensor_scores[:200, 0])
+    np.testing.assert_allclose(b.sensor_scores[:, 0], train_median)
+    np.testing.assert_allclose(b.score, np.max(b.sensor_scores, axis=1))
+    # the plain detector's top cell is the storm; the wrapped one's is the excursion
+    assert int(np.argmax(a.score)) in range(300, 310)
+    assert int(np.argmax(b.score)) in range(350, 360)
+    assert int(np.argmax(b.sensor_scores[int(np.argmax(b.score))])) == 1
+
+
+def test_the_wrapper_follows_the_estimator_contract_and_refuses_all_forcing_sites() -> None:
+    frame = _frame(["rain_gauge", "piezometer"])
+    det = ResponseOnly(TriggerLevels())
+    assert clone(det).get_params()["inner"].__class__ is TriggerLevels
+    with pytest.raises(RuntimeError, match="not fitted"):
+        det.score(frame)
+    assert det.fit(frame, 200) is det and hasattr(det, "median_")
+    with pytest.raises(InputError, match="nothing would be scored"):
+        ResponseOnly(TriggerLevels()).fit(_frame(["rain_gauge", "load"]), 200)
+
+
+def test_response_variants_are_registered_opt_in() -> None:
+    names = [f"{n}_response" for n in ("geojepa", "trigger", "iforest_raw", "catch22_knn")]
+    assert set(names) <= set(available_detectors())
+    assert not set(names) & set(available_detectors(opt_in=False))
+    det = make_detector("trigger_response", 0)
+    assert isinstance(det, ResponseOnly) and isinstance(det.inner, TriggerLevels)
+    assert "water_level" not in FORCING_KINDS
