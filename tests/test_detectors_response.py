@@ -37,7 +37,7 @@ def test_forcing_cells_get_their_training_median_and_response_cells_are_unchange
     np.testing.assert_allclose(b.sensor_scores[:, 1:], a.sensor_scores[:, 1:])
     train_median = np.median(a.sensor_scores[:200, 0])
     np.testing.assert_allclose(b.sensor_scores[:, 0], train_median)
-    np.testing.assert_allclose(b.score, np.max(b.sensor_scores, axis=1))
+    np.testing.assert_allclose(b.score, np.max(b.sensor_scores[:, 1:], axis=1))  # response only
     # the plain detector's top cell is the storm; the wrapped one's is the excursion
     assert int(np.argmax(a.score)) in range(300, 310)
     assert int(np.argmax(b.score)) in range(350, 360)
@@ -55,10 +55,11 @@ def test_the_wrapper_follows_the_estimator_contract_and_refuses_all_forcing_site
         ResponseOnly(TriggerLevels()).fit(_frame(["rain_gauge", "load"]), 200)
 
 
-def test_response_variants_are_registered_opt_in() -> None:
-    names = [f"{n}_response" for n in ("geojepa", "trigger", "iforest_raw", "catch22_knn")]
+def test_response_variants_are_registered() -> None:
+    names = [f"{n}_response" for n in ("trigger", "iforest_raw", "catch22_knn")]
     assert set(names) <= set(available_detectors())
     assert not set(names) & set(available_detectors(opt_in=False))
+    assert "geojepa_response" in available_detectors(opt_in=False)  # the path of `detect`
     det = make_detector("trigger_response", 0)
     assert isinstance(det, ResponseOnly) and isinstance(det.inner, TriggerLevels)
     assert "water_level" not in FORCING_KINDS

@@ -58,6 +58,7 @@ __all__ = [
     "relative_window",
     "row_max",
     "scored_ends",
+    "scored_row_max",
     "stack_windows",
     "sweep",
     "tail_window_end",
@@ -364,4 +365,18 @@ def row_max(x: np.ndarray) -> np.ndarray:
     filled = np.where(np.isnan(x), -np.inf, x)
     out = filled.max(axis=1) if x.shape[1] else np.full(x.shape[0], -np.inf)
     out[np.isneginf(out) & np.isnan(x).all(axis=1)] = np.nan
+    return out
+
+
+def scored_row_max(x: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
+    """Per-time score (T,) of per-sensor scores x (T, C): the row maximum over the `scored`
+    columns (C,) bool (None: all); a row where none of them has a value takes the maximum
+    over all columns (context sensors' resting scores), so an observed row is never NaN.
+    Context columns thus never lift a time's score above its response sensors'."""
+    if scored is None or scored.all() or not scored.any():
+        return row_max(x)
+    out = row_max(x[:, scored])
+    gap = np.isnan(out)
+    if gap.any():
+        out[gap] = row_max(x[gap])
     return out

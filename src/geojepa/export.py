@@ -37,14 +37,14 @@ import pandas as pd
 from geojepa import __version__
 from geojepa.atomic import atomic_dir
 from geojepa.edge.bundle import ExportMeta, GraphFile, sha256_file, write_meta
-from geojepa.edge.score import Calibration
+from geojepa.edge.score import Calibration, with_context
 from geojepa.energy import (
     EnergySpec,
     TokenEngine,
     TokenInputs,
     frame_energy,
     pad_index,
-    row_max,
+    scored_row_max,
     window_energy,
 )
 from geojepa.errors import GeoJEPAError, InputError
@@ -513,7 +513,10 @@ def fit_calibration(
     det = _Energy().fit(frame, train_end)
     centre = np.asarray(det.centre_, dtype=np.float64)
     scale = np.asarray(det.scale_, dtype=np.float64)
-    score = row_max((det.raw_train_ - centre[None, :]) / scale[None, :])  # (T_train,)
+    normalised = (det.raw_train_ - centre[None, :]) / scale[None, :]  # (T_train, C)
+    context = context_scores(normalised, frame.observed[:train_end], frame)
+    scored = None if context is None else np.isnan(context)
+    score = scored_row_max(with_context(normalised, context), scored)  # (T_train,)
     policy = calibrate_policy(TrainingScores.from_scores(score, train_end), protocol or _Protocol())
     # A quantile of training scores often IS a training score (several rows share one
     # window's energy; a sensor's q99 scales to exactly 1.0). Lift each threshold by
@@ -521,7 +524,33 @@ def fit_calibration(
     # and onnxruntime) cannot disagree on an alarm at such a tie; export_run checks that
     # the measured disagreement stays well below the lift.
     policy = replace(policy, amber=_lift(policy.amber), red=_lift(policy.red))
-    return Calibration(centre, scale, policy)
+    return Calibration(centre, scale, policy, context_score=context)
+
+
+def context_scores(
+    train: np.ndarray, observed: np.ndarray, frame: SensorFrame
+) -> np.ndarray | None:
+    """(C,) the score each forcing sensor's cells get (its median normalised training score
+    over observed cells, as `geojepa.detectors.response.ResponseOnly` gives it), NaN for
+    the sensors that are scored; None when no sensor is a forcing one, or every sensor is
+    (then nothing would be scored: every sensor is, with a warning).
+    train (T_train, C) normalised training scores; observed (T_train, C)."""
+    from geojepa.detectors.response import FORCING_KINDS, forcing_mask
+
+    forcing = forcing_mask(frame)
+    if not forcing.any():
+        return None
+    if forcing.all():
+        log.warning(
+            "every sensor is a forcing sensor (%s): all are scored", ", ".join(FORCING_KINDS)
+        )
+        return None
+    out = np.full(frame.n_sensors, np.nan)
+    for c in np.flatnonzero(forcing):
+        col = train[observed[:, c], c]
+        col = np.where(np.isnan(col), 0.0, col)  # an observed cell no window scored: 0
+        out[c] = float(np.median(col)) if col.size else 0.0
+    return out
 
 
 def _lift(threshold: float) -> float:
@@ -556,6 +585,24 @@ def _energies(
     engine: TokenEngine, windows: Sequence[Window], patch: int, spec: EnergySpec
 ) -> np.ndarray:
     return np.concatenate([window_energy(engine, w, patch, spec).ravel() for w in windows])
+
+
+def _per_time(calibration: Calibration, energies: np.ndarray, n_windows: int) -> np.ndarray:
+    """Per-time scores (n_windows * recent,) from `_energies`' cells (per window: C sensors
+    x recent patches, raveled), as the scorer makes them."""
+    c = calibration.centre.size
+    e = energies.reshape(n_windows, c, -1).transpose(0, 2, 1).reshape(-1, c)  # (W * r, C)
+    return calibration.per_time(calibration.sensor_scores(e))
+
+
+def _scored_cells(windows: Sequence[Window], scored: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) bool over `_energies`' cells (per window: C sensors x recent patches, raveled):
+    True where the sensor is scored."""
+    if scored is None:
+        return np.ones(n, dtype=bool)
+    per_window = n // max(len(windows), 1)
+    recent = per_window // max(scored.size, 1)
+    return np.tile(np.repeat(scored, recent), len(windows))
 
 
 def export_run(
@@ -674,7 +721,7 @@ def export_run(
                 score_diff,
                 TIE_MARGIN,
             )
-        quant = _maybe_int8(tmp, meta, graphs, checks, mc.patch, spec, e_onnx, int8)
+        quant = _maybe_int8(tmp, meta, graphs, checks, mc.patch, spec, e_onnx, int8, calibration)
         meta = replace(
             meta,
             graphs=quant.pop("graphs"),
@@ -759,8 +806,15 @@ def _maybe_int8(
     spec: EnergySpec,
     e_fp32: np.ndarray,
     mode: str,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
-    """Quantise, measure speed and score agreement; keep int8 files only where they help."""
+    """Quantise, measure speed and score agreement; keep int8 files only where they help.
+
+    Agreement: the Spearman correlation of the energies of the scored sensors (a forcing
+    sensor read as context never reaches a score, so its energies, often the largest, must
+    not vouch for the others'), and, with a `calibration`, of the per-time scores the alarms
+    read (the row maximum of the calibrated sensor scores); both must reach
+    `INT8_MIN_SPEARMAN`."""
     from geojepa.edge.score import OnnxEngine
 
     if mode == "off":
@@ -774,7 +828,21 @@ def _maybe_int8(
     fp32 = OnnxEngine(folder, meta)
     q8 = OnnxEngine(folder, q_meta, int8=True)
     e_int8 = _energies(q8, windows, patch, spec)
-    rho = spearman(e_fp32, e_int8)
+    scored = (
+        None
+        if calibration is None or calibration.context_score is None
+        else (np.isnan(calibration.context_score))
+    )
+    keep_cells = _scored_cells(windows, scored, e_fp32.size)
+    rho = spearman(e_fp32[keep_cells], e_int8[keep_cells])
+    if calibration is not None:
+        rho = min(
+            rho,
+            spearman(
+                _per_time(calibration, e_fp32, len(windows)),
+                _per_time(calibration, e_int8, len(windows)),
+            ),
+        )
     w = windows[0]
     runs: dict[str, list[float]] = {"fp32": [], "int8": []}
     for _ in range(INT8_TIMING_ROUNDS):  # interleaved, so drift on a busy machine hits both

@@ -21,8 +21,9 @@ starting at 0.99 instead of 0.999 (`config.fast_ema_recipe`).
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
 steps, then scores the training rows to learn each sensor's centre and spread
 (`SensorwiseDetector`). ``score(frame)`` is the energy sweep of `geojepa.energy`
-(`frame_energy` with `geojepa.export.TorchEngine`): the very scoring path of ``geojepa
-detect`` and the edge scorer.
+(`frame_energy` with `geojepa.export.TorchEngine`): the scoring path of ``geojepa detect``
+and the edge scorer, which then score forcing sensors (rain, temperature, pressure, load)
+as context only: that form is "geojepa_response" (`geojepa.detectors.response`).
 
 Runs are cached under `cache_dir` (default: the ``GEOJEPA_DETECTOR_CACHE`` environment
 variable, else no cache: a temporary folder per fit) keyed by a hash of the training rows,

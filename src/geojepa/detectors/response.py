@@ -5,17 +5,20 @@ forcing sensor (rain gauge, thermometer, barometer, load: `FORCING_KINDS`) still
 the scores of the others wherever the inner detector reads across sensors (the JEPA reads
 every sensor of a window). Its own cells then get no evidence either way: the inner
 detector's median score of that sensor over the training period. So a forcing sensor never
-ranks above a response sensor's unusual cell, never raises the site alarm (the per-time
-score is the row maximum over the response sensors and these medians) and is never named
-for an alarm.
+ranks above a response sensor's unusual cell, never raises the site alarm and is never
+named for an alarm: the per-time score is the row maximum over the response sensors
+(`geojepa.energy.scored_row_max`), falling back to every sensor only in a row where no
+response sensor has a score.
 
 Guarantees: response sensors' scores are the inner detector's, unchanged; nothing about a
 forcing sensor's test-period readings reaches its own score; a frame without a response
 sensor is refused (nothing would be scored). `water_level` is not a forcing kind: it may be
 a reservoir (a driver) or a well (a response), and is scored.
 
-Registered names: ``<inner>_response`` for the energy and three baselines, each opt-in
-(a study's variant, run when named).
+Registered names: ``geojepa_response``, the energy as ``geojepa detect``, the edge scorer
+and ``watch`` score it (in the default list; `geojepa.export.context_scores` gives their
+calibration the same rule), and ``<baseline>_response`` for three baselines, opt-in (a
+study's variant, run when named).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from geojepa.detectors.base import (
     make_detector,
     register_detector,
 )
+from geojepa.energy import scored_row_max
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
 
@@ -43,6 +47,8 @@ FORCING_KINDS: tuple[str, ...] = ("rain_gauge", "thermometer", "barometer", "loa
 
 def forcing_mask(frame: SensorFrame) -> np.ndarray:
     """(C,) bool: which of `frame`'s sensors are of a forcing kind."""
+    if "kind" not in frame.sensors.columns:
+        return np.zeros(frame.n_sensors, dtype=bool)
     kinds = frame.sensors["kind"].astype(str).to_numpy()
     return np.isin(kinds, FORCING_KINDS)
 
@@ -82,9 +88,7 @@ class ResponseOnly(Detector):
         sensor = out.sensor_scores.copy()  # (T, C)
         f = self.forcing_
         sensor[:, f] = np.where(np.isnan(sensor[:, f]), np.nan, self.median_[f][None, :])
-        filled = np.where(np.isnan(sensor), -np.inf, sensor)
-        per_time = filled.max(axis=1)  # (T,)
-        per_time[np.isneginf(per_time)] = np.nan
+        per_time = scored_row_max(sensor, ~f)  # (T,): over response sensors where they score
         return DetectorScores(per_time, sensor, out.sensor_ids)
 
 
@@ -98,7 +102,8 @@ class _Factory:
         return ResponseOnly(make_detector(self.inner, seed))
 
 
-for _inner in ("geojepa", "trigger", "iforest_raw", "catch22_knn"):
+register_detector("geojepa_response", _Factory("geojepa"))  # the path of `geojepa detect`
+for _inner in ("trigger", "iforest_raw", "catch22_knn"):
     register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
 
 __all__ = ["FORCING_KINDS", "ResponseOnly", "forcing_mask"]

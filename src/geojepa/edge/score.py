@@ -30,7 +30,13 @@ import pandas as pd
 from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
 from geojepa.edge.bundle import ExportMeta, load_meta
-from geojepa.energy import EnergySpec, TokenEngine, TokenInputs, frame_energy, row_max
+from geojepa.energy import (
+    EnergySpec,
+    TokenEngine,
+    TokenInputs,
+    frame_energy,
+    scored_row_max,
+)
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame, to_frame
 from geojepa.site import Site
@@ -142,16 +148,23 @@ class OnnxEngine:
 @dataclass(frozen=True)
 class Calibration:
     """Training-period statistics of the energy: per-sensor centre and scale (C,), and the
-    TARP policy whose thresholds were calibrated on training-period per-time scores."""
+    TARP policy whose thresholds were calibrated on training-period per-time scores.
+
+    `context_score` (C,): NaN for a sensor that is scored; for a forcing sensor (rain,
+    temperature, pressure, load: `geojepa.detectors.response.FORCING_KINDS`), which the
+    model reads as context only, the score every one of its observed cells gets (its
+    training-period median: no evidence either way). None: every sensor is scored (bundles
+    exported before forcing sensors became context)."""
 
     centre: np.ndarray
     scale: np.ndarray
     policy: TarpPolicy
     top_k: int = 3
+    context_score: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         p = self.policy
-        return {
+        out: dict[str, Any] = {
             "centre": [float(v) for v in self.centre],
             "scale": [float(v) for v in self.scale],
             "policy": {
@@ -164,6 +177,9 @@ class Calibration:
             },
             "top_k": self.top_k,
         }
+        if self.context_score is not None:
+            out["context_score"] = [None if np.isnan(v) else float(v) for v in self.context_score]
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], n_sensors: int) -> Calibration:
@@ -174,12 +190,40 @@ class Calibration:
                 "energy calibration does not match the sensors (or a scale is not positive)",
                 hint="re-export the run",
             )
+        context = None
+        if d.get("context_score") is not None:
+            context = np.array(
+                [np.nan if v is None else float(v) for v in d["context_score"]], dtype=np.float64
+            )
+            if context.shape != (n_sensors,):
+                raise InputError(
+                    "the energy calibration's context scores do not match the sensors",
+                    hint="re-export the run",
+                )
         pol = dict(d["policy"])
-        return cls(centre, scale, TarpPolicy(**pol), int(d.get("top_k", 3)))
+        return cls(centre, scale, TarpPolicy(**pol), int(d.get("top_k", 3)), context)
 
     def sensor_scores(self, raw: np.ndarray) -> np.ndarray:
-        """Raw energy (T, C) -> per-sensor scores (T, C) on the training scale."""
-        return (raw - self.centre[None, :]) / self.scale[None, :]
+        """Raw energy (T, C) -> per-sensor scores (T, C) on the training scale; a context
+        sensor's cells get its `context_score` (NaN stays NaN: nothing to score)."""
+        return with_context((raw - self.centre[None, :]) / self.scale[None, :], self.context_score)
+
+    def per_time(self, sensor: np.ndarray) -> np.ndarray:
+        """Per-time scores (T,) from per-sensor scores (T, C): the row maximum over the
+        scored sensors (`geojepa.energy.scored_row_max`)."""
+        scored = None if self.context_score is None else np.isnan(self.context_score)
+        return scored_row_max(sensor, scored)
+
+
+def with_context(scores: np.ndarray, context_score: np.ndarray | None) -> np.ndarray:
+    """Per-sensor scores (T, C) with each context sensor's finite cells set to its
+    `context_score` (C,) entry (NaN entries: sensors scored as they are)."""
+    if context_score is None:
+        return scores
+    out = np.array(scores, dtype=np.float64, copy=True)
+    ctx = ~np.isnan(context_score)  # (C,)
+    out[:, ctx] = np.where(np.isnan(out[:, ctx]), np.nan, context_score[ctx][None, :])
+    return out
 
 
 @dataclass(frozen=True)
@@ -257,7 +301,7 @@ def score_with(
     onnxruntime): the one scoring path ``geojepa detect`` and the edge scorer share."""
     raw = frame_energy(engine, frame, normaliser, window, energy)  # (T, C)
     sensor = calibration.sensor_scores(raw)  # (T, C)
-    score = row_max(sensor)  # (T,)
+    score = calibration.per_time(sensor)  # (T,)
     tracker = AlarmTracker(calibration.policy, frame.sensor_ids, calibration.top_k)
     level = np.array([int(tracker.step(s).level) for s in score], dtype=np.int8)
     return Scores(frame.time, score, sensor, level, tuple(frame.sensor_ids))

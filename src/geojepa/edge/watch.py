@@ -30,7 +30,7 @@ import pandas as pd
 
 from geojepa.edge.score import EdgeModel, json_line, ranked
 from geojepa.edge.stream import GridRing, LineFollower, StreamParser, StreamStats
-from geojepa.energy import row_max, window_energy
+from geojepa.energy import window_energy
 from geojepa.windows import window_at
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Watcher:
         energy = window_energy(m.engine, win, m.window.patch, m.energy)  # (C, recent)
         raw = np.repeat(energy, m.window.patch * self.scale, axis=1).T  # (stride, C)
         sensor = m.calibration.sensor_scores(raw)  # (stride, C): cells k - stride + 1 .. k
-        per_time = row_max(sensor)  # (stride,)
+        per_time = m.calibration.per_time(sensor)  # (stride,)
         self.windows += 1
         first = self.ring.first if self.ring.first is not None else k
         interval = int(m.meta.interval.value)
