@@ -96,7 +96,9 @@ def main_benchmark(args: argparse.Namespace) -> None:
     inject = tuple(k for k in args.inject.split(",") if k)
     if args.source == "gw-challenge":
         cases = gw_cases(args.data_root, levels, seeds)
-        build = gw_builder(args.data_root, train_fraction=proto.train_fraction)
+        build = gw_builder(
+            args.data_root, with_forcing=args.with_forcing, train_fraction=proto.train_fraction
+        )
         meta: dict[str, object] = {"source": "gw-challenge"}
         title = "Detectors on gw-challenge heads with injected faults"
     else:
@@ -221,6 +223,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--main", default=None, help="run the benchmark, write it here")
     parser.add_argument("--source", default="simulated", choices=["simulated", "gw-challenge"])
     parser.add_argument("--data-root", default=None)
+    parser.add_argument(
+        "--with-forcing",
+        action="store_true",
+        help="gw-challenge: keep each well's forcing series (rain, temperature, ...) beside its head",
+    )
     parser.add_argument("--scenarios", default="slope,embankment,dam")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--intensities", default="1,0.5")
