@@ -63,3 +63,22 @@ def test_response_variants_are_registered() -> None:
     det = make_detector("trigger_response", 0)
     assert isinstance(det, ResponseOnly) and isinstance(det.inner, TriggerLevels)
     assert "water_level" not in FORCING_KINDS
+
+
+def test_the_calibration_carries_context_scores_and_reads_older_bundles() -> None:
+    from geojepa.alarms import TarpPolicy
+    from geojepa.edge.score import Calibration
+
+    ctx = np.array([np.nan, -0.1, np.nan])
+    cal = Calibration(np.zeros(3), np.ones(3), TarpPolicy(amber=1.0, red=2.0), 3, ctx)
+    again = Calibration.from_dict(cal.to_dict(), 3)
+    np.testing.assert_array_equal(again.context_score, ctx)
+    raw = np.array([[0.5, 9.0, 0.2], [np.nan, np.nan, 3.0], [0.1, 9.0, np.nan]])
+    sensor = again.sensor_scores(raw)
+    np.testing.assert_array_equal(sensor[:, 1], [-0.1, np.nan, -0.1])  # context, NaN kept
+    np.testing.assert_allclose(again.per_time(sensor), [0.5, 3.0, 0.1])  # response sensors
+    old = cal.to_dict()
+    del old["context_score"]  # a bundle exported before forcing sensors became context
+    plain = Calibration.from_dict(old, 3)
+    assert plain.context_score is None
+    np.testing.assert_allclose(plain.per_time(plain.sensor_scores(raw)), [9.0, 3.0, 9.0])

@@ -831,7 +831,7 @@ def _maybe_int8(
     scored = (
         None
         if calibration is None or calibration.context_score is None
-        else (np.isnan(calibration.context_score))
+        else np.isnan(calibration.context_score)
     )
     keep_cells = _scored_cells(windows, scored, e_fp32.size)
     rho = spearman(e_fp32[keep_cells], e_int8[keep_cells])
