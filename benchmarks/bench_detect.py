@@ -135,7 +135,16 @@ def main_benchmark(args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
 
-def ablations(out: str, cases: list[tuple[str, int]], steps: int, sensors: int, days: int) -> None:
+def ablations(
+    out: str,
+    cases: list[tuple[str, int]],
+    steps: int,
+    sensors: int,
+    days: int,
+    response: bool = False,
+) -> None:
+    """Each variant through the harness; `response`: every variant scored as `detect` scores
+    (forcing sensors as context, `geojepa.detectors.response.ResponseOnly`)."""
     from geojepa.detectors import register_detector
     from geojepa.detectors.jepa import JepaEnergy
     from geojepa.detectors.reconstruction import Reconstruction
@@ -160,9 +169,13 @@ def ablations(out: str, cases: list[tuple[str, int]], steps: int, sensors: int, 
     for name, kw in variants.items():
 
         def factory(s: int, kw: object = kw) -> object:
+            from geojepa.detectors.response import ResponseOnly
+
             if kw is None:
-                return Reconstruction(steps=steps, seed=s)
-            return JepaEnergy(steps=steps, seed=s, **kw)  # type: ignore[arg-type]
+                det: object = Reconstruction(steps=steps, seed=s)
+            else:
+                det = JepaEnergy(steps=steps, seed=s, **kw)  # type: ignore[arg-type]
+            return ResponseOnly(det) if response else det  # type: ignore[arg-type]
 
         register_detector(f"ablation/{name}", factory)  # type: ignore[arg-type]
         res = run_benchmark(todo, [f"ablation/{name}"], build, proto, progress=False)
@@ -176,6 +189,7 @@ def ablations(out: str, cases: list[tuple[str, int]], steps: int, sensors: int, 
                 "sensors": sensors,
                 "days": days,
                 "injected": ["drift"],
+                "response_only": response,
             }
         )
         label = ", ".join(f"{sc} seed {sd}" for sc, sd in cases)
@@ -220,6 +234,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--cases", default=None, help="ablation cases scenario:seed,...")
+    parser.add_argument(
+        "--response",
+        action="store_true",
+        help="ablations scored as detect scores: forcing sensors as context",
+    )
     parser.add_argument("--main", default=None, help="run the benchmark, write it here")
     parser.add_argument("--source", default="simulated", choices=["simulated", "gw-challenge"])
     parser.add_argument("--data-root", default=None)
@@ -264,7 +283,7 @@ def main(argv: list[str]) -> int:
             if args.cases
             else [(args.scenario, args.seed)]
         )
-        ablations(args.ablations, cases, args.steps, args.sensors, args.days)
+        ablations(args.ablations, cases, args.steps, args.sensors, args.days, args.response)
         return 0
     from geojepa.simulate import simulate_site
 
