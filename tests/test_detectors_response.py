@@ -56,7 +56,7 @@ def test_the_wrapper_follows_the_estimator_contract_and_refuses_all_forcing_site
 
 
 def test_response_variants_are_registered() -> None:
-    names = [f"{n}_response" for n in ("trigger", "iforest_raw", "catch22_knn")]
+    names = [f"{n}_response" for n in ("geojepa_density", "trigger", "iforest_raw", "catch22_knn")]
     assert set(names) <= set(available_detectors())
     assert not set(names) & set(available_detectors(opt_in=False))
     assert "geojepa_response" in available_detectors(opt_in=False)  # the path of `detect`

@@ -17,8 +17,8 @@ a reservoir (a driver) or a well (a response), and is scored.
 
 Registered names: ``geojepa_response``, the energy as ``geojepa detect``, the edge scorer
 and ``watch`` score it (in the default list; `geojepa.export.context_scores` gives their
-calibration the same rule), and ``<baseline>_response`` for three baselines, opt-in (a
-study's variant, run when named).
+calibration the same rule), and ``<name>_response`` for the embedding density and three baselines, opt-in (a study's
+variant, run when named).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class _Factory:
 
 
 register_detector("geojepa_response", _Factory("geojepa"))  # the path of `geojepa detect`
-for _inner in ("trigger", "iforest_raw", "catch22_knn"):
+for _inner in ("geojepa_density", "trigger", "iforest_raw", "catch22_knn"):
     register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
 
 __all__ = ["FORCING_KINDS", "ResponseOnly", "forcing_mask"]
