@@ -17,8 +17,8 @@ a reservoir (a driver) or a well (a response), and is scored.
 
 Registered names: ``geojepa_response``, the energy as ``geojepa detect``, the edge scorer
 and ``watch`` score it (in the default list; `geojepa.export.context_scores` gives their
-calibration the same rule), and ``<name>_response`` for the embedding density and three baselines, opt-in (a study's
-variant, run when named).
+calibration the same rule), and ``<name>_response`` for the embedding density and three
+baselines, opt-in (a study's variant, run when named).
 """
 
 from __future__ import annotations
