@@ -245,7 +245,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--with-forcing",
         action="store_true",
-        help="gw-challenge: keep each well's forcing series (rain, temperature, ...) beside its head",
+        help="gw-challenge: keep each well's forcing series (rain, temperature, ...) "
+        "beside its head",
     )
     parser.add_argument("--scenarios", default="slope,embankment,dam")
     parser.add_argument("--seeds", default="0,1,2")

@@ -19,8 +19,9 @@ training period alone), ``fine_tuned`` (with --fine-tune: the ``pretrained`` run
 same steps on the target's training period: pretrain elsewhere, fine-tune on the target;
 the same target data as ``target_only``) and ``level`` (no encoder). With --source-heads,
 ``pretrained_src`` and ``level_src`` fit their head on the source sites' labels (before the
-target's test period) and correct it on the target's (`geojepa.forecast.prior`). Heads: ridge probe and MLP. Seeds vary
-the pretraining, the initialisation and the label draw; mean +- std over seeds.
+target's test period) and correct it on the target's (`geojepa.forecast.prior`). Heads:
+ridge probe and MLP. Seeds vary the pretraining, the initialisation and the label draw;
+mean +- std over seeds.
 
 With `--recipe no_ema` (or `factorised_sigreg`, `config.RECIPES`) every trained encoder
 (pretrained, target_only) uses that recipe; the untrained encoder is that of the same shape.
@@ -30,8 +31,8 @@ With `--merge A.csv B.csv ...` nothing is run: the record files of runs made in 
 as one run; a record (site, encoder, head, fraction, horizon, seed) found twice is refused.
 
 Usage: python benchmarks/bench_transfer.py [--quick] [--seeds 0 1] [--steps N]
-       [--target-only] [--fine-tune] [--source-heads] [--heads ridge mlp [median]] [--recipe RECIPE] [--out DIR]
-       [--data DIR] [--merge CSV ...]
+       [--target-only] [--fine-tune] [--source-heads] [--heads ridge mlp [median]]
+       [--recipe RECIPE] [--out DIR] [--data DIR] [--merge CSV ...]
 Writes OUT/transfer.md, OUT/transfer.json and OUT/records_transfer.csv
 (default OUT: bench-out/transfer; runs cached in OUT/../runs). No timing figures.
 """

@@ -296,8 +296,8 @@ def test_extra_pretraining_slopes_have_their_own_names_and_rain() -> None:
 # --------------------------------------------------------------------------- slow: simulated
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
-    """The pooled probe experiment (docs/results/training.md), seed 0: the tiny preset pretrained on 8
-    simulated slopes before the split, probes pooled over all 8."""
+    """The pooled probe experiment (docs/results/training.md), seed 0: the tiny preset
+    pretrained on 8 simulated slopes before the split, probes pooled over all 8."""
     from geojepa.evaluate.probes import slope_probe_experiment
 
     run = tmp_path_factory.mktemp("sim") / "run"
@@ -316,7 +316,8 @@ def test_tiny_preset_trains_on_simulated_slopes_within_ten_minutes(
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="target missed: RankMe 0.264, 0.256, 0.262, 0.255 D over seeds 0-3 with the tiny"
-    " preset on 8 slopes (without a target EMA: 0.23-0.32 D; docs/results/training.md, 'Pooled probes')"
+    " preset on 8 slopes (without a target EMA: 0.23-0.32 D;"
+    " docs/results/training.md, 'Pooled probes')"
 )
 def test_tiny_preset_rankme_reaches_three_tenths_of_the_width(
     simulated: dict[str, float],

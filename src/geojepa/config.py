@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # PRESET_METHOD) kept RankMe at 0.19-0.26 D where EMA 0.996 without SIGReg fell to
     # 0.05 D. On probes pooled over 8 slopes x 4 seeds it beats an untrained encoder on
     # next-day rain (+0.009 AUC); `no_ema_recipe` beat it there (+0.017) but forecast worse
-    # and raised false alarms (docs/results/training.md, "Pooled probes"), so the preset keeps this recipe.
+    # and raised false alarms (docs/results/training.md, "Pooled probes"), so the preset
+    # keeps this recipe.
     "tiny": TrainConfig(
         steps=300,
         batch_size=16,
@@ -240,9 +241,9 @@ def preset(name: str = "tiny") -> RunConfig:
 def no_ema_recipe(config: RunConfig) -> RunConfig:
     """`config` without a target EMA (the target encoder is a copy of the online encoder
     after every step, LeJEPA's way) and with SIGReg weight 10 over 256 slices, steps left as
-    they are: the alternative recipe of "Pooled probes" in docs/results/training.md (1000 steps there,
-    `examples/configs/tiny-noema.yaml`), also offered to the detection and forecasting
-    harnesses."""
+    they are: the alternative recipe of "Pooled probes" in docs/results/training.md (1000
+    steps there, `examples/configs/tiny-noema.yaml`), also offered to the detection and
+    forecasting harnesses."""
     return replace(
         config,
         train=replace(config.train, ema_start=0.0, ema_end=0.0),
@@ -252,8 +253,8 @@ def no_ema_recipe(config: RunConfig) -> RunConfig:
 
 def factorised_sigreg_recipe(config: RunConfig) -> RunConfig:
     """`config` with factorised (time-then-sensor) attention and SIGReg weight 10 over 256
-    slices, its target EMA and steps left as they are: the recipe of
-    "Factorised attention and a stronger SIGReg" in docs/results/training.md (1000 steps there,
+    slices, its target EMA and steps left as they are: the recipe of "Factorised attention
+    and a stronger SIGReg" in docs/results/training.md (1000 steps there,
     `examples/configs/tiny-factorised-sigreg.yaml`). It keeps RankMe >= 0.3 D where the
     preset does not, but its detection energy was weaker, so it is offered, not the preset."""
     return replace(
@@ -280,7 +281,15 @@ def fast_ema_recipe(config: RunConfig) -> RunConfig:
     return replace(config, train=replace(config.train, ema_start=0.99))
 
 
-RECIPES: tuple[str, ...] = ("ema", "no_ema", "factorised_sigreg", "heavy_mask", "fast_ema")
+_RECIPE_CHANGES: dict[str, Callable[[RunConfig], RunConfig]] = {
+    "ema": lambda config: config,
+    "no_ema": no_ema_recipe,
+    "factorised_sigreg": factorised_sigreg_recipe,
+    "heavy_mask": heavy_mask_recipe,
+    "fast_ema": fast_ema_recipe,
+}
+
+RECIPES: tuple[str, ...] = tuple(_RECIPE_CHANGES)
 """Training recipes a harness can ask for: "ema", the preset's own (what the main
 forecasting, transfer and detection tables were measured with), "no_ema"
 (`no_ema_recipe`), "factorised_sigreg" (`factorised_sigreg_recipe`), "heavy_mask"
@@ -289,17 +298,9 @@ forecasting, transfer and detection tables were measured with), "no_ema"
 
 def with_recipe(config: RunConfig, recipe: str) -> RunConfig:
     """`config` under the named recipe (`RECIPES`); anything else is refused."""
-    if recipe not in RECIPES:
+    if recipe not in _RECIPE_CHANGES:
         raise ValueError(f"unknown recipe {recipe!r}; use one of {RECIPES}")
-    if recipe == "no_ema":
-        return no_ema_recipe(config)
-    if recipe == "factorised_sigreg":
-        return factorised_sigreg_recipe(config)
-    if recipe == "heavy_mask":
-        return heavy_mask_recipe(config)
-    if recipe == "fast_ema":
-        return fast_ema_recipe(config)
-    return config
+    return _RECIPE_CHANGES[recipe](config)
 
 
 # --------------------------------------------------------------------------- YAML with marks

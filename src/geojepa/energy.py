@@ -64,6 +64,7 @@ __all__ = [
     "tail_window_end",
     "token_valid_of",
     "window_energy",
+    "with_context",
 ]
 
 
@@ -365,6 +366,17 @@ def row_max(x: np.ndarray) -> np.ndarray:
     filled = np.where(np.isnan(x), -np.inf, x)
     out = filled.max(axis=1) if x.shape[1] else np.full(x.shape[0], -np.inf)
     out[np.isneginf(out) & np.isnan(x).all(axis=1)] = np.nan
+    return out
+
+
+def with_context(scores: np.ndarray, context_score: np.ndarray | None) -> np.ndarray:
+    """Per-sensor scores (T, C) with each context sensor's finite cells set to its
+    `context_score` (C,) entry (NaN entries: sensors scored as they are; None: all)."""
+    if context_score is None:
+        return scores
+    out = np.array(scores, dtype=np.float64, copy=True)
+    ctx = ~np.isnan(context_score)  # (C,)
+    out[:, ctx] = np.where(np.isnan(out[:, ctx]), np.nan, context_score[ctx][None, :])
     return out
 
 

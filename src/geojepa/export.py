@@ -37,7 +37,7 @@ import pandas as pd
 from geojepa import __version__
 from geojepa.atomic import atomic_dir
 from geojepa.edge.bundle import ExportMeta, GraphFile, sha256_file, write_meta
-from geojepa.edge.score import Calibration, with_context
+from geojepa.edge.score import Calibration
 from geojepa.energy import (
     EnergySpec,
     TokenEngine,
@@ -46,6 +46,7 @@ from geojepa.energy import (
     pad_index,
     scored_row_max,
     window_energy,
+    with_context,
 )
 from geojepa.errors import GeoJEPAError, InputError
 from geojepa.frame import SensorFrame, to_frame
@@ -535,7 +536,7 @@ def context_scores(
     the sensors that are scored; None when no sensor is a forcing one, or every sensor is
     (then nothing would be scored: every sensor is, with a warning).
     train (T_train, C) normalised training scores; observed (T_train, C)."""
-    from geojepa.detectors.response import FORCING_KINDS, forcing_mask
+    from geojepa.detectors.response import FORCING_KINDS, forcing_mask, resting_scores
 
     forcing = forcing_mask(frame)
     if not forcing.any():
@@ -545,12 +546,7 @@ def context_scores(
             "every sensor is a forcing sensor (%s): all are scored", ", ".join(FORCING_KINDS)
         )
         return None
-    out = np.full(frame.n_sensors, np.nan)
-    for c in np.flatnonzero(forcing):
-        col = train[observed[:, c], c]
-        col = np.where(np.isnan(col), 0.0, col)  # an observed cell no window scored: 0
-        out[c] = float(np.median(col)) if col.size else 0.0
-    return out
+    return resting_scores(train, observed, forcing)
 
 
 def _lift(threshold: float) -> float:

@@ -546,11 +546,11 @@ def pretrain(
 
     `init`: another run folder (or checkpoint, or an `InitSource`) whose weights (context
     encoder, predictor, target encoder) this run starts from: continued pretraining on new
-    sites, e.g. a model pretrained on a family of sites adapted to one more. Its model configuration must be
-    this run's; the optimiser, the schedules and the step count start afresh, and the
-    normaliser is fitted on `sites` as for any run. The source is recorded in the run folder
-    (``init.json``) and in the tracked parameters. Not with `resume` (the checkpoint holds
-    the weights then).
+    sites, e.g. a model pretrained on a family of sites adapted to one more. Its model
+    configuration must be this run's; the optimiser, the schedules and the step count start
+    afresh, and the normaliser is fitted on `sites` as for any run. The source is recorded in
+    the run folder (``init.json``) and in the tracked parameters. Not with `resume` (the
+    checkpoint holds the weights then).
     """
     if not sites:
         raise InputError("no site to train on", hint="pass at least one SITE folder")

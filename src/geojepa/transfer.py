@@ -330,15 +330,14 @@ def source_samples(
 def check_sources(target: TransferSite, sources: Sequence[TransferSite]) -> None:
     """Refuse a source that is the target, or whose labelled rows reach past the start of
     the target's test period (source heads must see only what precedes it)."""
-    start = target.frame.time[min(target.split, target.frame.n_times - 1)]
     for s in sources:
         if s.name == target.name:
             raise ValueError(f"the target {target.name!r} cannot be its own source")
-        if (
-            s.split > 0
-            and s.frame.time[s.split - 1] >= start
-            and target.split < target.frame.n_times
-        ):
+    if target.split >= target.frame.n_times:
+        return  # no test period: nothing a source could reach into
+    start = target.frame.time[target.split]
+    for s in sources:
+        if s.split > 0 and s.frame.time[s.split - 1] >= start:
             raise ValueError(
                 f"source {s.name!r} holds rows up to {s.frame.time[s.split - 1]}, at or after "
                 f"the start of {target.name!r}'s test period ({start}); cut it there"

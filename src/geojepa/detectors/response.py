@@ -35,7 +35,7 @@ from geojepa.detectors.base import (
     make_detector,
     register_detector,
 )
-from geojepa.energy import scored_row_max
+from geojepa.energy import scored_row_max, with_context
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
 
@@ -51,6 +51,19 @@ def forcing_mask(frame: SensorFrame) -> np.ndarray:
         return np.zeros(frame.n_sensors, dtype=bool)
     kinds = frame.sensors["kind"].astype(str).to_numpy()
     return np.isin(kinds, FORCING_KINDS)
+
+
+def resting_scores(train: np.ndarray, observed: np.ndarray, forcing: np.ndarray) -> np.ndarray:
+    """(C,) the score a forcing sensor's cells get: its median training score over observed
+    cells (an observed cell without a score counts 0, the detectors' "no evidence"; no
+    observed cell: 0); NaN for the sensors that are scored. train (T_train, C) per-sensor
+    scores, observed (T_train, C), forcing (C,) bool."""
+    out = np.full(train.shape[1], np.nan)
+    for c in np.flatnonzero(forcing):
+        col = train[observed[:, c], c]
+        col = np.where(np.isnan(col), 0.0, col)
+        out[c] = float(np.median(col)) if col.size else 0.0
+    return out
 
 
 class ResponseOnly(Detector):
@@ -70,14 +83,8 @@ class ResponseOnly(Detector):
             )
         self.inner.fit(frame, end)
         train = self.inner.score(frame.slice_time(0, end)).sensor_scores  # (T_train, C)
-        obs = frame.observed[:end]
-        self.median_ = np.array(
-            [
-                float(np.median(train[obs[:, c], c])) if obs[:, c].any() else 0.0
-                for c in range(frame.n_sensors)
-            ]
-        )  # (C,)
-        self.median_ = np.nan_to_num(self.median_)
+        # (C,) each forcing sensor's resting score, NaN for the scored (response) sensors
+        self.median_ = resting_scores(train, frame.observed[:end], self.forcing_)
         log.debug("response-only: %d forcing sensor(s) as context", int(self.forcing_.sum()))
         return self
 
@@ -85,10 +92,8 @@ class ResponseOnly(Detector):
         if not hasattr(self, "forcing_"):
             raise RuntimeError("ResponseOnly is not fitted: call fit first")
         out = self.inner.score(frame)
-        sensor = out.sensor_scores.copy()  # (T, C)
-        f = self.forcing_
-        sensor[:, f] = np.where(np.isnan(sensor[:, f]), np.nan, self.median_[f][None, :])
-        per_time = scored_row_max(sensor, ~f)  # (T,): over response sensors where they score
+        sensor = with_context(out.sensor_scores, self.median_)  # (T, C)
+        per_time = scored_row_max(sensor, ~self.forcing_)  # (T,): over the response sensors
         return DetectorScores(per_time, sensor, out.sensor_ids)
 
 
@@ -106,4 +111,4 @@ register_detector("geojepa_response", _Factory("geojepa"))  # the path of `geoje
 for _inner in ("geojepa_density", "trigger", "iforest_raw", "catch22_knn"):
     register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
 
-__all__ = ["FORCING_KINDS", "ResponseOnly", "forcing_mask"]
+__all__ = ["FORCING_KINDS", "ResponseOnly", "forcing_mask", "resting_scores"]

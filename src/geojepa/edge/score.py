@@ -36,6 +36,7 @@ from geojepa.energy import (
     TokenInputs,
     frame_energy,
     scored_row_max,
+    with_context,
 )
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame, to_frame
@@ -213,17 +214,6 @@ class Calibration:
         scored sensors (`geojepa.energy.scored_row_max`)."""
         scored = None if self.context_score is None else np.isnan(self.context_score)
         return scored_row_max(sensor, scored)
-
-
-def with_context(scores: np.ndarray, context_score: np.ndarray | None) -> np.ndarray:
-    """Per-sensor scores (T, C) with each context sensor's finite cells set to its
-    `context_score` (C,) entry (NaN entries: sensors scored as they are)."""
-    if context_score is None:
-        return scores
-    out = np.array(scores, dtype=np.float64, copy=True)
-    ctx = ~np.isnan(context_score)  # (C,)
-    out[:, ctx] = np.where(np.isnan(out[:, ctx]), np.nan, context_score[ctx][None, :])
-    return out
 
 
 @dataclass(frozen=True)

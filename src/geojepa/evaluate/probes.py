@@ -71,7 +71,8 @@ def context_as_target(run: LoadedRun) -> LoadedRun:
 
 def probe_config(base: RunConfig, seed: int, fusion: str | None = None) -> RunConfig:
     """`base` made ready for the probe experiment: window stride 16, one thread, `seed`,
-    and `fusion` when given (the settings every row of the probe tables in docs/results/training.md used)."""
+    and `fusion` when given (the settings every row of the probe tables in
+    docs/results/training.md used)."""
     model = base.model if fusion is None else replace(base.model, fusion=fusion)
     return replace(
         base,

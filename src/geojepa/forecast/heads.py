@@ -99,6 +99,17 @@ def fit_ridge_grouped(
     )
 
 
+def fit_ridge_penalised(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alphas: Sequence[float], folds: int
+) -> RidgeFit:
+    """Ridge of y (N,) on x (N, F) whose penalty is chosen by group K-fold error when
+    `groups` (N,) holds at least 2 groups (`fit_ridge_grouped`), else by exact leave-one-out
+    error (`fit_ridge_loo`)."""
+    if groups is not None and np.unique(groups).size >= 2:
+        return fit_ridge_grouped(x, y, groups, alphas, folds)
+    return fit_ridge_loo(x, y, alphas)
+
+
 class RidgeHead:
     """One ridge per horizon; penalty chosen by exact leave-one-out error, or by group
     K-fold error when `fit` is given groups (samples of one record or site are correlated:
@@ -131,10 +142,7 @@ class RidgeHead:
                 self.models_.append(None)
                 continue
             g = None if groups is None else np.asarray(groups)[ok]
-            if g is not None and np.unique(g).size >= 2:
-                fit = fit_ridge_grouped(x[ok], y[ok, j], g, self.alphas, self.folds)
-            else:
-                fit = fit_ridge_loo(x[ok], y[ok, j], self.alphas)
+            fit = fit_ridge_penalised(x[ok], y[ok, j], g, self.alphas, self.folds)
             self.models_.append(fit)
             self.band_[j] = _quantiles(fit.loo_residuals, self.level)
         return self

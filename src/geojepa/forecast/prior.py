@@ -24,8 +24,8 @@ from typing import Self
 
 import numpy as np
 
-from geojepa.forecast.heads import MLPHead, RidgeHead, fit_ridge_grouped
-from geojepa.forecast.lagged import DEFAULT_ALPHAS, RidgeFit, fit_ridge_loo
+from geojepa.forecast.heads import MLPHead, RidgeHead, _check, fit_ridge_penalised
+from geojepa.forecast.lagged import DEFAULT_ALPHAS, RidgeFit
 
 
 class CorrectedHead:
@@ -48,12 +48,7 @@ class CorrectedHead:
     def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Self:
         """x (N, F), y (N, K) local labels; groups (N,) int (e.g. sensors) for the
         out-of-group error when there are at least 2."""
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        if y.ndim == 1:
-            y = y[:, None]
-        if x.ndim != 2 or x.shape[0] != y.shape[0]:
-            raise ValueError(f"x {x.shape} and y {y.shape} must be (N, F) and (N, K)")
+        x, y = _check(x, y)
         base = self.source.predict(x)  # (N, K)
         k = y.shape[1]
         if base.shape[1] != k:
@@ -71,10 +66,7 @@ class CorrectedHead:
             if int(ok.sum()) >= self.min_samples:
                 r = y[ok, j] - base[ok, j]  # (n,) the source head's residuals
                 g = None if groups is None else np.asarray(groups)[ok]
-                if g is not None and np.unique(g).size >= 2:
-                    cand = fit_ridge_grouped(x[ok], r, g, self.alphas, self.folds)
-                else:
-                    cand = fit_ridge_loo(x[ok], r, self.alphas)
+                cand = fit_ridge_penalised(x[ok], r, g, self.alphas, self.folds)
                 if _earns_its_place(r, cand.loo_residuals):
                     fit = cand
             self.corrections_.append(fit)
