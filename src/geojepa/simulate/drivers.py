@@ -57,6 +57,7 @@ class Drivers:
     tailwater: float  # m a.s.l. (dam only, else nan)
     fill: np.ndarray | None  # m of fill (embankment only)
     stages: tuple[FillStage, ...]
+    fill_time_scale: float = 1.0  # every ramp and wait of `stages` is its draw x this (<= 1)
 
 
 def day_of_year(times_ns: np.ndarray) -> np.ndarray:
@@ -136,10 +137,11 @@ def make_drivers(
     tailwater = float("nan")
     fill: np.ndarray | None = None
     stages: tuple[FillStage, ...] = ()
+    fill_scale = 1.0
     if fam.scenario == "dam":
         reservoir, tailwater = _reservoir(fam, doy, rain, dt_h, rng)
     elif fam.scenario == "embankment":
-        fill, stages = _fill(fam, n, n_warm, dt_h, rng)
+        fill, stages, fill_scale = _fill(fam, n, n_warm, dt_h, rng)
     return Drivers(
         rain=rain,
         temperature=temp,
@@ -149,6 +151,7 @@ def make_drivers(
         tailwater=tailwater,
         fill=fill,
         stages=stages,
+        fill_time_scale=fill_scale,
     )
 
 
@@ -192,9 +195,10 @@ def _reservoir(
 
 def _fill(
     fam: SiteFamily, n: int, n_warm: int, dt_h: float, rng: np.random.Generator
-) -> tuple[np.ndarray, tuple[FillStage, ...]]:
-    """Staged fill height: each lift ramps up over days, then the site waits for
-    consolidation. The whole sequence is scaled to end by ~80% of the output span."""
+) -> tuple[np.ndarray, tuple[FillStage, ...], float]:
+    """Staged fill height: each lift ramps up over U(5, 20) days, then the site waits
+    U(40, 140) days for consolidation; every duration is multiplied by one scale (<= 1) so
+    that the sequence ends by ~80% of the output span. Returns (fill, stages, scale)."""
     g = fam.geometry
     n_out = n - n_warm
     steps_day = 24.0 / dt_h
@@ -222,4 +226,4 @@ def _fill(
         fill[n_warm + t + 1 :] = total
         stages.append(FillStage(start=s, top=t, wait_end=w, height=round(total, 3)))
         day = w / steps_day
-    return fill, tuple(stages)
+    return fill, tuple(stages), scale

@@ -74,11 +74,13 @@ def embankment_physics(
                 * s.factors.get("clay", h_mean)
                 * float(rng.uniform(0.85, 1.15))
             )
-            kerns.append(mm_kpa * consolidation_kernel(t90, ctx.n, float(rng.uniform(0.02, 0.06))))
+            secondary = float(rng.uniform(0.02, 0.06))
+            kerns.append(mm_kpa * consolidation_kernel(t90, ctx.n, secondary))
             if s.kind == "settlement":
                 consol[s.id] = {
                     "t90_days": round(t90 / ctx.steps_day, 3),
                     "mm_per_kpa": round(mm_kpa * s.factors.get("load", 1.0), 4),
+                    "secondary": round(secondary, 5),
                 }
         if specs:
             out = causal_convolve(dq, np.stack(kerns, axis=1))  # (n, k)
@@ -148,3 +150,4 @@ def embankment_physics(
         }
         for st in drv.stages
     ]
+    truth["fill_time_scale"] = drv.fill_time_scale

@@ -1,0 +1,94 @@
+"""The forecast bounds on simulated embankments (`geojepa.forecast.oracle`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geojepa.forecast.oracle import (
+    RAMP_DAYS,
+    WAIT_DAYS,
+    EmbankmentTruth,
+    OracleForecaster,
+    daily_means,
+)
+from geojepa.simulate import simulate_site
+
+
+@pytest.fixture(scope="module")
+def truth() -> EmbankmentTruth:
+    # 5 lifts, scale < 1: seed 1 of the forecasting benchmark's embankments
+    return EmbankmentTruth.from_simulated(simulate_site("embankment", 16, 365, "1h", 1))
+
+
+def test_rebuilt_settlement_matches_the_simulator(truth: EmbankmentTruth) -> None:
+    for plate in truth.kernels:
+        if plate in truth.event_plates:
+            continue
+        sig = truth.signal[plate].to_numpy()
+        err = np.abs(truth.rebuild(plate) - sig).max()
+        # recorded parameters are rounded (t90 to 1e-3 day, mm/kPa to 1e-4): < 0.2 % of the range
+        assert err < 2e-3 * np.abs(sig).max(), (plate, err)
+    assert set(truth.kernels) - truth.event_plates  # at least one plate was checked
+
+
+def test_futures_keep_the_past_and_respect_the_generator(truth: EmbankmentTruth) -> None:
+    rng = np.random.default_rng(0)
+    sd = truth.steps_day
+    i = 1
+    last = truth.stages[i].top + round(10 * sd)  # ten days into the second lift's wait
+    fills = truth.fill_futures(last, "bayes", 200, rng)
+    assert fills.shape == (200, truth.n)
+    np.testing.assert_array_equal(
+        fills[:, : last + 1], np.repeat(truth.fill[None, : last + 1], 200, 0)
+    )
+    # no future lifts before the cutoff; the next one starts within the wait's range
+    starts = np.argmax(fills[:, last + 1 :] > truth.stages[i].height + 1e-9, axis=1) + last + 1
+    wait_days = (starts - truth.stages[i].top) / sd / truth.scale
+    assert np.all(wait_days >= WAIT_DAYS[0] - 0.1) and np.all(wait_days <= WAIT_DAYS[1] + 0.1)
+    assert np.all(starts > last)
+    assert np.ptp(starts) > 10 * sd  # the futures do differ
+    # the fill only rises, by a design stage height each lift
+    assert np.all(np.diff(fills, axis=1) >= -1e-12)
+    rise = fills[:, -1] - truth.stages[i].height
+    lifts_left = len(truth.stages) - i - 1
+    assert np.all(rise >= 0.8 * truth.stage_height * lifts_left - 1e-9)
+    assert np.all(rise <= 1.2 * truth.stage_height * lifts_left + 1e-9)
+    assert RAMP_DAYS[0] < RAMP_DAYS[1]
+
+
+def test_plan_is_the_noise_free_signal_and_no_lift_freezes_the_fill(truth: EmbankmentTruth) -> None:
+    plate = next(p for p in truth.kernels if p not in truth.event_plates)
+    cutoff = 80.0
+    days = np.array([cutoff + 7, cutoff + 30, cutoff + 90])
+    sig = daily_means(truth.signal[plate].to_numpy(), truth.steps_day)
+    plan = OracleForecaster(truth, "plan")
+    plan.bind(f"site/{plate}", pd.Timestamp("2022-01-02", tz="UTC"))
+    fc = plan.fit(np.array([cutoff - 1, cutoff]), np.zeros(2)).predict(days)
+    np.testing.assert_allclose(fc.prediction, sig[days.astype(int)])
+    frozen = OracleForecaster(truth, "no_lift")
+    frozen.bind(f"site/{plate}", pd.Timestamp("2022-01-02", tz="UTC"))
+    fz = frozen.fit(np.array([cutoff]), np.zeros(1)).predict(days)
+    # a lift comes after day 80 on this site: freezing the fill forecasts less settlement
+    last = round((cutoff + 1) * truth.steps_day) - 1
+    assert any(s.start > last for s in truth.stages)
+    assert fz.prediction[-1] < fc.prediction[-1]
+    bayes = OracleForecaster(truth, "bayes", draws=100)
+    bayes.bind(f"site/{plate}", pd.Timestamp("2022-01-02", tz="UTC"))
+    fb = bayes.fit(np.array([cutoff]), np.zeros(1)).predict(days)
+    assert np.all(fb.lower <= fb.prediction) and np.all(fb.prediction <= fb.upper)
+    assert fb.upper[-1] > fb.lower[-1]  # lift timing is uncertain at 90 days
+
+
+def test_oracle_refuses_unknown_series(truth: EmbankmentTruth) -> None:
+    o = OracleForecaster(truth)
+    with pytest.raises(ValueError, match="no settlement plate"):
+        o.bind("site/PZ01", pd.Timestamp("2022-01-02", tz="UTC"))
+    with pytest.raises(ValueError, match="bind"):
+        OracleForecaster(truth).fit(np.array([1.0]), np.zeros(1))
+
+
+def test_not_an_embankment_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a simulated embankment"):
+        EmbankmentTruth.from_simulated(simulate_site("slope", 8, 30, "6h", 0))
