@@ -38,7 +38,7 @@ from geojepa.forecast.oracle import EmbankmentTruth, OracleForecaster, OracleMod
 from geojepa.forecast.simulated import settlement_protocol_sim
 from geojepa.simulate import simulate_site
 
-CLASSIC = ("linear", "hyperbolic", "asaoka", "fukuzono")
+CLASSIC = ("linear", "hyperbolic", "asaoka", "fukuzono", "consolidation")
 MODES: tuple[OracleMode, ...] = ("bayes", "plan", "no_lift")
 
 
@@ -65,6 +65,7 @@ def run_site(seed: int, draws: int) -> pd.DataFrame:
         "hyperbolic": classic("hyperbolic", load="load"),
         "asaoka": classic("asaoka", load="load"),
         "fukuzono": classic("fukuzono"),
+        "consolidation": classic("consolidation", load="load"),
     }
     for mode in MODES:
         methods[f"oracle_{mode}"] = oracle(truth, mode, draws)

@@ -7,7 +7,6 @@ import pytest
 
 from geojepa.forecast.base import Forecast
 from geojepa.forecast.classic import (
-    CLASSIC,
     Asaoka,
     Fukuzono,
     Hyperbolic,
@@ -15,6 +14,7 @@ from geojepa.forecast.classic import (
     Persistence,
     stage_start,
 )
+from geojepa.forecast.methods import CLASSIC
 
 
 def irregular_times(

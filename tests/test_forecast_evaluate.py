@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from geojepa.forecast.base import Drivers, Forecast, Forecaster
-from geojepa.forecast.classic import CLASSIC
+from geojepa.forecast.methods import CLASSIC
 from geojepa.forecast.evaluate import (
     Series,
     classic,
@@ -58,7 +58,7 @@ def daily_well(seed: int, n: int = 1500, name: str = "W") -> Series:
 
 
 ALL_CLASSIC = {
-    name: classic(name, **({"load": "surcharge"} if name in ("hyperbolic", "asaoka") else {}))
+    name: classic(name, **({"load": "surcharge"} if name in ("hyperbolic", "asaoka", "consolidation") else {}))
     for name in CLASSIC
 }
 

@@ -23,8 +23,8 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.forecast.base import Forecast, Forecaster
-from geojepa.forecast.classic import CLASSIC
 from geojepa.forecast.evaluate import Series
+from geojepa.forecast.methods import CLASSIC
 from geojepa.frame import infer_interval, to_frame
 from geojepa.site import Quality, Site
 
@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOAD_METHODS = ("hyperbolic", "asaoka")
-"""Methods that fit from the start of the current load stage when a load sensor is known."""
+LOAD_METHODS = ("hyperbolic", "asaoka", "consolidation")
+"""Methods that read a load sensor when one is known: the current load stage (hyperbolic,
+Asaoka) or the whole load history (consolidation)."""
 
 
 def utc(when: pd.Timestamp | str) -> pd.Timestamp:

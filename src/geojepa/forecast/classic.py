@@ -581,13 +581,3 @@ class Fukuzono(CurveForecaster):
         else:
             self.failure_lower_ = self.failure_upper_ = tf
         return self
-
-
-CLASSIC: dict[str, type[Forecaster]] = {
-    "persistence": Persistence,
-    "linear": LinearTrend,
-    "hyperbolic": Hyperbolic,
-    "asaoka": Asaoka,
-    "fukuzono": Fukuzono,
-}
-"""The classic methods by name (the `--method` choices of ``geojepa forecast``)."""

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.forecast.base import Forecast, Forecaster, as_history, as_times
-from geojepa.forecast.classic import CLASSIC
+from geojepa.forecast.methods import CLASSIC
 from geojepa.progress import track
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ slowing settlement; the consolidation parameters of every plate are recorded in 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -29,19 +28,12 @@ from geojepa.simulate.response import (
 from geojepa.simulate.signals import (
     causal_convolve,
 )
-
-
-def terzaghi_u(tv: np.ndarray) -> np.ndarray:
-    """Average degree of consolidation U(Tv) (one-dimensional, Terzaghi), in [0, 1)."""
-    tv = np.maximum(np.asarray(tv, dtype=np.float64), 0.0)
-    a = 4.0 * tv / math.pi
-    return np.sqrt(a / (1.0 + a**2.8) ** 0.179)
+from geojepa.soil import TV90, consolidation_curve, terzaghi_u
 
 
 def consolidation_kernel(t90_steps: float, n: int, secondary: float) -> np.ndarray:
-    """Settlement step response (n,): Terzaghi U plus secondary compression."""
-    k = np.arange(n, dtype=np.float64)
-    return terzaghi_u(0.848 * k / t90_steps) + secondary * np.log1p(k / t90_steps)
+    """Settlement step response (n,) on the grid: Terzaghi U plus secondary compression."""
+    return consolidation_curve(np.arange(n, dtype=np.float64), t90_steps, secondary)
 
 
 def embankment_physics(
@@ -109,7 +101,7 @@ def embankment_physics(
         for s in piezos:
             rel = s.factors.get("rel_depth", 0.5)
             t90 = t90_of(s) * (0.6 + 0.8 * (1.0 - abs(2.0 * rel - 1.0)))
-            kerns.append(1.0 - terzaghi_u(0.848 * np.arange(ctx.n) / t90))
+            kerns.append(1.0 - terzaghi_u(TV90 * np.arange(ctx.n) / t90))
         excess = causal_convolve(dq, np.stack(kerns, axis=1)) * (b * lam)[None, :]
         u = u + excess + process_noise(ctx, piezos, 3.0, rng.uniform(0.2, 0.6, len(piezos)))
         apply_pore_rise(ctx, piezos, u)

@@ -1,0 +1,152 @@
+"""Consolidation back-analysis: settlement as a superposition of one consolidation curve per
+load increment, fitted to the whole record (a classic method; `geojepa.forecast.classic`
+holds the others).
+
+Model, with t in days and the load q(t) read from the ``load`` driver (fill height or
+applied pressure; linearly interpolated onto a daily grid between its readings, and held at
+its last value after the cutoff, since no later lift is known)::
+
+    s(t) = c + sum_d dq_d * (a * U(0.848 (t - d) / t90) + b * log(1 + (t - d) / t90))
+
+``U`` is Terzaghi's average degree of consolidation (`geojepa.soil`), ``dq_d`` the load added
+on day ``d``; ``a`` (settlement per unit load at the end of primary consolidation) and ``b``
+(secondary compression per unit load and log cycle) are >= 0. Without a load driver the whole
+record is one unit load placed at its first reading. For each ``t90`` of a log-spaced grid,
+``(c, a, b)`` are fitted by least squares (``a, b >= 0``); the ``t90`` with the least squared
+error wins. The band: the residual bootstrap of `CurveForecaster`, refitting the grid on each
+resample.
+
+Guarantees: exact (to the grid's resolution in ``t90``) on noise-free records of its own form,
+multi-stage loads included (tested); the fitted curve never depends on readings after the
+cutoff; fewer than `min_points` observed readings fall back to persistence and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geojepa.forecast.base import DEFAULT_LEVEL, FitError
+from geojepa.forecast.classic import CurveForecaster
+from geojepa.soil import consolidation_curve
+
+
+@dataclass(frozen=True)
+class ConsolidationParams:
+    c: float  # reading before any load (the target's unit)
+    a: float  # primary settlement per unit load
+    b: float  # secondary compression per unit load and unit of log(1 + t / t90)
+    t90: float  # days to 90 % primary consolidation
+    days: np.ndarray  # (G,) load-grid days
+    dq: np.ndarray  # (G,) load added on each grid day
+
+
+class Consolidation(CurveForecaster):
+    """Back-analysis by superposition of consolidation curves (see the module docstring).
+
+    `load` names the driver holding the applied load; None: one unit load at the first
+    reading. `t90_grid`: candidate times to 90 % consolidation (days).
+    """
+
+    name = "consolidation"
+
+    def __init__(
+        self,
+        load: str | None = None,
+        min_points: int = 5,
+        t90_grid: tuple[float, ...] = tuple(np.geomspace(2.0, 2000.0, 40).round(3)),
+        *,
+        n_boot: int = 100,
+        level: float = DEFAULT_LEVEL,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> None:
+        super().__init__(n_boot=n_boot, level=level, random_state=random_state)
+        self.load = load
+        self.min_points = min_points
+        self.t90_grid = t90_grid
+
+    # ------------------------------------------------------------------ the load history
+    def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
+        if self.load is None:
+            q = np.ones_like(t)
+        elif self.load not in drivers:
+            raise ValueError(
+                f"{self.name}: driver {self.load!r} (the load) not given; have {sorted(drivers)}"
+            )
+        else:
+            q = np.asarray(drivers[self.load], dtype=np.float64).copy()
+            for i in range(1, q.size):  # a load stays until changed
+                if not np.isfinite(q[i]):
+                    q[i] = q[i - 1]
+        known = np.isfinite(q)
+        self.load_days_, self.load_dq_ = _load_increments(t[known], q[known])
+        self.design_cache_: dict[tuple[int, float, float], list[np.ndarray]] = {}
+        return 0
+
+    def _columns(self, t: np.ndarray) -> list[np.ndarray]:
+        """Per t90 of the grid: the (n, 2) responses to the load history at times t."""
+        key = (t.size, float(t[0]), float(t[-1]))
+        if key not in self.design_cache_:
+            lag = t[:, None] - self.load_days_[None, :]  # (n, G) days since each increment
+            cols = []
+            for t90 in self.t90_grid:
+                u = consolidation_curve(lag, t90, 0.0) @ self.load_dq_  # (n,) primary
+                g = np.log1p(np.maximum(lag, 0.0) / t90) @ self.load_dq_  # (n,) secondary
+                cols.append(np.column_stack([u, g]))
+            self.design_cache_[key] = cols
+        return self.design_cache_[key]
+
+    # ------------------------------------------------------------------ the curve
+    def _fit_params(self, t: np.ndarray, y: np.ndarray) -> ConsolidationParams:
+        if t.size < self.min_points:
+            raise FitError(f"{t.size} observed readings, need {self.min_points}")
+        if not np.any(self.load_dq_ != 0.0):
+            raise FitError("the load never changes: nothing to back-analyse")
+        best: tuple[float, float, float, float, float] | None = None
+        for t90, x in zip(self.t90_grid, self._columns(t), strict=True):
+            fit = _nonneg_ls(x, y)
+            if fit is not None and (best is None or fit[0] < best[0]):
+                best = (fit[0], fit[1], fit[2], fit[3], t90)
+        if best is None:
+            raise FitError("no t90 of the grid gives a fit")
+        _, c, a, b, t90 = best
+        return ConsolidationParams(c, a, b, t90, self.load_days_, self.load_dq_)
+
+    def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
+        p = params
+        assert isinstance(p, ConsolidationParams)
+        lag = np.asarray(t, dtype=np.float64)[:, None] - p.days[None, :]  # (H, G)
+        u = consolidation_curve(lag, p.t90, 0.0) @ p.dq
+        g = np.log1p(np.maximum(lag, 0.0) / p.t90) @ p.dq
+        return p.c + p.a * u + p.b * g
+
+
+def _load_increments(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Daily load increments (days (G,), dq (G,)) of a load read at times t: linear between
+    readings; the first reading's load is applied on its day."""
+    if t.size == 0:
+        return np.zeros(0), np.zeros(0)
+    days = np.arange(np.floor(t[0]), np.ceil(t[-1]) + 1.0)  # (G,)
+    level = np.interp(days, t, q)  # held at the ends
+    dq = np.diff(level, prepend=0.0)
+    keep = dq != 0.0
+    return days[keep], dq[keep]
+
+
+def _nonneg_ls(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
+    """min ||c + x @ [a, b] - y||^2 with a, b >= 0: (sse, c, a, b), or None if degenerate."""
+    best: tuple[float, float, float, float] | None = None
+    for cols in ((0, 1), (0,), (1,)):
+        m = np.column_stack([np.ones(y.size), x[:, list(cols)]])  # (n, 1 + k)
+        coef, *_ = np.linalg.lstsq(m, y, rcond=None)
+        if np.any(coef[1:] < 0.0) or not np.all(np.isfinite(coef)):
+            continue
+        sse = float(np.sum((m @ coef - y) ** 2))
+        ab = np.zeros(2)
+        ab[list(cols)] = coef[1:]
+        if best is None or sse < best[0]:
+            best = (sse, float(coef[0]), float(ab[0]), float(ab[1]))
+        if len(cols) == 2:
+            break  # the full model is feasible: its subsets cannot fit better
+    return best

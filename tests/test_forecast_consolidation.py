@@ -1,0 +1,89 @@
+"""Consolidation back-analysis (`geojepa.forecast.consolidation`) on curves with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geojepa.forecast.consolidation import Consolidation, ConsolidationParams
+from geojepa.forecast.methods import CLASSIC
+from geojepa.soil import consolidation_curve
+
+
+def staged(
+    t: np.ndarray, lifts: list[tuple[float, float]], a: float, b: float, t90: float
+) -> np.ndarray:
+    """Settlement of step lifts (day, load) with the module's own model (c = 3)."""
+    s = np.full(t.shape, 3.0)
+    for day, dq in lifts:
+        s += dq * (
+            a * consolidation_curve(t - day, t90, 0.0) + b * np.log1p(np.maximum(t - day, 0) / t90)
+        )
+    return s
+
+
+def load_of(t: np.ndarray, lifts: list[tuple[float, float]]) -> np.ndarray:
+    return np.array([sum(dq for day, dq in lifts if day <= x) for x in t])
+
+
+def test_exact_on_a_two_stage_record() -> None:
+    t90 = float(np.geomspace(2.0, 2000.0, 40).round(3)[20])  # on the grid
+    lifts = [(10.0, 2.0), (90.0, 2.5)]
+    t = np.arange(0.0, 140.0)
+    y = staged(t, lifts, a=40.0, b=6.0, t90=t90)
+    m = Consolidation(load="load", n_boot=0).fit(t, y, {"load": load_of(t, lifts)})
+    assert m.fallback_ is None
+    p = m.params_
+    assert isinstance(p, ConsolidationParams)
+    assert p.t90 == pytest.approx(t90)
+    assert (p.a, p.b, p.c) == pytest.approx((40.0, 6.0, 3.0), rel=1e-6)
+    # the forecast holds the load: 200 days on, only the two lifts' curves
+    tf = np.array([150.0, 200.0, 340.0])
+    np.testing.assert_allclose(
+        m.predict(tf).prediction, staged(tf, lifts, 40.0, 6.0, t90), rtol=1e-6
+    )
+
+
+def test_cutoff_readings_only_and_noise_tolerance() -> None:
+    rng = np.random.default_rng(0)
+    t90 = 60.0
+    lifts = [(5.0, 1.0), (70.0, 1.0)]
+    t = np.arange(0.0, 120.0, 2.0)
+    clean = staged(t, lifts, 100.0, 10.0, t90)
+    y = clean + rng.normal(0, 1.0, t.size)
+    m = Consolidation(load="load", n_boot=50).fit(t, y, {"load": load_of(t, lifts)})
+    tf = np.array([150.0, 250.0])
+    fc = m.predict(tf)
+    truth = staged(tf, lifts, 100.0, 10.0, t90)
+    assert np.all(np.abs(fc.prediction - truth) < 0.05 * truth)
+    assert np.all(fc.lower <= fc.prediction) and np.all(fc.prediction <= fc.upper)
+    # changing readings after the cutoff changes nothing: they are never given
+    y2 = y.copy()
+    y2[-5:] += 50.0
+    m2 = Consolidation(load="load", n_boot=0).fit(t[:-5], y2[:-5], {"load": load_of(t[:-5], lifts)})
+    m3 = Consolidation(load="load", n_boot=0).fit(t[:-5], y[:-5], {"load": load_of(t[:-5], lifts)})
+    np.testing.assert_allclose(m2.predict(tf).prediction, m3.predict(tf).prediction)
+
+
+def test_without_a_load_it_is_one_load_at_the_first_reading() -> None:
+    t = np.arange(0.0, 100.0)
+    y = staged(t, [(0.0, 1.0)], 50.0, 0.0, float(np.geomspace(2.0, 2000.0, 40).round(3)[15]))
+    m = Consolidation(n_boot=0).fit(t, y)
+    assert m.fallback_ is None
+    assert m.predict(np.array([300.0])).prediction[0] > y[-1]
+
+
+def test_falls_back_and_says_why() -> None:
+    t = np.arange(4.0)
+    m = Consolidation(n_boot=0).fit(t, t * 2.0)
+    assert m.fallback_ is not None and "need 5" in m.fallback_
+    flat = Consolidation(load="load", n_boot=0).fit(
+        np.arange(10.0), np.arange(10.0), {"load": np.zeros(10)}
+    )
+    assert flat.fallback_ is not None and "load" in flat.fallback_
+    with pytest.raises(ValueError, match="driver 'fill'"):
+        Consolidation(load="fill").fit(np.arange(10.0), np.arange(10.0), {"load": np.ones(10)})
+
+
+def test_registered_as_a_classic_method() -> None:
+    assert CLASSIC["consolidation"] is Consolidation
