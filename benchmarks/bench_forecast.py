@@ -291,6 +291,7 @@ def sim_section(
         "hyperbolic": classic("hyperbolic", load="load"),
         "asaoka": classic("asaoka", load="load"),
         "fukuzono": classic("fukuzono"),
+        "consolidation": classic("consolidation", load="load"),
     }
     sites = [(f"embankment-{s}", simulate_site("embankment", 16, 365, "1h", s).site) for s in seeds]
     pool = {f"pool-embankment-{s}": sim_site("embankment", s).site for s in head_pool}

@@ -45,13 +45,14 @@ WEEKLY_TOLERANCE = 3.5
 
 
 def classic_settlement_methods() -> dict[str, MethodFactory]:
-    """Every classic method; the load-stage methods read the ``surcharge`` driver."""
+    """Every classic method; the load methods read the ``surcharge`` driver."""
     return {
         "persistence": classic("persistence"),
         "linear": classic("linear"),
         "hyperbolic": classic("hyperbolic", load="surcharge"),
         "asaoka": classic("asaoka", load="surcharge"),
         "fukuzono": classic("fukuzono"),
+        "consolidation": classic("consolidation", load="surcharge"),
     }
 
 
