@@ -53,7 +53,9 @@ def run(args: list[str]) -> int:
     return int(exc.value.code or 0)
 
 
-@pytest.mark.parametrize("method", ["hyperbolic", "asaoka", "linear", "persistence", "fukuzono"])
+@pytest.mark.parametrize(
+    "method", ["hyperbolic", "asaoka", "consolidation", "linear", "persistence", "fukuzono"]
+)
 def test_forecast_verb_writes_h_grid_steps_after_the_cutoff(
     site_dir: Path, tmp_path: Path, method: str
 ) -> None:
@@ -89,6 +91,16 @@ def test_hyperbolic_on_a_site_uses_the_load_stage_and_ignores_later_readings() -
     pd.testing.assert_frame_equal(a.table, b.table)
     s = site_series(site, "SP1", cutoff, load="FILL")
     assert s.t.max() <= 150.0 and set(s.drivers) == {"load"}
+
+
+def test_consolidation_on_a_site_reads_the_whole_fill_history() -> None:
+    site = embankment_site(1)
+    cutoff = T0 + pd.Timedelta("150D")
+    a = forecast_site(site, "SP1", cutoff, 10, "consolidation")
+    assert a.load == "FILL" and a.model.fallback_ is None  # type: ignore[attr-defined]
+    # both fill stages enter the fit: increments at day 0 (2 m) and day 60 (2 m more)
+    dq = a.model.load_dq_  # type: ignore[attr-defined]
+    assert dq.sum() == pytest.approx(4.0) and dq.size >= 2
 
 
 TINY_YAML = """\

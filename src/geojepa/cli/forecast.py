@@ -4,7 +4,7 @@
 writes ``timestamp,prediction,lower,upper`` for the H grid steps after the cutoff, using only
 readings up to it. ``--method jepa`` (the default) forecasts with a head (``--head ridge``,
 ``mlp`` or ``median``) on the frozen features of the trained RUN. The classic methods (``--method
-hyperbolic|asaoka|linear|persistence|fukuzono``) need no run: RUN may be given (it is not
+hyperbolic|asaoka|consolidation|linear|persistence|fukuzono``) need no run: RUN may be given (it is not
 read), written ``-``, or left out (``forecast SITE ...``).
 """
 
@@ -17,7 +17,7 @@ import typer
 from geojepa.cli._app import app
 from geojepa.errors import UsageError
 
-METHODS = ("jepa", "hyperbolic", "asaoka", "linear", "persistence", "fukuzono")
+METHODS = ("jepa", "hyperbolic", "asaoka", "consolidation", "linear", "persistence", "fukuzono")
 
 
 @app.command("forecast")
@@ -65,7 +65,7 @@ def forecast(
         raise UsageError(
             "the jepa forecaster needs a RUN folder before SITE",
             hint="give RUN SITE (train one with `geojepa pretrain`), or pick a classic "
-            "--method (hyperbolic, asaoka, linear, persistence, fukuzono)",
+            "--method (" + ", ".join(METHODS[1:]) + ")",
         )
 
     from geojepa.atomic import atomic_path
