@@ -56,6 +56,7 @@ from geojepa.datasets import default_data_root, gw_site, load_gw_wells
 from geojepa.errors import InputError
 from geojepa.forecast.evaluate import MethodFactory, classic, summarise
 from geojepa.forecast.features import EncoderFeatures
+from geojepa.forecast.hybrid import BASES
 from geojepa.forecast.jepa_protocols import (
     GW_ANCHORS,
     PLATE_ANCHORS,
@@ -117,14 +118,16 @@ MAE-optimal forecast) was chosen on validation embankments (seeds 200-202), neve
 test sites, and is run here only (the plates and wells keep ridge and mlp)."""
 
 
-def hybrid(feats: dict[str, Any]) -> dict[str, Any]:
-    """The same features under ``hybrid_<name>`` method names (same objects: shared caches)."""
-    return {f"hybrid_{k}": v for k, v in feats.items()}
+def hybrid(feats: dict[str, Any], base: str = HYBRID_BASE) -> dict[str, Any]:
+    """The same features under ``hybrid_<name>`` method names (same objects: shared caches);
+    ``hybrid_cons_<name>`` for the consolidation back-analysis as the base."""
+    prefix = "hybrid_" if base == "linear" else "hybrid_cons_"
+    return {f"{prefix}{k}": v for k, v in feats.items()}
 
 
 def is_geojepa(method: str) -> bool:
     """GeoJEPA's own methods (the ``level_`` heads are the no-encoder ablation)."""
-    return method.startswith(("jepa_", "hybrid_jepa_"))
+    return method.startswith(("jepa_", "hybrid_jepa_", "hybrid_cons_jepa_"))
 
 
 def target_table(rows: list[dict[str, Any]]) -> str:
@@ -275,6 +278,7 @@ def sim_section(
     slope_seeds: list[int],
     run: LoadedRun | None,
     head_pool: list[int],
+    bases: tuple[str, ...] = (HYBRID_BASE,),
 ) -> tuple[str, dict[str, Any]]:
     from geojepa.forecast.simulated import (
         creep_cases,
@@ -301,7 +305,8 @@ def sim_section(
         feats["jepa"] = EncoderFeatures(run)
     all_methods: dict[str, MethodFactory] = dict(methods)
     all_methods.update(sim_methods(feats, context, list(pool), heads=SIM_HEADS))
-    all_methods.update(sim_methods(hybrid(feats), context, list(pool), base=HYBRID_BASE))
+    for base in bases:
+        all_methods.update(sim_methods(hybrid(feats, base), context, list(pool), base=base))
     rec = settlement_protocol_sim(all_methods, sites)
     rec.to_csv(out / "records_sim_embankment.csv", index=False)
     per_site = summarise(rec, by=("site", "method", "horizon"))
@@ -446,6 +451,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=None, help="pretraining steps per run")
     ap.add_argument("--runs", type=Path, default=None, help="run cache (default OUT/../runs)")
     ap.add_argument(
+        "--hybrid-bases",
+        nargs="+",
+        choices=BASES,
+        default=[HYBRID_BASE],
+        help="simulated embankments: the classic forecasts the hybrid heads correct "
+        "(consolidation: rows named hybrid_cons_*)",
+    )
+    ap.add_argument(
         "--recipe",
         choices=RECIPES,
         default="ema",
@@ -533,7 +546,9 @@ def main(argv: list[str]) -> int:
     sections = {
         "plates": lambda: plates_section(plate_methods(), root, args.out),
         "gw": lambda: gw_section(well_methods(), root, args.out, stride),
-        "sim": lambda: sim_section(args.out, seeds, slope_seeds, pool(), head_pool),
+        "sim": lambda: sim_section(
+            args.out, seeds, slope_seeds, pool(), head_pool, tuple(args.hybrid_bases)
+        ),
     }
     for name in args.only:
         try:

@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 
 from geojepa.forecast.classic import LinearTrend
+from geojepa.forecast.consolidation import Consolidation
 from geojepa.forecast.evaluate import Series, forecast_from
 from geojepa.forecast.features import EncoderFeatures
-from geojepa.forecast.hybrid import base_changes, linear_changes
+from geojepa.forecast.hybrid import base_changes, consolidation_changes, linear_changes
 from geojepa.forecast.learned import JepaForecaster, track_samples
 from geojepa.forecast.tracks import Track, series_track
 from geojepa.site import Sensor, sensors_frame
+from geojepa.soil import consolidation_curve
 
 
 def layout(name: str) -> pd.DataFrame:
@@ -50,6 +52,44 @@ def test_linear_base_matches_the_classic_linear_trend_and_reads_no_later_row() -
     np.testing.assert_allclose(linear_changes(cut, rows, hs), b)
     with pytest.raises(ValueError, match="unknown base"):
         base_changes("quadratic", tr, rows, hs)
+
+
+def two_stage_plate(name: str, n: int = 240, noise: float = 0.3, seed: int = 0) -> Series:
+    """A plate under two fill lifts (days 10 and 120), with its surcharge record."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=float)
+    q = np.where(t >= 120, 4.0, np.where(t >= 10, 2.0, 0.0))
+    y = 5.0 + sum(
+        dq
+        * (
+            30.0 * consolidation_curve(t - day, 70.0, 0.0)
+            + 4.0 * np.log1p(np.maximum(t - day, 0) / 70.0)
+        )
+        for day, dq in ((10.0, 2.0), (120.0, 2.0))
+    )
+    return Series(name, t, y + rng.normal(0.0, noise, n), {"surcharge": q})
+
+
+def test_consolidation_base_matches_the_classic_back_analysis_and_reads_no_later_row() -> None:
+    s = two_stage_plate("A")
+    tr = track_of(s)
+    rows = np.array([3, 60, 130, 200])
+    hs = [7.0, 30.0, 90.0]
+    b = consolidation_changes(tr, rows, hs)  # (4, 3)
+    np.testing.assert_array_equal(b[0], 0.0)  # fewer than 5 observed rows: persistence
+    for i, r in enumerate(rows[1:], start=1):
+        t_r = float(tr.times()[r])
+        keep = s.t <= t_r
+        m = Consolidation(load="surcharge", n_boot=0).fit(
+            s.t[keep], s.y[keep], {"surcharge": s.drivers["surcharge"][keep]}
+        )
+        want = m.predict(t_r + np.array(hs)).prediction - s.y[keep][-1]
+        np.testing.assert_allclose(b[i], want, rtol=1e-3, atol=0.05)  # track is float32
+    # at day 60 the second lift is unknown: the base forecasts less than what comes
+    assert b[1, 2] < s.y[150] - s.y[60]
+    cut = tr.cut(float(tr.times()[130]))
+    np.testing.assert_allclose(consolidation_changes(cut, rows[:3], hs), b[:3])
+    assert np.array_equal(base_changes("consolidation", tr, rows, hs), b)
 
 
 def test_hybrid_samples_hold_the_base_residual_and_base_features() -> None:

@@ -31,6 +31,9 @@ from geojepa.forecast.base import DEFAULT_LEVEL, FitError
 from geojepa.forecast.classic import CurveForecaster
 from geojepa.soil import consolidation_curve
 
+T90_GRID: tuple[float, ...] = tuple(float(x) for x in np.geomspace(2.0, 2000.0, 40).round(3))
+"""Candidate times to 90 % consolidation (days), log-spaced."""
+
 
 @dataclass(frozen=True)
 class ConsolidationParams:
@@ -55,7 +58,7 @@ class Consolidation(CurveForecaster):
         self,
         load: str | None = None,
         min_points: int = 5,
-        t90_grid: tuple[float, ...] = tuple(np.geomspace(2.0, 2000.0, 40).round(3)),
+        t90_grid: tuple[float, ...] = T90_GRID,
         *,
         n_boot: int = 100,
         level: float = DEFAULT_LEVEL,
@@ -105,7 +108,7 @@ class Consolidation(CurveForecaster):
             raise FitError("the load never changes: nothing to back-analyse")
         best: tuple[float, float, float, float, float] | None = None
         for t90, x in zip(self.t90_grid, self._columns(t), strict=True):
-            fit = _nonneg_ls(x, y)
+            fit = nonneg_ls(x, y)
             if fit is not None and (best is None or fit[0] < best[0]):
                 best = (fit[0], fit[1], fit[2], fit[3], t90)
         if best is None:
@@ -134,7 +137,7 @@ def _load_increments(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return days[keep], dq[keep]
 
 
-def _nonneg_ls(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
+def nonneg_ls(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
     """min ||c + x @ [a, b] - y||^2 with a, b >= 0: (sse, c, a, b), or None if degenerate."""
     best: tuple[float, float, float, float] | None = None
     for cols in ((0, 1), (0,), (1,)):

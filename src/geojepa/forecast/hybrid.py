@@ -7,10 +7,17 @@ the classic forecast, in local-scale units) and also reads the base as a feature
 shrunk to zero returns the classic forecast itself, so the hybrid degrades to a method
 engineers already trust rather than to persistence.
 
-`linear_changes` is the base used here: the least-squares line through the last `k`
-observed target rows at or before each origin (the `LinearTrend` classic method on the
-track's daily grid), extrapolated to ``origin time + h``, minus the last observed value.
-Fewer than 3 observed rows: change 0 (persistence, as `LinearTrend` falls back).
+Bases:
+
+- ``linear`` (`linear_changes`): the least-squares line through the last `k` observed
+  target rows at or before each origin (the `LinearTrend` classic method on the track's
+  daily grid), extrapolated to ``origin time + h``, minus the last observed value. Fewer
+  than 3 observed rows: change 0 (persistence, as `LinearTrend` falls back).
+- ``consolidation`` (`consolidation_changes`): the back-analysis of
+  `geojepa.forecast.consolidation` on the track's rows up to each origin, the load read
+  from the track's ``load`` sensor (the first one; none: one unit load at the first
+  observed reading), held after the origin. Fewer than `min_points` observed rows, or no
+  load change yet: change 0.
 
 Guarantees: the base at an origin row reads the target column at rows up to that row and
 nothing later (a cut track gives the same base at the same origin); output is finite.
@@ -22,9 +29,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from geojepa.forecast.consolidation import T90_GRID, nonneg_ls
 from geojepa.forecast.tracks import Track
+from geojepa.soil import consolidation_curve
 
-BASES: tuple[str, ...] = ("linear",)
+BASES: tuple[str, ...] = ("linear", "consolidation")
 LINEAR_K = 10
 """Observed rows the linear base fits (the `LinearTrend` default)."""
 
@@ -58,13 +67,97 @@ def linear_changes(
     return out
 
 
+def track_load(track: Track) -> np.ndarray:
+    """(T,) the track's load (its first ``load`` sensor, carried forward; NaN before its
+    first reading), or ones from the first observed target row when it has none."""
+    kinds = track.frame.sensors["kind"].to_numpy()
+    cols = np.flatnonzero(kinds == "load")
+    if cols.size == 0:
+        y = track.target_values()
+        q = np.where(np.cumsum(np.isfinite(y)) > 0, 1.0, np.nan)
+        return q
+    j = int(cols[0])
+    v = np.where(track.frame.observed[:, j], track.frame.values[:, j], np.nan).astype(np.float64)
+    for i in range(1, v.size):  # a load stays until changed
+        if not np.isfinite(v[i]):
+            v[i] = v[i - 1]
+    return v
+
+
+def consolidation_changes(
+    track: Track,
+    rows: np.ndarray,
+    horizons: Sequence[float],
+    min_points: int = 5,
+    t90_grid: Sequence[float] = T90_GRID,
+) -> np.ndarray:
+    """(N, K) change of the consolidation back-analysis forecast at ``time(row) + h`` from
+    the last observed value at or before each row (rows up to the origin only)."""
+    hs = np.asarray(horizons, dtype=np.float64)  # (K,)
+    rows = np.asarray(rows, dtype=np.int64)  # (N,)
+    y = track.target_values()  # (T,)
+    t = track.times()  # (T,)
+    q = track_load(track)  # (T,)
+    dq = np.diff(np.nan_to_num(q, nan=0.0), prepend=0.0)  # (T,) load added on each row
+    inc = np.flatnonzero(dq != 0.0)  # (G,) rows with a load increment
+    obs = np.flatnonzero(np.isfinite(y))  # (M,)
+    out = np.zeros((rows.size, hs.size))
+    if inc.size == 0 or obs.size == 0:
+        return out
+    # responses of every observed row to every increment (increments after a row add 0)
+    lag = t[obs][:, None] - t[inc][None, :]  # (M, G)
+    design = [
+        np.column_stack(
+            [
+                consolidation_curve(lag, t90, 0.0) @ dq[inc],  # (M,) primary
+                np.log1p(np.maximum(lag, 0.0) / t90) @ dq[inc],  # (M,) secondary
+            ]
+        )
+        for t90 in t90_grid
+    ]
+    upto = np.searchsorted(obs, rows, side="right")  # (N,) observed rows at or before
+    known = np.searchsorted(inc, rows, side="right")  # (N,) increments at or before
+    for i, (r, n, g) in enumerate(zip(rows, upto, known, strict=True)):
+        if n < min_points or g == 0:
+            continue
+        yy = y[obs[:n]]
+        best: tuple[float, float, float, float, float] | None = None
+        for t90, x in zip(t90_grid, design, strict=True):
+            fit = nonneg_ls(x[:n], yy)
+            if fit is not None and (best is None or fit[0] < best[0]):
+                best = (*fit, float(t90))
+        if best is None:
+            continue
+        _, c, a, b, t90 = best
+        lag_f = (t[r] + hs)[:, None] - t[inc[:g]][None, :]  # (K, g) the load held
+        pred = (
+            c
+            + (
+                a * consolidation_curve(lag_f, t90, 0.0)
+                + b * np.log1p(np.maximum(lag_f, 0.0) / t90)
+            )
+            @ dq[inc[:g]]
+        )
+        out[i] = pred - yy[-1]
+    return out
+
+
 def base_changes(
     base: str, track: Track, rows: np.ndarray, horizons: Sequence[float]
 ) -> np.ndarray:
     """(N, K) base forecast changes of method `base` (one of `BASES`)."""
     if base == "linear":
         return linear_changes(track, rows, horizons)
+    if base == "consolidation":
+        return consolidation_changes(track, rows, horizons)
     raise ValueError(f"unknown base forecast {base!r}; use one of {list(BASES)}")
 
 
-__all__ = ["BASES", "LINEAR_K", "base_changes", "linear_changes"]
+__all__ = [
+    "BASES",
+    "LINEAR_K",
+    "base_changes",
+    "consolidation_changes",
+    "linear_changes",
+    "track_load",
+]
