@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from geojepa.forecast.base import Drivers, Forecast, Forecaster
-from geojepa.forecast.methods import CLASSIC
 from geojepa.forecast.evaluate import (
     Series,
     classic,
@@ -22,6 +21,7 @@ from geojepa.forecast.evaluate import (
     truncate,
 )
 from geojepa.forecast.lagged import LaggedRidge, fit_ridge_loo
+from geojepa.forecast.methods import CLASSIC
 
 
 def staged_plate(seed: int, name: str = "P") -> Series:
@@ -58,7 +58,9 @@ def daily_well(seed: int, n: int = 1500, name: str = "W") -> Series:
 
 
 ALL_CLASSIC = {
-    name: classic(name, **({"load": "surcharge"} if name in ("hyperbolic", "asaoka", "consolidation") else {}))
+    name: classic(
+        name, **({"load": "surcharge"} if name in ("hyperbolic", "asaoka", "consolidation") else {})
+    )
     for name in CLASSIC
 }
 
