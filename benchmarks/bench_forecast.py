@@ -289,14 +289,7 @@ def sim_section(
     )
     from geojepa.simulate import simulate_site  # ImportError: the section is skipped
 
-    methods = {
-        "persistence": classic("persistence"),
-        "linear": classic("linear"),
-        "hyperbolic": classic("hyperbolic", load="load"),
-        "asaoka": classic("asaoka", load="load"),
-        "fukuzono": classic("fukuzono"),
-        "consolidation": classic("consolidation", load="load"),
-    }
+    methods = classic_settlement_methods(load="load")
     sites = [(f"embankment-{s}", simulate_site("embankment", 16, 365, "1h", s).site) for s in seeds]
     pool = {f"pool-embankment-{s}": sim_site("embankment", s).site for s in head_pool}
     context = SimContext({k: daily_frame(v) for k, v in [*sites, *pool.items()]})

@@ -33,8 +33,9 @@ from typing import Any
 import pandas as pd
 
 from _tables import md_table
-from geojepa.forecast.evaluate import MethodFactory, classic, summarise
+from geojepa.forecast.evaluate import MethodFactory, summarise
 from geojepa.forecast.oracle import EmbankmentTruth, OracleForecaster, OracleMode
+from geojepa.forecast.protocols import classic_settlement_methods
 from geojepa.forecast.simulated import settlement_protocol_sim
 from geojepa.simulate import simulate_site
 
@@ -59,14 +60,7 @@ def lift_ahead(truth: EmbankmentTruth, cutoff: float, t: float) -> bool:
 def run_site(seed: int, draws: int) -> pd.DataFrame:
     sim = simulate_site("embankment", 16, 365, "1h", seed)
     truth = EmbankmentTruth.from_simulated(sim)
-    methods: dict[str, MethodFactory] = {
-        "persistence": classic("persistence"),
-        "linear": classic("linear"),
-        "hyperbolic": classic("hyperbolic", load="load"),
-        "asaoka": classic("asaoka", load="load"),
-        "fukuzono": classic("fukuzono"),
-        "consolidation": classic("consolidation", load="load"),
-    }
+    methods = classic_settlement_methods(load="load")
     for mode in MODES:
         methods[f"oracle_{mode}"] = oracle(truth, mode, draws)
     name = f"embankment-{seed}"

@@ -44,15 +44,15 @@ GW_HORIZONS: tuple[float, ...] = (1.0, 7.0, 30.0)
 WEEKLY_TOLERANCE = 3.5
 
 
-def classic_settlement_methods() -> dict[str, MethodFactory]:
-    """Every classic method; the load methods read the ``surcharge`` driver."""
+def classic_settlement_methods(load: str = "surcharge") -> dict[str, MethodFactory]:
+    """Every classic method; the load methods read the driver named `load`."""
     return {
         "persistence": classic("persistence"),
         "linear": classic("linear"),
-        "hyperbolic": classic("hyperbolic", load="surcharge"),
-        "asaoka": classic("asaoka", load="surcharge"),
+        "hyperbolic": classic("hyperbolic", load=load),
+        "asaoka": classic("asaoka", load=load),
         "fukuzono": classic("fukuzono"),
-        "consolidation": classic("consolidation", load="surcharge"),
+        "consolidation": classic("consolidation", load=load),
     }
 
 
