@@ -286,6 +286,7 @@ def sim_section(
     run: LoadedRun | None,
     head_pool: list[int],
     bases: tuple[str, ...] = (SIM_HYBRID_BASE,),
+    hybrid_heads: tuple[str, ...] = ("ridge", "mlp"),
 ) -> tuple[str, dict[str, Any]]:
     from geojepa.forecast.simulated import (
         creep_cases,
@@ -306,7 +307,9 @@ def sim_section(
     all_methods: dict[str, MethodFactory] = dict(methods)
     all_methods.update(sim_methods(feats, context, list(pool), heads=SIM_HEADS))
     for base in bases:
-        all_methods.update(sim_methods(hybrid(feats, base), context, list(pool), base=base))
+        all_methods.update(
+            sim_methods(hybrid(feats, base), context, list(pool), heads=hybrid_heads, base=base)
+        )
     rec = settlement_protocol_sim(all_methods, sites)
     rec.to_csv(out / "records_sim_embankment.csv", index=False)
     per_site = summarise(rec, by=("site", "method", "horizon"))
@@ -459,6 +462,13 @@ def main(argv: list[str]) -> int:
         "(consolidation: rows named hybrid_cons_*; default: %(default)s)",
     )
     ap.add_argument(
+        "--hybrid-heads",
+        nargs="+",
+        choices=SIM_HEADS,
+        default=["ridge", "mlp"],
+        help="simulated embankments: the heads of the hybrid rows (default: %(default)s)",
+    )
+    ap.add_argument(
         "--recipe",
         choices=RECIPES,
         default="ema",
@@ -547,7 +557,13 @@ def main(argv: list[str]) -> int:
         "plates": lambda: plates_section(plate_methods(), root, args.out),
         "gw": lambda: gw_section(well_methods(), root, args.out, stride),
         "sim": lambda: sim_section(
-            args.out, seeds, slope_seeds, pool(), head_pool, tuple(args.hybrid_bases)
+            args.out,
+            seeds,
+            slope_seeds,
+            pool(),
+            head_pool,
+            tuple(args.hybrid_bases),
+            tuple(args.hybrid_heads),
         ),
     }
     for name in args.only:
