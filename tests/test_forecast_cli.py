@@ -162,6 +162,32 @@ def test_jepa_site_forecast_ignores_readings_after_the_cutoff(
     pd.testing.assert_frame_equal(a.table, b.table)
 
 
+@pytest.mark.parametrize("base", ["linear", "consolidation"])
+def test_jepa_with_a_classic_base_corrects_it_and_reads_no_later_reading(
+    run_and_site: tuple[Path, Path], tmp_path: Path, base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geojepa.checkpoint import load_run
+    from geojepa.forecast.apply import forecast_site_jepa
+
+    rdir, site_path = run_and_site
+    out = tmp_path / "f.csv"
+    args = ["forecast", str(rdir), str(site_path), "--target", "SP1", "--cutoff", "2024-05-30"]
+    assert run([*args, "--horizon", "4", "--out", str(out), "--base", base]) == 0
+    assert f"hybrid_{base}_jepa_ridge" in capsys.readouterr().out
+    assert np.isfinite(pd.read_csv(out)[["prediction", "lower", "upper"]].to_numpy()).all()
+    loaded = load_run(rdir)
+    site = embankment_site()
+    cutoff = T0 + pd.Timedelta("150D")
+    a = forecast_site_jepa(loaded, site, "SP1", cutoff, 6, base=base)
+    assert a.model.fallback_ is None  # type: ignore[attr-defined]
+    r = site.readings.copy()
+    r.loc[r["timestamp"] > cutoff, "value"] = -1e6
+    b = forecast_site_jepa(loaded, Site(site.name, site.sensors, r), "SP1", cutoff, 6, base=base)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    plain = forecast_site_jepa(loaded, site, "SP1", cutoff, 6)
+    assert not np.allclose(plain.table["prediction"], a.table["prediction"])
+
+
 def test_classic_methods_accept_the_run_first_form(
     run_and_site: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -184,6 +210,7 @@ def test_forecast_verb_errors_exit_2(site_dir: Path, tmp_path: Path) -> None:
     assert run(["forecast", "-", str(site_dir), "--target", "SP1", *base]) == 2
     assert run(["forecast", str(tmp_path / "norun"), str(site_dir), "--target", "SP1", *base]) == 2
     assert run(["forecast", "-", str(site_dir), "--target", "SP1", "--head", "x", *base]) == 2
+    assert run(["forecast", "-", str(site_dir), "--target", "SP1", "--base", "x", *base]) == 2
     assert run(["forecast", str(site_dir), "--target", "NOPE", "--method", "linear", *base]) == 2
     assert run(["forecast", str(site_dir), "--target", "SP1", "--method", "magic", *base]) == 2
     bad_time = ["--cutoff", "not-a-time", "--horizon", "3", "--out", str(out)]

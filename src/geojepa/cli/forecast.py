@@ -50,6 +50,12 @@ def forecast(
         "--head",
         help="jepa head: ridge (probe), mlp, or median (an MLP fitted to the median change).",
     ),
+    base: str = typer.Option(
+        "none",
+        "--base",
+        help="jepa: a classic forecast the head learns to correct (it also reads it): none, "
+        "linear, or consolidation (the back-analysis; reads the site's load sensor).",
+    ),
 ) -> None:
     """Forecast one sensor after a cutoff, with an uncertainty band."""
     if len(paths) > 2:
@@ -61,6 +67,8 @@ def forecast(
         raise UsageError(f"unknown --method {method!r}", hint="use one of " + ", ".join(METHODS))
     if head not in ("ridge", "mlp", "median"):
         raise UsageError(f"unknown --head {head!r}", hint="use ridge, mlp or median")
+    if base not in ("none", "linear", "consolidation"):
+        raise UsageError(f"unknown --base {base!r}", hint="use none, linear or consolidation")
     if method == "jepa" and run is None:
         raise UsageError(
             "the jepa forecaster needs a RUN folder before SITE",
@@ -80,7 +88,14 @@ def forecast(
         loaded = load_run(run)
         site = Site.load(site_path)
         result = forecast_site_jepa(
-            loaded, site, target, cutoff, horizon, head=head, interval=interval
+            loaded,
+            site,
+            target,
+            cutoff,
+            horizon,
+            head=head,
+            interval=interval,
+            base=None if base == "none" else base,
         )
     else:
         site = Site.load(site_path)

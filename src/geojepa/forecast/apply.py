@@ -212,9 +212,12 @@ def forecast_site_jepa(
     interval: pd.Timedelta | str | None = None,
     max_origins: int = 400,
     seed: int = 0,
+    base: str | None = None,
 ) -> SiteForecast:
     """Forecast `horizon` grid steps of `target` after `cutoff` with a head on the run's
-    frozen target-encoder features (`geojepa.forecast.learned.JepaForecaster`).
+    frozen target-encoder features (`geojepa.forecast.learned.JepaForecaster`). `base`: a
+    classic forecast the head corrects (`geojepa.forecast.hybrid.BASES`; the
+    ``consolidation`` base reads the site's ``load`` sensor), or None.
 
     The site is cut at the cutoff first (readings after it are never read), put on the
     run's grid; the head is trained on earlier origins of the target and of the site's
@@ -257,10 +260,10 @@ def forecast_site_jepa(
         stride=stride,
         head=head,
         seed=seed,
+        base=base,
     )
     fc = model.fit(track.times(), track.target_values()).predict(t_future)
     if model.fallback_ is not None:
         log.warning("jepa could not be trained (%s): the forecast is persistence", model.fallback_)
-    return SiteForecast(
-        table=_table(times, fc), model=model, method=f"jepa_{head}", load=None, origin=origin
-    )
+    name = f"jepa_{head}" if base is None else f"hybrid_{base}_jepa_{head}"
+    return SiteForecast(table=_table(times, fc), model=model, method=name, load=None, origin=origin)
