@@ -68,6 +68,8 @@ def run_site(seed: int, draws: int) -> pd.DataFrame:
     rec["lift_ahead"] = [
         lift_ahead(truth, c, t) for c, t in zip(rec["cutoff"], rec["t"], strict=True)
     ]
+    plate = rec["series"].str.rsplit("/", n=1).str[-1]
+    rec["event_plate"] = plate.isin(truth.event_plates)  # an acceleration event on the plate
     rec["stages"] = len(truth.stages)
     rec["scale"] = truth.scale
     return rec
@@ -132,6 +134,23 @@ def main(argv: list[str]) -> int:
             )
         )
     )
+    quiet = rec[~rec["event_plate"]]
+    quiet_sites = summarise(quiet, by=("site", "method", "horizon"))
+    q_agg = quiet_sites.groupby(["method", "horizon"])["mae"].mean().unstack("horizon")
+    q_best = q_agg.loc[list(CLASSIC)].min()
+    print(
+        f"plates without a settlement-acceleration event only ({quiet['series'].nunique()} of "
+        f"{rec['series'].nunique()}; the oracles know an event's future, a forecaster cannot): "
+        "mean over sites of each site's MAE (mm) and ratio to the best classic method there:"
+    )
+    q_table = pd.DataFrame(
+        {
+            "method": list(q_agg.index),
+            **{f"MAE {h:g} d": q_agg[h].to_numpy() for h in q_agg.columns},
+            **{f"ratio {h:g} d": (q_agg[h] / q_best[h]).to_numpy() for h in q_agg.columns},
+        }
+    ).sort_values(f"ratio {q_agg.columns[-1]:g} d")
+    print(md_table(q_table))
     print(f"{time.perf_counter() - t0:.0f} s")
     if args.json:
         args.json.write_text(
@@ -146,6 +165,9 @@ def main(argv: list[str]) -> int:
                     "bayes_coverage": {str(h): float(v) for h, v in coverage.items()},
                     "lift_ahead_share": {str(h): float(v) for h, v in ahead.items()},
                     "per_site": per_site.to_dict("records"),
+                    "quiet_plates_mae": {
+                        m: {str(h): float(v) for h, v in row.items()} for m, row in q_agg.iterrows()
+                    },
                 },
                 indent=2,
             )
