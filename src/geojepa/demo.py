@@ -390,7 +390,7 @@ def _forecast(
     paths: list[Path] = []
     errors: dict[str, float] = {}
     actual = site.readings[site.readings["sensor_id"] == target].set_index("timestamp")["value"]
-    for method in ("jepa", "hyperbolic", "linear", "persistence"):
+    for method in ("jepa", "hyperbolic", "consolidation", "linear", "persistence"):
         if method == "jepa":
             res = forecast_site_jepa(run, site, target, cutoff, horizon, interval=interval)
         else:

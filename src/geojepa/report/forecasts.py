@@ -136,10 +136,13 @@ def classic_forecasts(
     """Classic methods' predictions at `future_t` from a history (library methods).
 
     With the site's `load` (fill height, on `hist_t`), hyperbolic and Asaoka start from the
-    current load stage, as engineers fit them; without it they use the whole history.
+    current load stage, as engineers fit them, and the consolidation back-analysis reads the
+    whole load history; without it the first two use the whole history and the
+    back-analysis is left out.
     """
     try:
         from geojepa.forecast import classic
+        from geojepa.forecast.consolidation import Consolidation
     except ImportError as err:
         return {}, f"classic methods unavailable ({err})"
     t0 = hist_t[0]
@@ -166,6 +169,8 @@ def classic_forecasts(
             classic.Hyperbolic(load=staged, n_boot=CLASSIC_BOOT),
             classic.Asaoka(load=staged, n_boot=CLASSIC_BOOT),
         ]
+        if staged:  # the back-analysis needs the load history
+            chosen.append(Consolidation(load=staged, n_boot=CLASSIC_BOOT))
     if kind in DISPLACEMENT_KINDS:
         chosen.append(classic.Fukuzono(n_boot=CLASSIC_BOOT))
     out: dict[str, np.ndarray] = {}
@@ -182,7 +187,8 @@ def classic_forecasts(
         if getattr(fitted, "fallback_", None):
             fell_back.append(f"{name} fell back to persistence")
     note = "Classic methods computed here from the readings before the cutoff" + (
-        ", hyperbolic and Asaoka from the current load stage."
+        ", hyperbolic and Asaoka from the current load stage, the consolidation"
+        " back-analysis from the whole load history."
         if staged and kind in CURVE_KINDS
         else "."
     )
