@@ -87,3 +87,11 @@ def test_falls_back_and_says_why() -> None:
 
 def test_registered_as_a_classic_method() -> None:
     assert CLASSIC["consolidation"] is Consolidation
+
+
+def test_carry_forward_holds_the_last_known_load() -> None:
+    from geojepa.forecast.base import carry_forward
+
+    out = carry_forward(np.array([np.nan, 1.0, np.nan, np.nan, 3.0, np.nan]))
+    np.testing.assert_array_equal(out[1:], [1.0, 1.0, 1.0, 3.0, 3.0])
+    assert np.isnan(out[0]) and carry_forward(np.array([])).size == 0

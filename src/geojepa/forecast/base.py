@@ -122,6 +122,15 @@ class Forecaster(ABC):
         return f"{type(self).__name__}({args})"
 
 
+def carry_forward(values: np.ndarray) -> np.ndarray:
+    """A copy of `values` (T,) as float64 with every NaN replaced by the last finite value
+    before it (NaN before the first one): a load stays until changed."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    idx = np.where(np.isfinite(v), np.arange(v.size), -1)
+    last = np.maximum.accumulate(idx) if v.size else idx  # (T,) index of the last finite
+    return np.where(last >= 0, v[np.clip(last, 0, None)], np.nan)
+
+
 def rng_of(random_state: int | np.random.Generator | None) -> np.random.Generator:
     """A generator from a seed or a generator (passed in, never global)."""
     if isinstance(random_state, np.random.Generator):

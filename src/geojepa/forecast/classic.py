@@ -44,6 +44,7 @@ from geojepa.forecast.base import (
     Forecaster,
     as_history,
     as_times,
+    carry_forward,
     observed,
     rng_of,
 )
@@ -76,11 +77,7 @@ def stage_start(
     previous value forward (a load stays until changed); loads before the first known one
     count as different.
     """
-    vals = np.asarray(load, dtype=np.float64)  # (T,)
-    filled = vals.copy()
-    for i in range(1, filled.size):
-        if not np.isfinite(filled[i]):
-            filled[i] = filled[i - 1]
+    filled = carry_forward(load)  # (T,)
     known = np.isfinite(filled)
     if not known.any():
         return 0

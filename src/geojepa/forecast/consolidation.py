@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geojepa.forecast.base import DEFAULT_LEVEL, FitError
+from geojepa.forecast.base import DEFAULT_LEVEL, FitError, carry_forward
 from geojepa.forecast.classic import CurveForecaster
 from geojepa.soil import consolidation_curve
 
@@ -78,10 +78,7 @@ class Consolidation(CurveForecaster):
                 f"{self.name}: driver {self.load!r} (the load) not given; have {sorted(drivers)}"
             )
         else:
-            q = np.asarray(drivers[self.load], dtype=np.float64).copy()
-            for i in range(1, q.size):  # a load stays until changed
-                if not np.isfinite(q[i]):
-                    q[i] = q[i - 1]
+            q = carry_forward(drivers[self.load])
         known = np.isfinite(q)
         self.load_days_, self.load_dq_ = _load_increments(t[known], q[known])
         self.design_cache_: dict[tuple[int, float, float], list[np.ndarray]] = {}

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from geojepa.forecast.base import carry_forward
 from geojepa.forecast.consolidation import T90_GRID, nonneg_ls
 from geojepa.forecast.tracks import Track
 from geojepa.soil import consolidation_curve
@@ -77,11 +78,7 @@ def track_load(track: Track) -> np.ndarray:
         q = np.where(np.cumsum(np.isfinite(y)) > 0, 1.0, np.nan)
         return q
     j = int(cols[0])
-    v = np.where(track.frame.observed[:, j], track.frame.values[:, j], np.nan).astype(np.float64)
-    for i in range(1, v.size):  # a load stays until changed
-        if not np.isfinite(v[i]):
-            v[i] = v[i - 1]
-    return v
+    return carry_forward(np.where(track.frame.observed[:, j], track.frame.values[:, j], np.nan))
 
 
 def consolidation_changes(
