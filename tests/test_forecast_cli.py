@@ -98,6 +98,7 @@ def test_consolidation_on_a_site_reads_the_whole_fill_history() -> None:
     cutoff = T0 + pd.Timedelta("150D")
     a = forecast_site(site, "SP1", cutoff, 10, "consolidation")
     assert a.load == "FILL" and a.model.fallback_ is None  # type: ignore[attr-defined]
+    assert np.isfinite(a.model.t90_) and np.isfinite(a.model.primary_final_)  # type: ignore[attr-defined]
     # both fill stages enter the fit: increments at day 0 (2 m) and day 60 (2 m more)
     dq = a.model.load_dq_  # type: ignore[attr-defined]
     assert dq.sum() == pytest.approx(4.0) and dq.size >= 2

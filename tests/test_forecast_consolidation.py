@@ -37,6 +37,8 @@ def test_exact_on_a_two_stage_record() -> None:
     assert isinstance(p, ConsolidationParams)
     assert p.t90 == pytest.approx(t90)
     assert (p.a, p.b, p.c) == pytest.approx((40.0, 6.0, 3.0), rel=1e-6)
+    assert m.t90_ == pytest.approx(t90) and m.t90_identified_
+    assert m.primary_final_ == pytest.approx(3.0 + 40.0 * 4.5, rel=1e-6)  # c + a * total load
     # the forecast holds the load: 200 days on, only the two lifts' curves
     tf = np.array([150.0, 200.0, 340.0])
     np.testing.assert_allclose(
@@ -95,3 +97,10 @@ def test_carry_forward_holds_the_last_known_load() -> None:
     out = carry_forward(np.array([np.nan, 1.0, np.nan, np.nan, 3.0, np.nan]))
     np.testing.assert_array_equal(out[1:], [1.0, 1.0, 1.0, 3.0, 3.0])
     assert np.isnan(out[0]) and carry_forward(np.array([])).size == 0
+
+
+def test_a_record_too_short_for_its_t90_says_so() -> None:
+    t = np.arange(0.0, 30.0)
+    y = staged(t, [(0.0, 1.0)], 500.0, 0.0, 5000.0)  # 90 % after 5000 days; 30 days seen
+    m = Consolidation(n_boot=0).fit(t, y)
+    assert m.fallback_ is None and not m.t90_identified_

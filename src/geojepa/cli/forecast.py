@@ -112,6 +112,14 @@ def forecast(
         note += f", {head} head on {model.n_samples_} training origins"  # type: ignore[attr-defined]
     elif method in ("hyperbolic", "asaoka"):
         note += f", final settlement {model.final_:.4g}"  # type: ignore[attr-defined]
+    elif method == "consolidation":
+        t90 = f"t90 {model.t90_:.0f} days"  # type: ignore[attr-defined]
+        if not model.t90_identified_:  # type: ignore[attr-defined]
+            t90 += " (at the end of its search range: the record does not pin it down)"
+        note += (
+            f", {t90}, end of primary consolidation "
+            f"{model.primary_final_:.4g} under the current load"  # type: ignore[attr-defined]
+        )
     elif method == "fukuzono":
         when = result.at(model.time_of_failure_)  # type: ignore[attr-defined]
         note += (

@@ -113,6 +113,34 @@ class Consolidation(CurveForecaster):
         _, c, a, b, t90 = best
         return ConsolidationParams(c, a, b, t90, self.load_days_, self.load_dq_)
 
+    @property
+    def t90_(self) -> float:
+        """The fitted time to 90 % primary consolidation, days (NaN after a fallback)."""
+        if self.fallback_ is not None:
+            return float("nan")
+        p = self.params_
+        assert isinstance(p, ConsolidationParams)
+        return p.t90
+
+    @property
+    def t90_identified_(self) -> bool:
+        """False when the fitted t90 sits at an end of the grid: the record does not pin it
+        down (consolidation too slow or too fast for its span), so the forecast leans on
+        the grid's bounds."""
+        t90 = self.t90_
+        return bool(np.isfinite(t90) and min(self.t90_grid) < t90 < max(self.t90_grid))
+
+    @property
+    def primary_final_(self) -> float:
+        """The reading at the end of primary consolidation under the last known load,
+        ``c + a * (load added)``; secondary compression goes on after it (NaN after a
+        fallback)."""
+        if self.fallback_ is not None:
+            return float("nan")
+        p = self.params_
+        assert isinstance(p, ConsolidationParams)
+        return p.c + p.a * float(p.dq.sum())
+
     def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
         p = params
         assert isinstance(p, ConsolidationParams)
