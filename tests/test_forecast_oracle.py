@@ -92,3 +92,26 @@ def test_oracle_refuses_unknown_series(truth: EmbankmentTruth) -> None:
 def test_not_an_embankment_is_refused() -> None:
     with pytest.raises(ValueError, match="not a simulated embankment"):
         EmbankmentTruth.from_simulated(simulate_site("slope", 8, 30, "6h", 0))
+
+
+def test_the_actual_next_lift_looks_like_a_draw_of_the_futures() -> None:
+    """Calibration: over many sites and cutoffs, the rank of the actual next lift's start
+    among the drawn futures' (its PIT) is uniform when the sampler conditions correctly."""
+    from scipy import stats
+
+    pits = []
+    for seed in range(300, 320):
+        tr = EmbankmentTruth.from_simulated(simulate_site("embankment", 6, 365, "1h", seed))
+        rng = np.random.default_rng(seed)
+        for c in range(60, 300, 20):
+            last = (c + 1) * 24 - 1
+            i = tr.current_stage(last)
+            if i < 0 or i == len(tr.stages) - 1 or last < tr.stages[i].top:
+                continue  # no lift to come, or the lift in progress is given
+            fills = tr.fill_futures(last, "bayes", 300, rng)
+            above = fills[:, last + 1 :] > tr.stages[i].height + 1e-9
+            starts = np.argmax(above, axis=1) + last + 1
+            actual = tr.stages[i + 1].start
+            pits.append(np.mean(starts < actual) + 0.5 * np.mean(starts == actual))
+    assert len(pits) > 100
+    assert stats.kstest(pits, "uniform").pvalue > 0.01
