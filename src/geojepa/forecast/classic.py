@@ -15,6 +15,10 @@
                   time of failure ``-A/B`` where ``1/v`` reaches zero; the displacement forecast
                   integrates that velocity from the last reading.
 
+The consolidation back-analysis (one Terzaghi curve per load increment, fitted to the whole
+record) follows the same contract in `geojepa.forecast.consolidation`; `geojepa.forecast.
+methods.CLASSIC` names them all.
+
 Units: t in days; the target in its own unit (the methods never convert it).
 
 Guarantees: every method is exact on curves of its own form without noise (tests check the
