@@ -115,3 +115,24 @@ def test_the_actual_next_lift_looks_like_a_draw_of_the_futures() -> None:
             pits.append(np.mean(starts < actual) + 0.5 * np.mean(starts == actual))
     assert len(pits) > 100
     assert stats.kstest(pits, "uniform").pvalue > 0.01
+
+
+def test_the_rest_of_a_ramp_in_progress_is_calibrated() -> None:
+    """At a cutoff inside a lift's ramp, the actual end of the ramp ranks uniformly among
+    the drawn futures' ends (the slope is seen; length and height are drawn)."""
+    from scipy import stats
+
+    pits = []
+    for seed in range(300, 330):
+        tr = EmbankmentTruth.from_simulated(simulate_site("embankment", 6, 365, "1h", seed))
+        rng = np.random.default_rng(seed)
+        for st in tr.stages:
+            if st.top - st.start < 48:
+                continue
+            last = st.start + int(rng.integers(24, st.top - st.start))  # inside the ramp
+            fills = tr.fill_futures(last, "bayes", 300, rng)
+            ends = np.argmax(np.diff(fills[:, last:], axis=1) <= 1e-12, axis=1) + last
+            pits.append(np.mean(ends < st.top) + 0.5 * np.mean(ends == st.top))
+            assert np.all(fills[:, : last + 1] == tr.fill[: last + 1])
+    assert len(pits) > 80
+    assert stats.kstest(pits, "uniform").pvalue > 0.01
