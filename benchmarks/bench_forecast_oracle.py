@@ -33,13 +33,13 @@ from typing import Any
 import pandas as pd
 
 from _tables import md_table
-from geojepa.forecast.evaluate import MethodFactory, summarise
+from geojepa.forecast.evaluate import MethodFactory, classic, summarise
 from geojepa.forecast.oracle import EmbankmentTruth, OracleForecaster, OracleMode
 from geojepa.forecast.protocols import classic_settlement_methods
 from geojepa.forecast.simulated import settlement_protocol_sim
 from geojepa.simulate import simulate_site
 
-CLASSIC = ("linear", "hyperbolic", "asaoka", "fukuzono", "consolidation")
+CLASSIC = ("linear", "hyperbolic", "asaoka", "fukuzono", "consolidation", "consolidation_huber")
 MODES: tuple[OracleMode, ...] = ("bayes", "plan", "no_lift")
 
 
@@ -61,6 +61,7 @@ def run_site(seed: int, draws: int) -> pd.DataFrame:
     sim = simulate_site("embankment", 16, 365, "1h", seed)
     truth = EmbankmentTruth.from_simulated(sim)
     methods = classic_settlement_methods(load="load")
+    methods["consolidation_huber"] = classic("consolidation", load="load", loss="huber")
     for mode in MODES:
         methods[f"oracle_{mode}"] = oracle(truth, mode, draws)
     name = f"embankment-{seed}"

@@ -33,6 +33,9 @@ from geojepa.soil import consolidation_curve
 
 T90_GRID: tuple[float, ...] = tuple(float(x) for x in np.geomspace(2.0, 2000.0, 40).round(3))
 """Candidate times to 90 % consolidation (days), log-spaced."""
+LOSSES: tuple[str, ...] = ("squared", "huber")
+HUBER_K = 1.345  # Huber's threshold, in robust standard deviations of the residuals
+HUBER_PASSES = 6  # reweighting passes per t90
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ class Consolidation(CurveForecaster):
     """Back-analysis by superposition of consolidation curves (see the module docstring).
 
     `load` names the driver holding the applied load; None: one unit load at the first
-    reading. `t90_grid`: candidate times to 90 % consolidation (days).
+    reading. `t90_grid`: candidate times to 90 % consolidation (days). `loss`: "squared"
+    (least squares) or "huber" (reweighted so that spikes, steps and other faulty readings
+    weigh less: Huber weights at 1.345 robust standard deviations of the residuals).
     """
 
     name = "consolidation"
@@ -59,6 +64,7 @@ class Consolidation(CurveForecaster):
         load: str | None = None,
         min_points: int = 5,
         t90_grid: tuple[float, ...] = T90_GRID,
+        loss: str = "squared",
         *,
         n_boot: int = 100,
         level: float = DEFAULT_LEVEL,
@@ -68,6 +74,9 @@ class Consolidation(CurveForecaster):
         self.load = load
         self.min_points = min_points
         self.t90_grid = t90_grid
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; use one of {list(LOSSES)}")
+        self.loss = loss
 
     # ------------------------------------------------------------------ the load history
     def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
@@ -103,14 +112,10 @@ class Consolidation(CurveForecaster):
             raise FitError(f"{t.size} observed readings, need {self.min_points}")
         if not np.any(self.load_dq_ != 0.0):
             raise FitError("the load never changes: nothing to back-analyse")
-        best: tuple[float, float, float, float, float] | None = None
-        for t90, x in zip(self.t90_grid, self._columns(t), strict=True):
-            fit = nonneg_ls(x, y)
-            if fit is not None and (best is None or fit[0] < best[0]):
-                best = (fit[0], fit[1], fit[2], fit[3], t90)
+        best = fit_grid(self._columns(t), y, self.t90_grid, self.loss)
         if best is None:
             raise FitError("no t90 of the grid gives a fit")
-        _, c, a, b, t90 = best
+        c, a, b, t90 = best
         return ConsolidationParams(c, a, b, t90, self.load_days_, self.load_dq_)
 
     @property
@@ -162,15 +167,19 @@ def _load_increments(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return days[keep], dq[keep]
 
 
-def nonneg_ls(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
-    """min ||c + x @ [a, b] - y||^2 with a, b >= 0: (sse, c, a, b), or None if degenerate."""
+def nonneg_ls(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None
+) -> tuple[float, float, float, float] | None:
+    """min sum w (c + x @ [a, b] - y)^2 with a, b >= 0: (weighted sse, c, a, b), or None if
+    degenerate. `w` (n,) >= 0, default all 1."""
+    sw = np.ones(y.size) if w is None else np.sqrt(np.asarray(w, dtype=np.float64))  # (n,)
     best: tuple[float, float, float, float] | None = None
     for cols in ((0, 1), (0,), (1,)):
         m = np.column_stack([np.ones(y.size), x[:, list(cols)]])  # (n, 1 + k)
-        coef, *_ = np.linalg.lstsq(m, y, rcond=None)
+        coef, *_ = np.linalg.lstsq(m * sw[:, None], y * sw, rcond=None)
         if np.any(coef[1:] < 0.0) or not np.all(np.isfinite(coef)):
             continue
-        sse = float(np.sum((m @ coef - y) ** 2))
+        sse = float(np.sum(((m @ coef - y) * sw) ** 2))
         ab = np.zeros(2)
         ab[list(cols)] = coef[1:]
         if best is None or sse < best[0]:
@@ -178,3 +187,38 @@ def nonneg_ls(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]
         if len(cols) == 2:
             break  # the full model is feasible: its subsets cannot fit better
     return best
+
+
+def _fit_one(x: np.ndarray, y: np.ndarray, loss: str) -> tuple[float, float, float, float] | None:
+    """(score, c, a, b) for one t90: least squares, or Huber by reweighting."""
+    fit = nonneg_ls(x, y)
+    if fit is None or loss == "squared":
+        return fit
+    for _ in range(HUBER_PASSES):
+        r = y - (fit[1] + x @ np.array([fit[2], fit[3]]))  # (n,)
+        scale = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        if scale <= 0.0:
+            break
+        k = HUBER_K * scale
+        w = np.where(np.abs(r) <= k, 1.0, k / np.maximum(np.abs(r), 1e-300))
+        new = nonneg_ls(x, y, w)
+        if new is None:
+            break
+        fit = new
+    return fit
+
+
+def fit_grid(
+    designs: list[np.ndarray], y: np.ndarray, t90_grid: tuple[float, ...], loss: str = "squared"
+) -> tuple[float, float, float, float] | None:
+    """(c, a, b, t90) at the t90 of the grid with the least (weighted) squared error, or
+    None when no t90 gives a fit. `designs[k]`: the (n, 2) primary and secondary responses
+    for ``t90_grid[k]``."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; use one of {list(LOSSES)}")
+    best: tuple[float, float, float, float, float] | None = None
+    for t90, x in zip(t90_grid, designs, strict=True):
+        fit = _fit_one(x, y, loss)
+        if fit is not None and (best is None or fit[0] < best[0]):
+            best = (fit[0], fit[1], fit[2], fit[3], float(t90))
+    return None if best is None else best[1:]

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from geojepa.forecast.base import carry_forward
-from geojepa.forecast.consolidation import T90_GRID, nonneg_ls
+from geojepa.forecast.consolidation import T90_GRID, fit_grid
 from geojepa.forecast.tracks import Track
 from geojepa.soil import consolidation_curve
 
@@ -87,6 +87,7 @@ def consolidation_changes(
     horizons: Sequence[float],
     min_points: int = 5,
     t90_grid: Sequence[float] = T90_GRID,
+    loss: str = "squared",
 ) -> np.ndarray:
     """(N, K) change of the consolidation back-analysis forecast at ``time(row) + h`` from
     the last observed value at or before each row (rows up to the origin only)."""
@@ -118,14 +119,10 @@ def consolidation_changes(
         if n < min_points or g == 0:
             continue
         yy = y[obs[:n]]
-        best: tuple[float, float, float, float, float] | None = None
-        for t90, x in zip(t90_grid, design, strict=True):
-            fit = nonneg_ls(x[:n], yy)
-            if fit is not None and (best is None or fit[0] < best[0]):
-                best = (*fit, float(t90))
+        best = fit_grid([x[:n] for x in design], yy, tuple(t90_grid), loss)
         if best is None:
             continue
-        _, c, a, b, t90 = best
+        c, a, b, t90 = best
         lag_f = (t[r] + hs)[:, None] - t[inc[:g]][None, :]  # (K, g) the load held
         pred = (
             c
