@@ -104,3 +104,22 @@ def test_a_record_too_short_for_its_t90_says_so() -> None:
     y = staged(t, [(0.0, 1.0)], 500.0, 0.0, 5000.0)  # 90 % after 5000 days; 30 days seen
     m = Consolidation(n_boot=0).fit(t, y)
     assert m.fallback_ is None and not m.t90_identified_
+
+
+def test_huber_loss_resists_faulty_readings() -> None:
+    rng = np.random.default_rng(4)
+    lifts = [(5.0, 1.0), (70.0, 1.0)]
+    t = np.arange(0.0, 120.0, 2.0)
+    y = staged(t, lifts, 100.0, 10.0, 60.0) + rng.normal(0, 1.0, t.size)
+    y[[10, 25, 40]] += np.array([150.0, -120.0, 200.0])  # spikes
+    tf = np.array([200.0])
+    truth = staged(tf, lifts, 100.0, 10.0, 60.0)[0]
+    drv = {"load": load_of(t, lifts)}
+    plain = Consolidation(load="load", n_boot=0).fit(t, y, drv).predict(tf).prediction[0]
+    huber = (
+        Consolidation(load="load", n_boot=0, loss="huber").fit(t, y, drv).predict(tf).prediction[0]
+    )
+    assert abs(huber - truth) < 0.5 * abs(plain - truth)
+    assert abs(huber - truth) < 0.03 * truth
+    with pytest.raises(ValueError, match="unknown loss"):
+        Consolidation(loss="l1")
