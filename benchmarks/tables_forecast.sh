@@ -7,7 +7,7 @@ set -eu
 PY="${PY:-.venv/bin/python}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$PY" benchmarks/bench_forecast.py --out bench-out/forecast --hybrid-bases linear consolidation "$@"
-# the oracle floor beside the classic methods on the simulated embankments (about 90 s)
+# the oracle floor beside the classic methods on the simulated embankments (about 3 min)
 "$PY" benchmarks/bench_forecast_oracle.py --json bench-out/forecast/oracle.json
 "$PY" benchmarks/bench_transfer.py --out bench-out/transfer --target-only \
   --seeds 0 1 2 --sim-seeds 0 --steps 60
