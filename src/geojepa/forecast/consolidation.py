@@ -98,12 +98,9 @@ class Consolidation(CurveForecaster):
         key = (t.size, float(t[0]), float(t[-1]))
         if key not in self.design_cache_:
             lag = t[:, None] - self.load_days_[None, :]  # (n, G) days since each increment
-            cols = []
-            for t90 in self.t90_grid:
-                u = consolidation_curve(lag, t90, 0.0) @ self.load_dq_  # (n,) primary
-                g = np.log1p(np.maximum(lag, 0.0) / t90) @ self.load_dq_  # (n,) secondary
-                cols.append(np.column_stack([u, g]))
-            self.design_cache_[key] = cols
+            self.design_cache_[key] = [
+                load_responses(lag, self.load_dq_, t90) for t90 in self.t90_grid
+            ]
         return self.design_cache_[key]
 
     # ------------------------------------------------------------------ the curve
@@ -150,9 +147,15 @@ class Consolidation(CurveForecaster):
         p = params
         assert isinstance(p, ConsolidationParams)
         lag = np.asarray(t, dtype=np.float64)[:, None] - p.days[None, :]  # (H, G)
-        u = consolidation_curve(lag, p.t90, 0.0) @ p.dq
-        g = np.log1p(np.maximum(lag, 0.0) / p.t90) @ p.dq
-        return p.c + p.a * u + p.b * g
+        return p.c + load_responses(lag, p.dq, p.t90) @ np.array([p.a, p.b])
+
+
+def load_responses(lag: np.ndarray, dq: np.ndarray, t90: float) -> np.ndarray:
+    """(n, 2): the primary and secondary responses, per unit of ``a`` and ``b``, to load
+    increments dq (G,) after lags (n, G) days (an increment adds nothing before its day)."""
+    primary = consolidation_curve(lag, t90, 0.0) @ dq  # (n,)
+    secondary = np.log1p(np.maximum(lag, 0.0) / t90) @ dq  # (n,)
+    return np.column_stack([primary, secondary])
 
 
 def _load_increments(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

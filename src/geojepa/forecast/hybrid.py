@@ -30,9 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from geojepa.forecast.base import carry_forward
-from geojepa.forecast.consolidation import T90_GRID, fit_grid
+from geojepa.forecast.consolidation import T90_GRID, fit_grid, load_responses
 from geojepa.forecast.tracks import Track
-from geojepa.soil import consolidation_curve
 
 BASES: tuple[str, ...] = ("linear", "consolidation")
 LINEAR_K = 10
@@ -104,15 +103,7 @@ def consolidation_changes(
         return out
     # responses of every observed row to every increment (increments after a row add 0)
     lag = t[obs][:, None] - t[inc][None, :]  # (M, G)
-    design = [
-        np.column_stack(
-            [
-                consolidation_curve(lag, t90, 0.0) @ dq[inc],  # (M,) primary
-                np.log1p(np.maximum(lag, 0.0) / t90) @ dq[inc],  # (M,) secondary
-            ]
-        )
-        for t90 in t90_grid
-    ]
+    design = [load_responses(lag, dq[inc], t90) for t90 in t90_grid]  # each (M, 2)
     upto = np.searchsorted(obs, rows, side="right")  # (N,) observed rows at or before
     known = np.searchsorted(inc, rows, side="right")  # (N,) increments at or before
     for i, (r, n, g) in enumerate(zip(rows, upto, known, strict=True)):
@@ -124,14 +115,7 @@ def consolidation_changes(
             continue
         c, a, b, t90 = best
         lag_f = (t[r] + hs)[:, None] - t[inc[:g]][None, :]  # (K, g) the load held
-        pred = (
-            c
-            + (
-                a * consolidation_curve(lag_f, t90, 0.0)
-                + b * np.log1p(np.maximum(lag_f, 0.0) / t90)
-            )
-            @ dq[inc[:g]]
-        )
+        pred = c + load_responses(lag_f, dq[inc[:g]], t90) @ np.array([a, b])  # (K,)
         out[i] = pred - yy[-1]
     return out
 
