@@ -39,8 +39,8 @@ def forecast(
     load: str | None = typer.Option(
         None,
         "--load",
-        help="Load / fill-height sensor for hyperbolic and asaoka stages "
-        "(default: the site's only load sensor, if one).",
+        help="Load / fill-height sensor: the stages of hyperbolic and asaoka, the load history "
+        "of consolidation (default: the site's only load sensor, if one).",
     ),
     interval: str | None = typer.Option(
         None, "--interval", help="Grid step, e.g. 1D (default: the target's reading interval)."
