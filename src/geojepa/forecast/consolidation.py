@@ -24,6 +24,7 @@ cutoff; fewer than `min_points` observed readings fall back to persistence and s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -153,9 +154,19 @@ class Consolidation(CurveForecaster):
 def load_responses(lag: np.ndarray, dq: np.ndarray, t90: float) -> np.ndarray:
     """(n, 2): the primary and secondary responses, per unit of ``a`` and ``b``, to load
     increments dq (G,) after lags (n, G) days (an increment adds nothing before its day)."""
-    primary = consolidation_curve(lag, t90, 0.0) @ dq  # (n,)
-    secondary = np.log1p(np.maximum(lag, 0.0) / t90) @ dq  # (n,)
+    primary = unit_primary(lag, t90) @ dq  # (n,)
+    secondary = unit_secondary(lag, t90) @ dq  # (n,)
     return np.column_stack([primary, secondary])
+
+
+def unit_primary(lag: np.ndarray, t90: float) -> np.ndarray:
+    """Primary consolidation of a unit load after `lag` days (any shape; 0 before it)."""
+    return consolidation_curve(lag, t90, 0.0)
+
+
+def unit_secondary(lag: np.ndarray, t90: float) -> np.ndarray:
+    """Secondary compression of a unit load, log(1 + lag / t90) (0 before it)."""
+    return np.log1p(np.maximum(lag, 0.0) / t90)
 
 
 def _load_increments(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,3 +236,62 @@ def fit_grid(
         if fit is not None and (best is None or fit[0] < best[0]):
             best = (fit[0], fit[1], fit[2], fit[3], float(t90))
     return None if best is None else best[1:]
+
+
+class FuturePaths(Protocol):
+    """Futures of the load after a cutoff: ``analogs(t, load, days)`` -> (A, days) daily
+    increments on days 1..days after the last reading (A = 0: none known)."""
+
+    def analogs(self, t: np.ndarray, load: np.ndarray, days: int) -> np.ndarray: ...
+
+
+class ConsolidationFill(Consolidation):
+    """The back-analysis driven by possible futures of the load (e.g. `FillPath`'s analogs
+    from other sites' fill records) instead of the load held at its last value.
+
+    The curve is fitted exactly as `Consolidation` fits it (the past load only); the
+    forecast adds, at each future time, the `stat` ("median" or "mean") over the futures of
+    the fitted response to their load increments. With no future known it is
+    `Consolidation`'s forecast."""
+
+    name = "consolidation_fill"
+
+    def __init__(
+        self,
+        futures: FuturePaths,
+        load: str = "load",
+        days: int = 120,
+        stat: str = "median",
+        *,
+        n_boot: int = 100,
+        level: float = DEFAULT_LEVEL,
+        random_state: int | np.random.Generator | None = 0,
+    ) -> None:
+        super().__init__(load=load, n_boot=n_boot, level=level, random_state=random_state)
+        if stat not in ("median", "mean"):
+            raise ValueError(f"unknown stat {stat!r}; use 'median' or 'mean'")
+        self.futures = futures
+        self.days = days
+        self.stat = stat
+
+    def _window(self, t: np.ndarray, y: np.ndarray, drivers: dict[str, np.ndarray]) -> int:
+        start = super()._window(t, y, drivers)
+        self.last_day_ = float(np.floor(t[-1])) if t.size else 0.0
+        paths = np.zeros((0, self.days))
+        if t.size and self.load is not None:
+            paths = np.asarray(self.futures.analogs(t, drivers[self.load], self.days))
+        self.paths_ = paths  # (A, days)
+        return start
+
+    def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
+        held = super()._curve(params, t)  # (n,)
+        if self.paths_.shape[0] == 0:
+            return held
+        p = params
+        assert isinstance(p, ConsolidationParams)
+        days = self.last_day_ + np.arange(1.0, self.days + 1.0)  # (D,)
+        lag = np.asarray(t, dtype=np.float64)[:, None] - days[None, :]  # (n, D)
+        # (n, D): the response to a unit increment on each future day
+        resp = p.a * unit_primary(lag, p.t90) + p.b * unit_secondary(lag, p.t90)
+        extra = self.paths_ @ resp.T  # (A, n)
+        return held + (np.median(extra, axis=0) if self.stat == "median" else extra.mean(axis=0))

@@ -1,0 +1,154 @@
+"""Can the next lifts be forecast from other sites' fill records, and would it help?
+
+Simulated embankments (`geojepa.simulate`, 365 days, hourly, as in `bench_forecast.py`).
+`FillPath` (`geojepa.forecast.fillpath`) learns the rhythm of construction from the load
+records of the pool sites (seeds 100-111 by default, the forecasting benchmark's head pool;
+never evaluated) and draws analog futures of the fill at each cutoff. Two measurements on
+the evaluated sites (default: the validation embankments, seeds 200-202):
+
+1. the fill itself: MAE of the fill's rise over the next 30 and 90 days, held (no more
+   fill: the classic assumption) against the analogs' mean and median, at a cutoff every 7
+   days from day 60 of every distinct load record;
+2. settlement, on the forecasting benchmark's own protocol (`settlement_protocol_sim`:
+   every plate, a cutoff every 14 days from day 60, horizons 7 / 30 / 90 days): the
+   consolidation back-analysis with the load held (`consolidation`, the classic method),
+   driven by the analogs' futures (`consolidation_fill`, median and mean), and driven by
+   the **actual** future fill (`consolidation_actual_fill`: a yardstick that knows the
+   construction plan, never a method), beside the linear trend.
+
+Usage: python benchmarks/bench_fill_path.py [--seeds 200 201 202] [--pool 100 ... 111]
+       [--k 25] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _tables import md_table
+from geojepa.forecast.classic import LinearTrend
+from geojepa.forecast.consolidation import Consolidation, ConsolidationFill
+from geojepa.forecast.evaluate import summarise
+from geojepa.forecast.fillpath import FillPath, daily_load
+from geojepa.forecast.simulated import embankment_series, settlement_protocol_sim
+from geojepa.simulate import simulate_site
+from geojepa.site import Site
+
+HORIZONS = (7.0, 30.0, 90.0)
+
+
+def site(seed: int) -> Site:
+    return simulate_site("embankment", 16, 365, "1h", seed).site
+
+
+def load_records(sites: dict[int, Site]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each distinct (plate clock, load) record of the sites: plates read on the same days
+    share one."""
+    out, seen = [], set()
+    for seed, s in sites.items():
+        for x in embankment_series(s):
+            key = (seed, x.t.tobytes())
+            if key not in seen:
+                seen.add(key)
+                out.append((x.t, x.drivers["load"]))
+    return out
+
+
+class ActualFill:
+    """The actual future increments of the record a history is a prefix of (a yardstick:
+    it knows the construction plan)."""
+
+    def __init__(self, records: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.records = records
+
+    def analogs(self, t: np.ndarray, load: np.ndarray, days: int) -> np.ndarray:
+        for tf, qf in self.records:
+            if tf.size >= t.size and np.array_equal(tf[: t.size], t):
+                d, q = daily_load(tf, qf)
+                i = int(np.searchsorted(d, np.floor(t[-1])))
+                inc = np.diff(q)[i : i + days]
+                out = np.zeros((1, days))
+                out[0, : inc.size] = inc
+                return out
+        raise ValueError("history is not a prefix of any record")
+
+
+def fill_errors(fp: FillPath, records: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """MAE of the fill's rise over 30 and 90 days: held, analog mean, analog median."""
+    rows = []
+    for t, q in records:
+        d, ql = daily_load(t, q)
+        for c in range(60, d.size - 90, 7):
+            seen = t <= d[c]
+            a = fp.analogs(t[seen], q[seen], 90)  # (A, 90)
+            for h in (30, 90):
+                true = ql[c + h] - ql[c]
+                rise = a[:, :h].sum(axis=1) if a.shape[0] else np.zeros(1)
+                rows.append(
+                    {
+                        "horizon": h,
+                        "held": abs(true),
+                        "analog_mean": abs(float(rise.mean()) - true),
+                        "analog_median": abs(float(np.median(rise)) - true),
+                        "n_analogs": a.shape[0],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[200, 201, 202])
+    ap.add_argument("--pool", type=int, nargs="*", default=list(range(100, 112)))
+    ap.add_argument("--k", type=int, default=25)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    pool = load_records({s: site(s) for s in args.pool})
+    fp = FillPath(k=args.k).fit(pool)
+    evaluated = {s: site(s) for s in args.seeds}
+    records = load_records(evaluated)
+    fills = fill_errors(fp, records)
+    fill_table = fills.groupby("horizon")[["held", "analog_mean", "analog_median"]].mean()
+    print(
+        f"pool: seeds {args.pool}, {len(pool)} load records, {fp.n_candidates_} candidate "
+        f"states; evaluated: seeds {args.seeds}; k = {args.k}"
+    )
+    print(f"\nFill rise over the next h days, MAE (fill units), {len(fills) // 2} cutoffs:\n")
+    print(md_table(fill_table.reset_index(), "{:.3f}"))
+    methods = {
+        "consolidation": lambda _: Consolidation(load="load", n_boot=0),
+        "consolidation_fill": lambda _: ConsolidationFill(fp, n_boot=0),
+        "consolidation_fill_mean": lambda _: ConsolidationFill(fp, stat="mean", n_boot=0),
+        "consolidation_actual_fill": lambda _: ConsolidationFill(ActualFill(records), n_boot=0),
+        "linear": lambda _: LinearTrend(),
+    }
+    rec = settlement_protocol_sim(methods, [(f"embankment-{s}", v) for s, v in evaluated.items()])
+    # the forecasting benchmarks' convention: the mean over sites of each site's MAE
+    per_site = summarise(rec, by=("site", "method", "horizon"))
+    mae = per_site.groupby(["method", "horizon"])["mae"].mean().unstack("horizon")
+    n = int(rec[rec["method"] == "consolidation"].shape[0])
+    print(f"\nSettlement MAE (mm, mean over sites) by horizon (days), {n} forecasts per method:\n")
+    print(md_table(mae.reset_index(), "{:.1f}"))
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        out = {
+            "seeds": args.seeds,
+            "pool": args.pool,
+            "k": args.k,
+            "fill_mae": {str(h): r.to_dict() for h, r in fill_table.iterrows()},
+            "settlement_mae": {m: {str(h): v for h, v in r.items()} for m, r in mae.iterrows()},
+        }
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
