@@ -223,3 +223,63 @@ def test_forecast_verb_errors_exit_2(site_dir: Path, tmp_path: Path) -> None:
         == 2
     )
     assert not out.exists()  # nothing half-written
+
+
+def test_a_fill_plan_drives_the_back_analysis(
+    site_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cutoff = "2024-04-10"  # day 100, fill 4 m since day 60
+    args = ["forecast", str(site_dir), "--target", "SP1", "--cutoff", cutoff, "--horizon", "20"]
+    held, planned = tmp_path / "held.csv", tmp_path / "planned.csv"
+    assert run([*args, "--out", str(held), "--method", "consolidation"]) == 0
+    plan = tmp_path / "plan.csv"
+    plan.write_text("timestamp,load\n2024-04-20,6.0\n2024-05-01,6.0\n")  # +2 m over 10 days
+    capsys.readouterr()
+    cmd = [*args, "--out", str(planned), "--method", "consolidation", "--fill-plan", str(plan)]
+    assert run(cmd) == 0
+    assert "following the fill plan to 6 by 2024-05-01" in capsys.readouterr().out
+    h, p = pd.read_csv(held), pd.read_csv(planned)
+    pd.testing.assert_series_equal(h["timestamp"], p["timestamp"])
+    # the first step (day 102) is barely moved by a lift still rising; later ones settle more
+    assert p["prediction"].iloc[0] == pytest.approx(h["prediction"].iloc[0], abs=0.5)
+    assert (p["prediction"].iloc[10:] > h["prediction"].iloc[10:] + 1.0).all()
+    assert (p["lower"] <= p["prediction"]).all() and (p["prediction"] <= p["upper"]).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("when,load\n2024-05-01,6\n", "plan.csv:1", "no 'timestamp' column"),
+        ("timestamp,load\n2024-05-01,6\n\n2024-05-09,high\n", "plan.csv:4:load", "'high'"),
+        ("timestamp,load\n2024-05-01,6\n2024-04-20,7\n", "plan.csv:3:timestamp", "after the row"),
+        ("timestamp,load\n2024-04-01,6\n", "plan.csv:2:timestamp", "not after the cutoff"),
+        ("timestamp,load\nsoon,6\n", "plan.csv:2", "soon"),
+    ],
+)
+def test_a_bad_fill_plan_is_named_by_file_and_line(
+    site_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    where: str,
+    what: str,
+) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_text(text)
+    out = tmp_path / "f.csv"
+    args = ["forecast", str(site_dir), "--target", "SP1", "--cutoff", "2024-04-10"]
+    args += ["--horizon", "5", "--out", str(out), "--method", "consolidation"]
+    assert run([*args, "--fill-plan", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert where in err and what in err
+    assert not out.exists()
+
+
+def test_a_fill_plan_is_for_the_back_analysis_only(site_dir: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_text("timestamp,load\n2024-05-01,6\n")
+    args = ["forecast", str(site_dir), "--target", "SP1", "--cutoff", "2024-04-10"]
+    args += ["--horizon", "5", "--out", str(tmp_path / "f.csv"), "--fill-plan", str(plan)]
+    assert run([*args, "--method", "hyperbolic"]) == 2
+    assert run([*args, "--method", "consolidation"]) == 0
+    assert run([*args, "--method", "consolidation", "--fill-plan", str(tmp_path / "none.csv")]) == 2

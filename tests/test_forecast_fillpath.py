@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from geojepa.forecast.consolidation import Consolidation, ConsolidationFill
-from geojepa.forecast.fillpath import FillPath, daily_load, fill_state
+from geojepa.forecast.fillpath import FillPath, PlannedFill, daily_load, fill_state
 from test_forecast_consolidation import load_of, staged
 
 
@@ -116,3 +116,19 @@ def test_with_no_future_known_it_is_the_classic_back_analysis() -> None:
     np.testing.assert_allclose(a.lower, b.lower)
     with pytest.raises(ValueError, match="stat"):
         ConsolidationFill(_Nothing(), stat="mode")
+
+
+def test_a_planned_fill_ramps_from_the_last_load_and_is_then_held() -> None:
+    plan = PlannedFill(np.array([15.0, 20.0]), np.array([5.0, 5.0]))
+    t = np.arange(0.0, 11.0)  # history to day 10, load 3 (read on day 9, missing on day 10)
+    q = np.full(t.size, 3.0)
+    q[-1] = np.nan
+    a = plan.analogs(t, q, 12)  # (1, 12): days 11..22
+    assert a.shape == (1, 12)
+    level = 3.0 + np.cumsum(a[0])
+    np.testing.assert_allclose(level[:4], [3.4, 3.8, 4.2, 4.6])  # from day 10, where 3 m is held
+    np.testing.assert_allclose(level[4:], 5.0)  # reached on day 15 and held
+    with pytest.raises(ValueError, match="after the history"):
+        plan.analogs(np.arange(0.0, 16.0), np.full(16, 3.0), 5)
+    with pytest.raises(ValueError, match="increase"):
+        PlannedFill(np.array([2.0, 1.0]), np.array([1.0, 2.0]))

@@ -5,7 +5,9 @@ writes ``timestamp,prediction,lower,upper`` for the H grid steps after the cutof
 readings up to it. ``--method jepa`` (the default) forecasts with a head (``--head ridge``,
 ``mlp`` or ``median``) on the frozen features of the trained RUN. The classic methods (``--method
 hyperbolic|asaoka|consolidation|linear|persistence|fukuzono``) need no run: RUN may be given (it is not
-read), written ``-``, or left out (``forecast SITE ...``).
+read), written ``-``, or left out (``forecast SITE ...``). ``--fill-plan PLAN.csv``
+(``timestamp,load``) drives ``consolidation`` with the construction programme after the
+cutoff instead of holding the current load.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def forecast(
         "--head",
         help="jepa head: ridge (probe), mlp, or median (an MLP fitted to the median change).",
     ),
+    fill_plan: Path | None = typer.Option(
+        None,
+        "--fill-plan",
+        help="consolidation: CSV of the construction programme after the cutoff "
+        "(timestamp,load: the load reached at each time, linear between rows, held after "
+        "the last); the forecast follows it instead of holding the current load.",
+    ),
     base: str = typer.Option(
         "none",
         "--base",
@@ -69,6 +78,11 @@ def forecast(
         raise UsageError(f"unknown --head {head!r}", hint="use ridge, mlp or median")
     if base not in ("none", "linear", "consolidation"):
         raise UsageError(f"unknown --base {base!r}", hint="use none, linear or consolidation")
+    if fill_plan is not None and method != "consolidation":
+        raise UsageError(
+            f"--fill-plan drives the consolidation back-analysis, not --method {method}",
+            hint="add --method consolidation",
+        )
     if method == "jepa" and run is None:
         raise UsageError(
             "the jepa forecaster needs a RUN folder before SITE",
@@ -81,6 +95,7 @@ def forecast(
     from geojepa.site import Site
 
     result: SiteForecast
+    plan = None
     if method == "jepa":
         from geojepa.checkpoint import load_run
 
@@ -98,8 +113,14 @@ def forecast(
             base=None if base == "none" else base,
         )
     else:
+        from geojepa.forecast.apply import utc
+        from geojepa.io.plan import read_fill_plan
+
         site = Site.load(site_path)
-        result = forecast_site(site, target, cutoff, horizon, method, load=load, interval=interval)
+        plan = None if fill_plan is None else read_fill_plan(fill_plan, after=utc(cutoff))
+        result = forecast_site(
+            site, target, cutoff, horizon, method, load=load, interval=interval, fill_plan=plan
+        )
     with atomic_path(out) as tmp:
         result.table.to_csv(tmp, index=False)
     model = result.model
@@ -116,10 +137,16 @@ def forecast(
         t90 = f"t90 {model.t90_:.0f} days"  # type: ignore[attr-defined]
         if not model.t90_identified_:  # type: ignore[attr-defined]
             t90 += " (at the end of its search range: the record does not pin it down)"
+        under = "the current load" if plan is None else "the load so far"
         note += (
             f", {t90}, end of primary consolidation "
-            f"{model.primary_final_:.4g} under the current load"  # type: ignore[attr-defined]
+            f"{model.primary_final_:.4g} under {under}"  # type: ignore[attr-defined]
         )
+        if plan is not None:
+            note += (
+                f"; following the fill plan to {plan['load'].iloc[-1]:.4g} "
+                f"by {plan['timestamp'].iloc[-1].isoformat()} ({len(plan)} rows)"
+            )
     elif method == "fukuzono":
         when = result.at(model.time_of_failure_)  # type: ignore[attr-defined]
         note += (

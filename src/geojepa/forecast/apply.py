@@ -163,12 +163,17 @@ def forecast_site(
     method: str = "hyperbolic",
     load: str | None = None,
     interval: pd.Timedelta | str | None = None,
+    fill_plan: pd.DataFrame | None = None,
     **kwargs: Any,
 ) -> SiteForecast:
     """Forecast `horizon` grid steps of `target` after `cutoff` with a classic `method`.
 
     `load` None picks the site's single load sensor for the load-stage methods (if any).
     `interval` None: the target's own reading interval (`geojepa.frame.infer_interval`).
+    `fill_plan`: the construction programme after the cutoff (``timestamp``, ``load``;
+    `geojepa.io.plan.read_fill_plan`), for ``consolidation`` only: the back-analysis is
+    fitted on the past as usual and its forecast follows the planned load instead of
+    holding the last one (`geojepa.forecast.consolidation.ConsolidationFill`).
     """
     if horizon < 1:
         raise InputError(f"--horizon must be at least 1, got {horizon}")
@@ -181,7 +186,10 @@ def forecast_site(
     times = future_times(site, target, cut, horizon, interval)
     assert series.origin is not None
     t_future = ((times - series.origin) / pd.Timedelta("1D")).to_numpy(dtype=np.float64)
-    model = make_classic(method, load if method in LOAD_METHODS else None, **kwargs)
+    if fill_plan is None:
+        model = make_classic(method, load if method in LOAD_METHODS else None, **kwargs)
+    else:
+        model = _planned(method, load, fill_plan, series, t_future, **kwargs)
     fc = model.fit(series.t, series.y, series.drivers).predict(t_future)
     fb = getattr(model, "fallback_", None)
     if fb is not None:
@@ -189,6 +197,38 @@ def forecast_site(
     return SiteForecast(
         table=_table(times, fc), model=model, method=method, load=load, origin=series.origin
     )
+
+
+def _planned(
+    method: str,
+    load: str | None,
+    plan: pd.DataFrame,
+    series: Series,
+    t_future: np.ndarray,
+    **kwargs: Any,
+) -> Forecaster:
+    """The back-analysis driven by a fill plan (see `forecast_site`)."""
+    from geojepa.forecast.consolidation import ConsolidationFill
+    from geojepa.forecast.fillpath import PlannedFill
+
+    if method != "consolidation":
+        raise InputError(
+            f"a fill plan drives the consolidation back-analysis, not {method!r}",
+            hint="use --method consolidation with --fill-plan",
+        )
+    if load is None or "load" not in series.drivers:
+        raise InputError(
+            "a fill plan needs the site's load sensor (the load so far)",
+            hint="name it with --load",
+        )
+    assert series.origin is not None
+    days = ((pd.DatetimeIndex(plan["timestamp"]) - series.origin) / pd.Timedelta("1D")).to_numpy(
+        dtype=np.float64
+    )
+    q = plan["load"].to_numpy(dtype=np.float64)
+    last = float(np.floor(series.t[-1]))
+    span = int(np.ceil(max(float(np.max(t_future)), float(days[-1])) - last)) + 1
+    return ConsolidationFill(PlannedFill(days, q), load="load", days=span, **kwargs)
 
 
 def anchor_steps(horizon: int, most: int = 8) -> list[int]:

@@ -21,6 +21,9 @@ averaged and put back in the cutoff's units. Settlement is linear in the load in
 for given soil parameters, so the response to the mean path is the mean response over the
 analogs' paths.
 
+`PlannedFill` is the other source of futures: the construction programme itself, when the
+engineer knows it (`geojepa forecast --fill-plan`).
+
 Guarantees: `fill_state` and `expected` read the load only up to the cutoff; candidates
 only come from the records given to `fit`; with no analog in the same class the expected
 path is zero (the load held, the classic assumption) and `n_analogs` says 0.
@@ -177,4 +180,41 @@ class FillPath:
         return (a.mean(axis=0) if a.shape[0] else np.zeros(days)), int(a.shape[0])
 
 
-__all__ = ["FillPath", "FillState", "daily_load", "fill_state"]
+class PlannedFill:
+    """One future of the load: a construction programme.
+
+    `t` (P,) days (on the history's clock, increasing) and `load` (P,) the load the
+    programme reaches then; linear between them and from the history's last known load on
+    its last day (where the back-analysis holds it), held after the last. ``analogs(t, load, days)`` -> (1, days) its daily
+    increments on days 1..days after the history's last day.
+    """
+
+    def __init__(self, t: np.ndarray, load: np.ndarray) -> None:
+        t = np.asarray(t, dtype=np.float64)
+        load = np.asarray(load, dtype=np.float64)
+        if t.shape != load.shape or t.ndim != 1 or t.size == 0:
+            raise ValueError("a plan needs matching 1-D times and loads, at least one row")
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(load))):
+            raise ValueError("plan times and loads must be finite")
+        if np.any(np.diff(t) <= 0):
+            raise ValueError("plan times must increase")
+        self.t = t
+        self.load = load
+
+    def analogs(self, t: np.ndarray, load: np.ndarray, days: int) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        q = np.asarray(load, dtype=np.float64)
+        known = np.isfinite(t) & np.isfinite(q)
+        if not known.any():
+            raise ValueError("the history has no load reading to start the plan from")
+        q0 = float(q[known][-1])  # held to the history's last day, as the back-analysis holds it
+        last = float(np.floor(t[-1]))
+        if self.t[0] <= last:
+            raise ValueError(f"the plan starts on day {self.t[0]:g}, not after the history")
+        grid = last + np.arange(0.0, days + 1.0)  # (days + 1,) the last day, then the future
+        xp = np.concatenate([[last], self.t])
+        level = np.interp(grid, xp, np.concatenate([[q0], self.load]))  # (days + 1,)
+        return np.diff(level)[None, :]  # (1, days)
+
+
+__all__ = ["FillPath", "FillState", "PlannedFill", "daily_load", "fill_state"]
