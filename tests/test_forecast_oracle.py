@@ -136,3 +136,47 @@ def test_the_rest_of_a_ramp_in_progress_is_calibrated() -> None:
             assert np.all(fills[:, : last + 1] == tr.fill[: last + 1])
     assert len(pits) > 80
     assert stats.kstest(pits, "uniform").pvalue > 0.01
+
+
+class _Steps:
+    """Futures provider: one future, the site's actual fill sampled at day boundaries."""
+
+    def __init__(self, truth: EmbankmentTruth, last: int) -> None:
+        self.truth, self.last = truth, last
+
+    def analogs(self, t: np.ndarray, load: np.ndarray, days: int) -> np.ndarray:
+        sd = self.truth.steps_day
+        at = np.minimum(
+            self.last + np.round(np.arange(days + 1) * sd).astype(int), self.truth.n - 1
+        )
+        return np.diff(self.truth.fill[at])[None, :]  # (1, days)
+
+
+class _NoFuture:
+    def analogs(self, t: np.ndarray, load: np.ndarray, days: int) -> np.ndarray:
+        return np.zeros((0, days))
+
+
+def test_analog_bound_follows_the_futures_it_is_given(truth: EmbankmentTruth) -> None:
+    plate = next(p for p in truth.kernels if p not in truth.event_plates)
+    cutoff = 80.0
+    days = np.array([cutoff + 7, cutoff + 30, cutoff + 90])
+    t = np.arange(cutoff + 1.0)
+    drivers = {"load": np.zeros(t.size)}  # read by the provider only
+    origin = pd.Timestamp("2022-01-02", tz="UTC")
+
+    def run(mode: str, futures: object = None) -> np.ndarray:
+        o = OracleForecaster(truth, mode, draws=50, futures=futures)  # type: ignore[arg-type]
+        o.bind(f"site/{plate}", origin)
+        return o.fit(t, np.zeros(t.size), drivers).predict(days).prediction
+
+    last = round((cutoff + 1) * truth.steps_day) - 1
+    plan, held = run("plan"), run("no_lift")
+    # the actual fill, stepped at day boundaries: within 3 % of the lift's effect
+    stepped = run("analog", _Steps(truth, last))
+    assert np.all(np.abs(stepped - plan) <= 0.03 * np.abs(plan - held).max() + 1e-9)
+    assert abs(plan[-1] - held[-1]) > 1.0  # a lift does come: the check is not empty
+    # no future known: the fill is held
+    np.testing.assert_allclose(run("analog", _NoFuture()), held)
+    with pytest.raises(ValueError, match="futures"):
+        OracleForecaster(truth, "analog")

@@ -20,6 +20,11 @@ and the readings' noise. Three bounds:
   construction plan and the true physics; its error is the readings' noise alone.
 - ``no_lift``: the noise-free settlement with the fill held at its value at the cutoff: the
   true physics under the assumption the classic methods make (no more load).
+- ``analog``: the median, over the futures of the fill a `FuturePaths` gives from the load
+  record up to the cutoff (e.g. `geojepa.forecast.fillpath.FillPath`'s analogs from other
+  sites), of the noise-free settlement: the true physics with the programme unknown and
+  the lifts to come forecast from the fill record alone. Unlike ``bayes`` it does not know
+  how many lifts the site will get, their time scale or their height.
 
 Guarantees: the noise-free settlement rebuilt from ``K`` and the actual fill equals the
 simulator's noise-free signal wherever no event was added (`EmbankmentTruth.rebuild`, tested);
@@ -41,11 +46,12 @@ import numpy as np
 import pandas as pd
 
 from geojepa.forecast.base import Drivers, Forecast, Forecaster
+from geojepa.forecast.consolidation import FuturePaths
 from geojepa.simulate.embankment import consolidation_kernel
 
 log = logging.getLogger(__name__)
 
-OracleMode = Literal["bayes", "plan", "no_lift"]
+OracleMode = Literal["bayes", "plan", "no_lift", "analog"]
 RAMP_DAYS = (5.0, 20.0)  # the generator's ranges, before the schedule's scale
 WAIT_DAYS = (40.0, 140.0)
 HEIGHT_FACTOR = (0.8, 1.2)
@@ -296,8 +302,12 @@ class OracleForecaster(Forecaster):
         draws: int = 400,
         seed: int = 0,
         level: float = 0.9,
+        futures: FuturePaths | None = None,
     ) -> None:
+        if mode == "analog" and futures is None:
+            raise ValueError("the analog bound needs futures of the fill (e.g. a fitted FillPath)")
         self.truth = truth
+        self.futures = futures
         self.mode = mode
         self.draws = draws
         self.seed = seed
@@ -315,7 +325,27 @@ class OracleForecaster(Forecaster):
         if not hasattr(self, "plate_"):
             raise ValueError("OracleForecaster needs bind(series_name, origin) before fit")
         self.cutoff_ = float(np.asarray(t, dtype=np.float64)[-1])
+        self.history_ = (np.asarray(t, dtype=np.float64), dict(drivers or {}))
         return self
+
+    def _analog_fills(self, last: int, days: int) -> np.ndarray:
+        """(A, n) the actual fill up to step `last`, then held plus each analog's daily
+        increments (day j after the cutoff from step ``last + 1 + (j - 1) * steps_day``)."""
+        tr = self.truth
+        assert self.futures is not None
+        t, drivers = self.history_
+        if "load" not in drivers:
+            raise ValueError("the analog bound reads the load driver of the history")
+        inc = self.futures.analogs(t, drivers["load"], days)  # (A, days)
+        held = tr.fill.copy()
+        held[last + 1 :] = tr.fill[last]
+        if inc.shape[0] == 0:
+            return held[None, :]
+        steps = np.arange(tr.n)  # (n,)
+        day = np.floor((steps - last - 1) / tr.steps_day).astype(int) + 1  # (n,) day after
+        cum = np.concatenate([np.zeros((inc.shape[0], 1)), np.cumsum(inc, axis=1)], axis=1)
+        add = cum[:, np.clip(day, 0, days)]  # (A, n); 0 up to the cutoff
+        return held[None, :] + add
 
     def predict(self, t_future: np.ndarray) -> Forecast:
         tr = self.truth
@@ -323,7 +353,11 @@ class OracleForecaster(Forecaster):
         last = round((self.cutoff_ + 1.0) * tr.steps_day) - 1
         # one stream per (seed, cutoff): every plate of a site sees the same futures
         rng = np.random.default_rng([self.seed, round(self.cutoff_ * 24)])
-        fills = tr.fill_futures(last, self.mode, self.draws, rng)  # (m, n)
+        if self.mode == "analog":
+            days = int(np.ceil(float(np.max(tf)) - self.cutoff_)) + 2
+            fills = self._analog_fills(last, days)  # (A, n)
+        else:
+            fills = tr.fill_futures(last, self.mode, self.draws, rng)  # (m, n)
         base = tr.signal[self.plate_].to_numpy(dtype=np.float64)  # (n,) actual, noise-free
         shift = tr.response(self.plate_, fills) - tr.rebuild(self.plate_)[None, :]  # (m, n)
         paths = daily_means(base[None, :] + shift, tr.steps_day)  # (m, days)
