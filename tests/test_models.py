@@ -117,3 +117,19 @@ def test_gather_tokens_shapes() -> None:
     x = torch.arange(24, dtype=torch.float32).reshape(1, 6, 4)
     out = gather_tokens(x, torch.tensor([[5, 0]]))
     assert out.shape == (1, 2, 4) and torch.equal(out[0, 0], x[0, 5])
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_bf16_attention_matches_fp32_on_either_kernel_path(
+    amx: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geojepa.layers as layers
+
+    monkeypatch.setattr(layers, "cpu_has_amx", lambda: amx)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 40, 16, generator=g) for _ in range(3))
+    mask = layers.key_mask(torch.arange(40)[None, :].expand(2, 40) >= 33)  # 7 padded keys
+    ref = layers.attention(q, k, v, mask, 0.0)
+    out = layers.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask, 0.0)
+    assert out.dtype == torch.bfloat16
+    assert float((out.float() - ref).abs().max()) < 0.05
