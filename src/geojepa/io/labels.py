@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.errors import InputError
-from geojepa.io.csvcore import LineMap
-from geojepa.io.textfile import inspect_text, sniff_delimiter
+from geojepa.io.smalltable import read_small_table
 from geojepa.io.times import parse_times
 from geojepa.site import _coerce_labels, empty_labels
 
@@ -27,21 +26,11 @@ def read_labels_file(
 ) -> pd.DataFrame:
     """Read an events file into the site's labels schema."""
     p = Path(path)
-    info = inspect_text(p, header_lines=1)
-    sep = sniff_delimiter(p, list(info.head), candidates=(",", ";", "\t"))
-    df = pd.read_csv(p, sep=sep, dtype="str", keep_default_na=False, encoding=info.encoding)
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    for need in ("start", "end"):
-        if need not in df.columns:
-            raise InputError(
-                f"the events file has no {need!r} column",
-                file=p,
-                line=1,
-                hint="header: start,end,kind,sensors,category",
-            )
+    df, lines = read_small_table(
+        p, ("start", "end"), "the events file", "start,end,kind,sensors,category"
+    )
     if df.empty:
         return empty_labels()
-    lines = LineMap(p, info.encoding, 2, kept=np.arange(2, 2 + len(df)))
     start = parse_times(df["start"].to_numpy(), file=p, lines=lines, column="start", tz=tz).utc
     end = parse_times(df["end"].to_numpy(), file=p, lines=lines, column="end", tz=tz).utc
     bad = np.flatnonzero(end < start)

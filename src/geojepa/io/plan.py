@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.errors import InputError
-from geojepa.io.csvcore import LineMap
-from geojepa.io.textfile import inspect_text, sniff_delimiter
+from geojepa.io.smalltable import read_small_table
 from geojepa.io.times import parse_times
 
 HEADER = "timestamp,load"
@@ -33,21 +32,9 @@ def read_fill_plan(
     p = Path(path)
     if not p.is_file():
         raise InputError("no such fill-plan file", file=p, hint=f"write a CSV with {HEADER}")
-    info = inspect_text(p, header_lines=1)
-    sep = sniff_delimiter(p, list(info.head), candidates=(",", ";", "\t"))
-    df = pd.read_csv(p, sep=sep, dtype="str", keep_default_na=False, encoding=info.encoding)
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    for need in ("timestamp", "load"):
-        if need not in df.columns:
-            raise InputError(
-                f"the fill plan has no {need!r} column (columns: {list(df.columns)})",
-                file=p,
-                line=1,
-                hint=f"header: {HEADER}",
-            )
+    df, lines = read_small_table(p, ("timestamp", "load"), "the fill plan", HEADER)
     if df.empty:
         raise InputError("the fill plan has no rows", file=p, hint=f"one row per {HEADER}")
-    lines = LineMap(p, info.encoding, 2)
     when = parse_times(
         df["timestamp"].to_numpy(), file=p, lines=lines, column="timestamp", tz=tz
     ).utc

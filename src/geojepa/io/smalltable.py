@@ -1,0 +1,45 @@
+"""Small delimited text files read whole, every cell a string: events files, fill plans.
+
+Guarantees: the file passes `inspect_text`'s pre-flight checks (missing, binary, bad
+encoding... raise `InputError` naming it); the delimiter is one of ``,`` ``;`` or tab, as
+`sniff_delimiter` finds it; header names come back stripped and lower-cased; a required
+column that is missing raises `InputError` naming the file, line 1, the column and the
+header to write; ``lines[i]`` is the file line of row ``i`` (blank lines skipped, as the
+reader skips them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from geojepa.errors import InputError
+from geojepa.io.csvcore import LineMap
+from geojepa.io.textfile import inspect_text, sniff_delimiter
+
+
+def read_small_table(
+    path: str | Path, required: Sequence[str], what: str, header: str
+) -> tuple[pd.DataFrame, LineMap]:
+    """(rows as strings, their file lines) of a small table that has the `required`
+    columns; `what` names the file in messages ("the events file"), `header` is the header
+    line to suggest."""
+    p = Path(path)
+    info = inspect_text(p, header_lines=1)
+    sep = sniff_delimiter(p, list(info.head), candidates=(",", ";", "\t"))
+    df = pd.read_csv(p, sep=sep, dtype="str", keep_default_na=False, encoding=info.encoding)
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    for need in required:
+        if need not in df.columns:
+            raise InputError(
+                f"{what} has no {need!r} column (columns: {list(df.columns)})",
+                file=p,
+                line=1,
+                hint=f"header: {header}",
+            )
+    return df, LineMap(p, info.encoding, 2)
+
+
+__all__ = ["read_small_table"]
