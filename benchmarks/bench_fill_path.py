@@ -14,10 +14,19 @@ the evaluated sites (default: the validation embankments, seeds 200-202):
    consolidation back-analysis with the load held (`consolidation`, the classic method),
    driven by the analogs' futures (`consolidation_fill`, median and mean), and driven by
    the **actual** future fill (`consolidation_actual_fill`: a yardstick that knows the
-   construction plan, never a method), beside the linear trend.
+   construction plan, never a method), beside the linear trend; and three bounds that know
+   each plate's true physics (`geojepa.forecast.oracle`): the fill held (`oracle_no_lift`),
+   the analogs' futures (`oracle_analog`: the programme unknown, the lifts forecast from
+   the fill record) and the generator's futures with the site's number of lifts known
+   (`oracle_bayes`); on all plates and on the plates without a settlement-acceleration
+   event (whose future the bounds know).
+
+With ``--plates``, instead: the real settlement plates' protocol (leave one plate out, the
+rest of each record from its first 30 % and 50 %), the back-analysis with the surcharge
+held against told each plate's actual later surcharge.
 
 Usage: python benchmarks/bench_fill_path.py [--seeds 200 201 202] [--pool 100 ... 111]
-       [--k 25] [--json FILE]
+       [--k 25] [--json FILE] [--plates]
 """
 
 from __future__ import annotations
@@ -119,14 +128,70 @@ def fill_errors(fp: FillPath, records: list[tuple[np.ndarray, np.ndarray]]) -> p
     return pd.DataFrame(rows)
 
 
+def real_plates(out: Path | None) -> int:
+    """The real plates' protocol (30 % and 50 % cutoffs, the rest of each record): the
+    back-analysis with the surcharge held, and told the plate's actual later surcharge."""
+    from geojepa.datasets import load_settlement_plates, plate_series
+    from geojepa.forecast.evaluate import classic
+    from geojepa.forecast.protocols import settlement_protocol
+
+    series = [plate_series(p) for p in load_settlement_plates(None)]
+    actual = ActualFill([(x.t, x.drivers["surcharge"]) for x in series])
+    methods: dict[str, MethodFactory] = {
+        "consolidation": lambda _: Consolidation(load="surcharge", n_boot=0),
+        "consolidation_actual_fill": lambda _: ConsolidationFill(
+            actual, load="surcharge", days=2000, n_boot=0
+        ),
+        "hyperbolic": classic("hyperbolic", load="surcharge"),
+        "linear": classic("linear"),
+    }
+    rec, _ = settlement_protocol(methods)
+    per_plate = summarise(rec, by=("series", "method", "cutoff_label"))
+    table = per_plate.groupby(["method", "cutoff_label"])["mae"].mean().unstack("cutoff_label")
+    stage = rec.assign(err=(rec["prediction"] - rec["truth"]).abs())
+    split = (
+        stage.groupby(["method", "cutoff_label", "same_stage"])["err"]
+        .mean()
+        .unstack(["cutoff_label", "same_stage"])
+    )
+    print(f"real plates: {len(series)}; mean over plates of each plate's MAE:\n")
+    print(md_table(table.reset_index(), "{:.1f}"))
+    print(
+        "\nMAE pooled over forecasts, inside the load stage current at the cutoff (True) or "
+        "after a later lift (False):\n"
+    )
+    split.columns = [f"{c} {'same stage' if st else 'after a lift'}" for c, st in split.columns]
+    print(md_table(split.reset_index(), "{:.1f}"))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {
+                    "plates_mae": {m: dict(r.items()) for m, r in table.iterrows()},
+                    "by_stage": {m: dict(r.items()) for m, r in split.iterrows()},
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="*", default=[200, 201, 202])
     ap.add_argument("--pool", type=int, nargs="*", default=list(range(100, 112)))
     ap.add_argument("--k", type=int, default=25)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--plates",
+        action="store_true",
+        help="instead: the real settlement plates, back-analysis with the fill held vs told "
+        "the actual surcharge after the cutoff",
+    )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if args.plates:
+        return real_plates(args.json)
     pool = load_records({s: site(s) for s in args.pool})
     fp = FillPath(k=args.k).fit(pool)
     sims = {s: simulate_site("embankment", 16, 365, "1h", s) for s in args.seeds}

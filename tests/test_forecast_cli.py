@@ -237,7 +237,9 @@ def test_a_fill_plan_drives_the_back_analysis(
     capsys.readouterr()
     cmd = [*args, "--out", str(planned), "--method", "consolidation", "--fill-plan", str(plan)]
     assert run(cmd) == 0
-    assert "following the fill plan to 6 by 2024-05-01" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "following the fill plan to 6 by 2024-05-01" in said.out
+    assert "beyond the largest load the record has seen (4 -> 6)" in said.err
     h, p = pd.read_csv(held), pd.read_csv(planned)
     pd.testing.assert_series_equal(h["timestamp"], p["timestamp"])
     # the first step (day 102) is barely moved by a lift still rising; later ones settle more

@@ -57,7 +57,9 @@ def forecast(
         "--fill-plan",
         help="consolidation: CSV of the construction programme after the cutoff "
         "(timestamp,load: the load reached at each time, linear between rows, held after "
-        "the last); the forecast follows it instead of holding the current load.",
+        "the last); the forecast follows it instead of holding the current load. A "
+        "scenario: beyond the loads the record has seen it extrapolates (warned), and on "
+        "real plates it erred more than holding the load.",
     ),
     base: str = typer.Option(
         "none",

@@ -226,6 +226,15 @@ def _planned(
         dtype=np.float64
     )
     q = plan["load"].to_numpy(dtype=np.float64)
+    seen = series.drivers["load"][np.isfinite(series.drivers["load"])]
+    if seen.size and float(q.max()) > float(seen.max()):
+        log.warning(
+            "the fill plan goes beyond the largest load the record has seen (%.4g -> %.4g): "
+            "the back-analysis extrapolates its settlement per unit load, which on the real "
+            "settlement plates erred more than holding the load (docs/results/forecast.md)",
+            float(seen.max()),
+            float(q.max()),
+        )
     last = float(np.floor(series.t[-1]))
     span = int(np.ceil(max(float(np.max(t_future)), float(days[-1])) - last)) + 1
     return ConsolidationFill(PlannedFill(days, q), load="load", days=span, **kwargs)
