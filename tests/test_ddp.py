@@ -22,6 +22,19 @@ from test_train import small_config, toy_site
 TESTS = Path(__file__).resolve().parent
 
 
+def test_torchrun_uses_gloo_even_where_a_gpu_is_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    # training keeps its tensors on the CPU: nccl would fail at the first all-reduce
+    for key, value in (("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.update(kw))
+    info = init_from_env()
+    assert seen == {"backend": "gloo"}
+    assert (info.rank, info.world_size, info.backend, info.opened_here) == (1, 2, "gloo", True)
+
+
 def test_single_process_never_opens_a_process_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,8 +1,10 @@
 """Data-parallel training under ``torchrun`` (PyTorch DDP), opt-in.
 
 `init_from_env()` opens a process group ONLY when the launcher set ``WORLD_SIZE > 1``
-(``torchrun --nproc_per_node=N``): gloo on CPU, nccl when every rank has a GPU. Without it
-the single-process path never touches ``torch.distributed``.
+(``torchrun --nproc_per_node=N``), always with the gloo backend: the training loop keeps the
+model and its batches on the CPU, and nccl reduces CUDA tensors only, so choosing it on a
+machine that merely has a GPU would fail at the first gradient all-reduce. Without
+``WORLD_SIZE > 1`` the single-process path never touches ``torch.distributed``.
 
 Guarantees: `DistInfo` says who we are; `rank_slice` splits a global batch of B items into
 contiguous equal shares (B must divide by the world size); `all_sum` / `all_max` are
@@ -58,16 +60,13 @@ def init_from_env() -> DistInfo:
     world = env_world_size()
     if world <= 1:
         return DistInfo()
-    import torch
     import torch.distributed as dist
 
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if dist.is_initialized():
         return DistInfo(rank, world, local_rank, str(dist.get_backend()), opened_here=False)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(local_rank)
+    backend = "gloo"  # CPU tensors (module docstring), whatever accelerators the machine has
     dist.init_process_group(backend=backend)
     log.info("DDP: rank %d of %d (%s)", rank, world, backend)
     return DistInfo(rank, world, local_rank, backend, opened_here=True)
