@@ -284,3 +284,32 @@ def test_window_cache_gives_the_same_scores(frame: SensorFrame) -> None:
     del det._train_cache  # force every window to be recomputed
     fresh = det.score(frame).sensor_scores
     np.testing.assert_allclose(cached, fresh, rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_pyod_scoring_contract(name: str, frame: SensorFrame) -> None:
+    train_end = frame.n_times // 2
+    det = _small(name).fit(frame, train_end)
+    with pytest.raises(RuntimeError, match="fit_threshold"):
+        det.predict(frame)
+    np.testing.assert_array_equal(det.decision_function(frame), det.score(frame).score)
+    assert det.fit_threshold(frame, train_end, "quantile", 0.9) is det
+    # training scores only: wrecking later rows changes neither the scores nor the threshold
+    wrecked = frame.values.copy()
+    wrecked[train_end:] = 1e6
+    other = _small(name).fit(frame, train_end)
+    wrecked_frame = SensorFrame(
+        wrecked, frame.observed, frame.time, frame.sensors, frame.interval, frame.counts
+    )
+    other.fit_threshold(wrecked_frame, train_end, "quantile", 0.9)
+    assert other.threshold_ == det.threshold_
+    assert det.decision_scores_.shape == (train_end,)
+    finite = det.decision_scores_[np.isfinite(det.decision_scores_)]
+    assert det.threshold_ == pytest.approx(np.quantile(finite, 0.9))
+    np.testing.assert_array_equal(
+        det.labels_, (np.nan_to_num(det.decision_scores_, nan=-np.inf) > det.threshold_)
+    )
+    assert det.labels_.mean() <= 0.1 + 1e-9  # contamination 1 - level at most
+    pred = det.predict(frame)
+    assert pred.shape == (frame.n_times,) and set(np.unique(pred)) <= {0, 1}
+    np.testing.assert_array_equal(pred[:train_end], det.labels_)

@@ -100,7 +100,15 @@ def check_train_end(frame: SensorFrame, train_end: int) -> int:
 
 
 class Detector(BaseEstimator):
-    """Base of every detector: ``fit(frame, train_end) -> self`` and ``score(frame)``."""
+    """Base of every detector: ``fit(frame, train_end) -> self`` and ``score(frame)``.
+
+    PyOD's scoring contract on top, for code written against it: ``decision_function``
+    (the per-time score), ``fit_threshold`` (after ``fit``: ``decision_scores_``, the
+    training period's scores; ``threshold_``, calibrated on them alone by a quantile or
+    POT, `geojepa.thresholds`; ``labels_``, 1 where a training score exceeds it) and
+    ``predict`` (1 where a score exceeds ``threshold_``, else 0; rows with nothing observed
+    get 0). PyOD's ``contamination`` is ``1 - level`` of the quantile method.
+    """
 
     def fit(self, frame: SensorFrame, train_end: int) -> Self:
         """Learn normal behaviour from rows ``< train_end`` of `frame` only."""
@@ -109,6 +117,37 @@ class Detector(BaseEstimator):
     def score(self, frame: SensorFrame) -> DetectorScores:
         """Per-time (T,) and per-sensor (T, C) scores of `frame`; higher = more anomalous."""
         raise NotImplementedError
+
+    def decision_function(self, frame: SensorFrame) -> np.ndarray:
+        """PyOD's name for the per-time score (T,): higher = more anomalous."""
+        return self.score(frame).score
+
+    def fit_threshold(
+        self, frame: SensorFrame, train_end: int, method: str = "quantile", level: float = 0.99
+    ) -> Self:
+        """Calibrate ``threshold_`` on the scores of rows ``< train_end`` only (call after
+        ``fit`` on the same split); sets ``decision_scores_`` and ``labels_`` too."""
+        from geojepa.thresholds import TrainingScores, calibrate
+
+        end = check_train_end(frame, train_end)
+        head = frame.slice_time(0, end)  # later rows are never scored here
+        scores = self.decision_function(head)  # (end,)
+        self.threshold_ = calibrate(TrainingScores.from_scores(scores, end), method, level).value
+        self.decision_scores_ = scores
+        self.labels_ = _exceeds(scores, self.threshold_)
+        return self
+
+    def predict(self, frame: SensorFrame) -> np.ndarray:
+        """(T,) int: 1 where the per-time score exceeds ``threshold_`` (`fit_threshold`)."""
+        if not hasattr(self, "threshold_"):
+            raise RuntimeError(f"{type(self).__name__}: call fit_threshold before predict")
+        return _exceeds(self.decision_function(frame), self.threshold_)
+
+
+def _exceeds(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """(T,) int: 1 where a score is above `threshold`; NaN (nothing observed) gives 0."""
+    with np.errstate(invalid="ignore"):
+        return (np.nan_to_num(scores, nan=-np.inf) > threshold).astype(np.int64)
 
 
 def _robust_scale(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
