@@ -95,3 +95,32 @@ def test_disabled_guard_never_raises() -> None:
     guard = CollapseGuard(patience=1, enabled=False)
     guard.check(_report(1, 1.0, 0.0))
     assert guard.failures == 1
+
+
+def test_guard_reads_alignment_and_logs_lidar_only() -> None:
+    from dataclasses import replace
+
+    ok = replace(_report(10, 30.0, 0.8), lidar=5.5, alignment=0.4)
+    guard = CollapseGuard(patience=1)
+    guard.check(ok)
+    assert guard.failures == 0
+    assert guard.reasons(replace(ok, lidar=1.0)) == []  # logged, not judged (docstring)
+    assert guard.reasons(replace(ok, alignment=float("nan"))) == []  # not computed
+    (why,) = guard.reasons(replace(ok, alignment=1e-9))
+    assert why.startswith("alignment 1.00e-09 < 1e-06")
+    with pytest.raises(CollapseError, match=r"step 10.*alignment"):
+        guard.check(replace(ok, alignment=0.0))
+    off = CollapseGuard(min_alignment=0.0, patience=1)  # a floor of 0 switches it off
+    off.check(replace(ok, alignment=0.0))
+    assert off.failures == 0
+
+
+def test_lidar_cannot_see_a_collapse_that_rankme_and_std_see() -> None:
+    rng = np.random.default_rng(0)
+    # every window's views at one point, plus noise far below any signal
+    same = np.tile(rng.normal(size=(1, 1, 16)), (8, 4, 1)) + 1e-9 * rng.normal(size=(8, 4, 16))
+    assert lidar(same) > 2.0  # scale-free: it ranks the noise
+    flat = same.reshape(-1, 16)
+    assert rankme(flat) < 1.5 and std_ratio(flat) < 0.05  # what the guard judges
+    z = rng.normal(size=(50, 16))
+    assert alignment(z, z) < 1e-6 < alignment(z, rng.normal(size=(50, 16)))

@@ -79,6 +79,7 @@ class TrainConfig:
     lidar_views: int = 4
     collapse_min_rank_fraction: float = 0.02
     collapse_min_std_ratio: float = 0.05
+    collapse_min_alignment: float = 1e-6
     collapse_patience: int = 2
     stop_on_collapse: bool = True
     threads: int | None = None
@@ -104,6 +105,10 @@ class TrainConfig:
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
             (self.lidar_views >= 2, "lidar_views must be >= 2"),
             (self.collapse_patience >= 1, "collapse_patience must be >= 1"),
+            (
+                self.collapse_min_alignment >= 0,
+                "collapse_min_alignment must be >= 0 (0 = not checked)",
+            ),
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),
         ]
         for ok, msg in checks:

@@ -141,12 +141,23 @@ class QualityReport:
 class CollapseGuard:
     """Stops a run whose embeddings collapsed.
 
-    A report fails when RankMe < `min_rank_fraction` * D or `std_ratio` < `min_std_ratio`;
-    `patience` consecutive failures raise `CollapseError`. A disabled guard only logs.
+    A report fails when any of these holds:
+
+    - RankMe < `min_rank_fraction` * D (the token embeddings span few directions);
+    - `std_ratio` < `min_std_ratio` (the embeddings are nearly constant);
+    - alignment < `min_alignment` (predictions equal their targets: the targets carry no
+      information left to predict; a NaN alignment, not computed, is not judged).
+
+    LiDAR is logged, not judged: it is scale-free, so on embeddings collapsed to one point
+    plus any residual noise it measures the noise's rank (5.4 of 16 dimensions in
+    `tests/test_quality.py`), and no floor on it separates collapse from health; RankMe and
+    the std ratio do. A threshold of 0 switches its check off. `patience` consecutive failures raise
+    `CollapseError`. A disabled guard only logs.
     """
 
     min_rank_fraction: float = 0.02
     min_std_ratio: float = 0.05
+    min_alignment: float = 1e-6
     patience: int = 2
     enabled: bool = True
     failures: int = field(default=0)
@@ -160,6 +171,11 @@ class CollapseGuard:
             out.append(
                 f"per-dimension std ratio {report.std_ratio:.4f} < {self.min_std_ratio} "
                 "(embeddings are nearly constant)"
+            )
+        if np.isfinite(report.alignment) and report.alignment < self.min_alignment:
+            out.append(
+                f"alignment {report.alignment:.2e} < {self.min_alignment:g} "
+                "(predictions equal their targets: nothing is left to predict)"
             )
         return out
 

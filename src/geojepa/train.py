@@ -746,6 +746,7 @@ def _train(
     guard = CollapseGuard(
         min_rank_fraction=tc.collapse_min_rank_fraction,
         min_std_ratio=tc.collapse_min_std_ratio,
+        min_alignment=tc.collapse_min_alignment,
         patience=tc.collapse_patience,
         enabled=tc.stop_on_collapse,
     )
