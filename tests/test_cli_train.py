@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,19 @@ def test_pretrain_init_continues_from_another_run(
     assert _run([*bad, "--preset", "tiny", "--tracking-uri", "none", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "model section differs" in err and str(first) in err
+
+
+def test_tracking_uri_sends_the_run_to_that_server(
+    tmp_path: Path, site_dir: Path, cfg_file: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    shared = f"sqlite:///{tmp_path / 'shared' / 'team.db'}"
+    (tmp_path / "shared").mkdir()
+    run = tmp_path / "runs" / "r"
+    args = ["pretrain", str(site_dir), "--run", str(run), "--config", str(cfg_file)]
+    assert _run([*args, "--tracking-uri", shared, "--no-progress"]) == 0
+    assert not (tmp_path / "runs" / "mlflow.db").exists()  # not the default beside the runs
+    run_id = json.loads((run / "mlflow_run.json").read_text())["run_id"]
+    got = MlflowClient(tracking_uri=shared).get_run(run_id)
+    assert got.info.status == "FINISHED" and got.data.params["train.steps"] == "3"

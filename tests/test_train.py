@@ -544,3 +544,31 @@ def test_context_as_target_embeds_with_the_online_encoder(tmp_path: Path) -> Non
         assert torch.equal(v, target[k])  # the original keeps its target encoder
     with pytest.raises(ValueError, match="encoder must be one of"):
         slope_probe_experiment(tmp_path / "x", config=small, encoder="predictor")
+
+
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_train_step_clips_the_gradient_norm(clip: float) -> None:
+    from conftest import synthetic_frame
+    from geojepa.checkpoint import build_model
+    from geojepa.masking import MaskCollator, MaskConfig
+    from geojepa.train import _make_optimizer, train_step
+    from geojepa.windows import Normaliser, WindowDataset, WindowSpec
+
+    cfg = small_config()
+    frame = synthetic_frame(4, 128, seed=0, missing=0.0)
+    spec = WindowSpec(length=64, stride=16, patch=cfg.window.patch, min_observed=0.0)
+    ds = WindowDataset(frame, Normaliser.fit(frame), spec)
+    batch = MaskCollator(MaskConfig(), spec.patch, seed=0)([(0, ds[i]) for i in range(3)])
+    model = build_model(cfg, seed=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = train_step(
+        model, model, _make_optimizer(model, cfg), batch, params,
+        lr=1e-4, weight_decay=0.04, momentum=0.996, grad_clip=clip, bf16=False, seed=0,
+    )  # fmt: skip
+    after = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+    if clip == 0.0:
+        assert np.isnan(out.grad_norm)  # off: not measured, not clipped
+        assert after > 1e-3
+    else:
+        assert out.grad_norm > clip  # the norm before clipping, as logged
+        assert after == pytest.approx(clip, rel=1e-3)  # the step used the clipped gradient
