@@ -283,3 +283,26 @@ def test_recipe_detectors_train_their_recipe_and_the_study_variants_are_opt_in(
             assert type(det) is kind and det.recipe == recipe and det.steps == 7
             assert (name in defaults) is (not opt_in), name
     assert {"geojepa_ema_fast", "geojepa_mask_heavy"} <= set(available_detectors())
+
+
+def test_the_three_density_methods_score_the_same_embeddings(tmp_path: Path) -> None:
+    from geojepa.detectors.jepa import JepaDensity, JepaDensityIForest, JepaDensityMahalanobis
+
+    frame = _frame()
+    end = 96
+    kw = _small_kw(tmp_path / "cache")
+    dets = [
+        cls(**kw).fit(frame, end)
+        for cls in (JepaDensity, JepaDensityMahalanobis, JepaDensityIForest)
+    ]  # type: ignore[arg-type]
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # one pretraining for all three
+    methods = [d.density_[0].method for d in dets]
+    assert methods == ["knn", "mahalanobis", "iforest"]
+    scores = [d.score(frame) for d in dets]
+    for s in scores:
+        s.check_nan(frame)
+    a, b = scores[0].sensor_scores, scores[1].sensor_scores
+    assert not np.allclose(np.nan_to_num(a), np.nan_to_num(b))  # different methods
+    assert np.array_equal(np.isfinite(a), np.isfinite(b))  # the same embedded cells
+    for name in ("geojepa_density_mahalanobis", "geojepa_density_iforest"):
+        assert name in available_detectors(opt_in=True)

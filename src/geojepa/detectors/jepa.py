@@ -340,8 +340,12 @@ def sensor_embeddings(
 
 
 class JepaDensity(_JepaBase):
-    """Per-sensor score = kNN distance of the sensor's latest-patch embedding to its own
-    training embeddings (one `EmbeddingDensity` per sensor, fitted on training windows)."""
+    """Per-sensor score = density score of the sensor's latest-patch embedding against its
+    own training embeddings (one `EmbeddingDensity` per sensor, fitted on training
+    windows): kNN distance here; `JepaDensityMahalanobis` and `JepaDensityIForest` use the
+    other two density methods."""
+
+    density_method: ClassVar[str] = "knn"
 
     def _fit_train(self, train: SensorFrame) -> None:
         self._load(train)
@@ -353,14 +357,16 @@ class JepaDensity(_JepaBase):
             x = emb[:, c]
             x = x[np.isfinite(x).all(axis=1)]
             self.density_.append(
-                EmbeddingDensity("knn", n_neighbors=5, seed=self.seed).fit(x)
+                EmbeddingDensity(self.density_method, n_neighbors=5, seed=self.seed).fit(x)
                 if len(x) >= 3
                 else None
             )
         return None
 
     def _raw(self, frame: SensorFrame) -> np.ndarray:
-        return self._memo_raw("density", frame, lambda: self._density_raw(frame))
+        return self._memo_raw(
+            f"density-{self.density_method}", frame, lambda: self._density_raw(frame)
+        )
 
     def _density_raw(self, frame: SensorFrame) -> np.ndarray:
         stride = self.window_.patch
@@ -381,6 +387,18 @@ class JepaDensity(_JepaBase):
             for w in range(len(ends)):  # each window scores the rows since the previous one
                 out[starts[w] : ends[w], c] = s[w]
         return np.where(frame.observed, out, np.nan)  # (T, C)
+
+
+class JepaDensityMahalanobis(JepaDensity):
+    """`JepaDensity` with the Mahalanobis distance (Ledoit-Wolf shrunk covariance)."""
+
+    density_method: ClassVar[str] = "mahalanobis"
+
+
+class JepaDensityIForest(JepaDensity):
+    """`JepaDensity` with IsolationForest on the embeddings."""
+
+    density_method: ClassVar[str] = "iforest"
 
 
 def _mean_of_finite(scores: np.ndarray) -> np.ndarray:
@@ -462,6 +480,14 @@ def _density(seed: int) -> JepaDensity:
     return JepaDensity(steps=DETECTOR_STEPS, seed=seed)
 
 
+def _density_mahalanobis(seed: int) -> JepaDensity:
+    return JepaDensityMahalanobis(steps=DETECTOR_STEPS, seed=seed)
+
+
+def _density_iforest(seed: int) -> JepaDensity:
+    return JepaDensityIForest(steps=DETECTOR_STEPS, seed=seed)
+
+
 def _energy_wr(seed: int) -> JepaEnergy:
     return JepaEnergy(steps=DETECTOR_STEPS, seed=seed, relative=True)
 
@@ -540,6 +566,9 @@ _register_recipe_detectors(opt_in=False)
 register_detector("geojepa_trigger", _with_trigger)
 register_detector("geojepa_trigger_max", _with_trigger_max)
 register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
+# the two other density methods on the same embeddings (docs/results/detect.md)
+register_detector("geojepa_density_mahalanobis", _density_mahalanobis, opt_in=True)
+register_detector("geojepa_density_iforest", _density_iforest, opt_in=True)
 _register_recipe_detectors(opt_in=True)
 if __name__ not in PLUGIN_MODULES:
     PLUGIN_MODULES.append(__name__)

@@ -108,7 +108,14 @@ class _Factory:
 
 
 register_detector("geojepa_response", _Factory("geojepa"))  # the path of `geojepa detect`
-for _inner in ("geojepa_density", "trigger", "iforest_raw", "catch22_knn"):
+for _inner in (
+    "geojepa_density",
+    "geojepa_density_mahalanobis",
+    "geojepa_density_iforest",
+    "trigger",
+    "iforest_raw",
+    "catch22_knn",
+):
     register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
 
 __all__ = ["FORCING_KINDS", "ResponseOnly", "forcing_mask", "resting_scores"]
