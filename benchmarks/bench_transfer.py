@@ -62,8 +62,9 @@ from geojepa.transfer import (
     config_tag,
     forecast_config,
     loso_run,
-    pretrained_run,
     random_run,
+    split_time,
+    target_only_run,
     transfer_records,
     transfer_site,
     wins,
@@ -104,14 +105,12 @@ def run_site(
     }
     if target_only:
         folder = runs / f"target-only-{target.name}-{config_tag(cfg)}"
-        encoders["target_only"] = EncoderFeatures(
-            pretrained_run([site], folder, cfg, [split_time(target)])
-        )
+        encoders["target_only"] = EncoderFeatures(target_only_run(site, target, folder, cfg))
     if fine_tune:
         start = Path(pretrained.run_dir).name
         folder = runs / f"fine-tuned-{target.name}-{config_tag(cfg)}-from-{start}"
         encoders["fine_tuned"] = EncoderFeatures(
-            pretrained_run([site], folder, cfg, [split_time(target)], init=pretrained)
+            target_only_run(site, target, folder, cfg, init=pretrained)
         )
     src_arms = SOURCE_ENCODERS if sources else ()
     return transfer_records(
@@ -122,11 +121,6 @@ def run_site(
 SOURCE_ENCODERS = ("pretrained", "level")
 """Encoders that also get a head fitted on the source sites (`--source-heads`): arms
 ``pretrained_src`` and ``level_src`` (the no-encoder ablation)."""
-
-
-def split_time(target: TransferSite) -> pd.Timestamp:
-    """The first time of `target`'s test period (UTC)."""
-    return pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:

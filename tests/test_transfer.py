@@ -242,3 +242,25 @@ def test_sources_must_end_before_the_test_period_and_not_be_the_target(
     encoders = {"level": EncoderFeatures(None, spec=WindowSpec(length=16, stride=4, patch=4))}
     with pytest.raises(ValueError, match="not among the encoders"):
         transfer_records(target, encoders, (7.0,), 0, sources=sources, source_encoders=("x",))
+
+
+def test_target_only_run_reads_the_targets_training_period_alone(
+    sim: Site, target: TransferSite, tmp_path: Path
+) -> None:
+    import torch
+
+    from geojepa.checkpoint import read_checkpoint
+    from geojepa.transfer import split_time, target_only_run
+
+    cfg = tiny_config(steps=3)
+    a = target_only_run(sim, target, tmp_path / "a", cfg)
+    cut = split_time(target)
+    assert cut == pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
+    r = sim.readings.copy()
+    r.loc[r["timestamp"] >= cut, "value"] = 1e6  # wreck the test period
+    wrecked = Site(name=sim.name, sensors=sim.sensors, readings=r, labels=sim.labels)
+    b = target_only_run(wrecked, target, tmp_path / "b", cfg)
+    wa = read_checkpoint(Path(a.run_dir) / "checkpoint.pt")["model"]
+    wb = read_checkpoint(Path(b.run_dir) / "checkpoint.pt")["model"]
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

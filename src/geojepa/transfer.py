@@ -159,6 +159,25 @@ def pretrained_run(
     return load_run(run)
 
 
+def split_time(target: TransferSite) -> pd.Timestamp:
+    """The first time of `target`'s test period (UTC)."""
+    return pd.Timestamp(target.frame.time[target.split]).tz_localize("UTC")
+
+
+def target_only_run(
+    site: Site,
+    target: TransferSite,
+    run_dir: str | Path,
+    config: RunConfig,
+    init: LoadedRun | None = None,
+) -> LoadedRun:
+    """The issue's "training from scratch on the target site alone" (``target_only``): the
+    same pretraining on `site` cut before `target`'s test period, and nothing else; with
+    `init`, that pretraining continues from another run's weights (``fine_tuned``).
+    `site` is the site `target` was made from."""
+    return pretrained_run([site], run_dir, config, [split_time(target)], init=init)
+
+
 def random_run(config: RunConfig, seed: int = 0) -> LoadedRun:
     """An untrained JEPA of `config` (weights drawn from `seed`), wrapped as a run."""
     import torch
@@ -554,6 +573,8 @@ __all__ = [
     "site_samples",
     "source_probe",
     "source_samples",
+    "split_time",
+    "target_only_run",
     "transfer_records",
     "transfer_site",
     "wins",
