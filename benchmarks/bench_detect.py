@@ -12,6 +12,9 @@ in turn, the fusion modes and the reconstruction baseline, all at ``--steps`` st
 ``DIR/benchmark.json`` and ``benchmark.md`` are rewritten after each variant; ``--cases``
 takes several ``scenario:seed`` cases instead of one.
 
+``--merge A,B --out DIR`` merges runs split over processes (other seeds, or other detectors
+on the same cases; one protocol) into one ``DIR/benchmark.json`` / ``.md``.
+
 ``--main DIR`` runs the detection benchmark itself (the harness of ``geojepa benchmark``)
 case by case, rewriting ``DIR/benchmark.json`` / ``.md`` after each case so a long run
 keeps what it has done: ``--source simulated`` draws the scenarios x intensities x seeds
@@ -254,6 +257,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--event-rate", type=float, default=3.0)
     parser.add_argument("--inject", default="drift", help="fault kinds put in each test period")
     parser.add_argument("--targets", default=None, help="print the targets of a benchmark.json")
+    parser.add_argument(
+        "--merge",
+        default=None,
+        help="comma-separated run folders (other seeds or detectors, one protocol) to merge "
+        "into --out",
+    )
+    parser.add_argument("--out", default=None, help="with --merge: the merged run's folder")
     parser.add_argument("--headline", default="geojepa_fused")
     parser.add_argument("--family-base", default=None, help="base run of geojepa_family")
     parser.add_argument("--family-steps", type=int, default=1000)
@@ -272,6 +282,15 @@ def main(argv: list[str]) -> int:
         jepa.DETECTOR_STEPS = int(args.jepa_steps)  # read by the registered factories
     if args.family_base:
         family_base(args)
+    if args.merge:
+        from geojepa.evaluate.benchmark import merge_benchmarks, write_benchmark
+
+        if not args.out:
+            parser.error("--merge needs --out")
+        merged = merge_benchmarks(args.merge.split(","))
+        write_benchmark(args.out, merged, title="Detection benchmark (merged runs)")
+        print(f"merged {len(merged.meta['merged'])} runs, {len(merged.rows)} rows -> {args.out}")
+        return 0
     if args.targets:
         print_targets(args.targets, args.headline)
         return 0

@@ -221,3 +221,28 @@ def test_obvious_faults_in_real_heads_are_found() -> None:
     rnd = evaluate_detector(make_detector("random"), frame, truth, split, Protocol())
     assert res.metrics["all"]["auc_pr"] > rnd.metrics["all"]["auc_pr"]
     assert res.metrics["spike"]["event_recall"] == 1.0
+
+
+def test_runs_split_over_processes_merge_into_one(tmp_path: Path, bench: object) -> None:
+    from dataclasses import replace
+
+    from geojepa.errors import InputError
+    from geojepa.evaluate.benchmark import merge_benchmarks
+
+    rows = bench.rows  # type: ignore[attr-defined]
+    a = replace(bench, rows=[r for r in rows if r["seed"] == 0])  # type: ignore[type-var]
+    b = replace(bench, rows=[r for r in rows if r["seed"] == 1])  # type: ignore[type-var]
+    write_benchmark(tmp_path / "a", a)
+    write_benchmark(tmp_path / "b", b)
+    merged = merge_benchmarks([tmp_path / "a", tmp_path / "b" / "benchmark.json"])
+    assert len(merged.rows) == len(rows) and merged.detectors == bench.detectors  # type: ignore[attr-defined]
+    whole, joined = summarise(rows), summarise(merged.rows)
+    assert _pick(joined, 3.0, "robust_z")["auc_pr_mean"] == pytest.approx(
+        _pick(whole, 3.0, "robust_z")["auc_pr_mean"]
+    )
+    with pytest.raises(InputError, match="also in"):
+        merge_benchmarks([tmp_path / "a", tmp_path / "a"])  # the same rows twice
+    other = replace(b, protocol=replace(b.protocol, threshold="pot"))  # type: ignore[attr-defined]
+    write_benchmark(tmp_path / "c", other)
+    with pytest.raises(InputError, match="another protocol"):
+        merge_benchmarks([tmp_path / "a", tmp_path / "c"])

@@ -229,6 +229,52 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def merge_benchmarks(paths: Sequence[str | Path]) -> BenchmarkResult:
+    """One result from the ``benchmark.json`` of runs split over processes (other seeds or
+    other detectors on the same cases).
+
+    Guarantees: every run used the same protocol (else `InputError` naming the file); a
+    (case, detector, kind) row found in two runs is refused, never averaged or dropped;
+    detectors keep their first-seen order; ``meta`` records the merged files.
+    """
+    from geojepa.errors import InputError
+
+    rows: list[dict[str, Any]] = []
+    detectors: list[str] = []
+    seen: dict[tuple[Any, ...], str] = {}
+    protocol: dict[str, Any] | None = None
+    sources: list[str] = []
+    for path in paths:
+        p = Path(path)
+        f = p / "benchmark.json" if p.is_dir() else p
+        doc = json.loads(f.read_text(encoding="utf-8"))
+        if protocol is None:
+            protocol = doc["protocol"]
+        elif doc["protocol"] != protocol:
+            raise InputError(
+                "this run used another protocol than the first one",
+                file=f,
+                hint="merge only runs of the same protocol",
+            )
+        for r in doc["rows"]:
+            key = tuple(r.get(k) for k in ("scenario", "intensity", "seed", "detector", "kind"))
+            if key in seen:
+                raise InputError(
+                    f"row {key} is also in {seen[key]}",
+                    file=f,
+                    hint="merge runs over different seeds or detectors",
+                )
+            seen[key] = str(f)
+            rows.append({k: (float("nan") if v is None else v) for k, v in r.items()})
+        detectors += [d for d in doc["detectors"] if d not in detectors]
+        sources.append(str(f))
+    if protocol is None:
+        raise ValueError("nothing to merge")
+    proto = dict(protocol)
+    proto["ignore_kinds"] = tuple(proto.get("ignore_kinds", ()))
+    return BenchmarkResult(rows, Protocol(**proto), detectors, {"merged": sources})
+
+
 def write_benchmark(out: str | Path, result: BenchmarkResult, title: str = "Benchmark") -> None:
     """Write ``benchmark.json`` and ``benchmark.md`` into `out`; each file appears whole or not at all."""
     summary = summarise(result.rows)
