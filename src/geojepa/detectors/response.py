@@ -115,6 +115,7 @@ for _inner in (
     "trigger",
     "iforest_raw",
     "catch22_knn",
+    "reconstruction",
 ):
     register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
 
