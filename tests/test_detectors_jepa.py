@@ -286,15 +286,12 @@ def test_recipe_detectors_train_their_recipe_and_the_study_variants_are_opt_in(
 
 
 def test_the_three_density_methods_score_the_same_embeddings(tmp_path: Path) -> None:
-    from geojepa.detectors.jepa import JepaDensity, JepaDensityIForest, JepaDensityMahalanobis
+    from geojepa.detectors.jepa import JepaDensity, JepaDensityIForest, JepaDensityKnn
 
     frame = _frame()
     end = 96
     kw = _small_kw(tmp_path / "cache")
-    dets = [
-        cls(**kw).fit(frame, end)
-        for cls in (JepaDensity, JepaDensityMahalanobis, JepaDensityIForest)
-    ]  # type: ignore[arg-type]
+    dets = [cls(**kw).fit(frame, end) for cls in (JepaDensityKnn, JepaDensity, JepaDensityIForest)]  # type: ignore[arg-type]
     assert len(list((tmp_path / "cache").iterdir())) == 1  # one pretraining for all three
     methods = [d.density_[0].method for d in dets]
     assert methods == ["knn", "mahalanobis", "iforest"]
@@ -304,5 +301,5 @@ def test_the_three_density_methods_score_the_same_embeddings(tmp_path: Path) -> 
     a, b = scores[0].sensor_scores, scores[1].sensor_scores
     assert not np.allclose(np.nan_to_num(a), np.nan_to_num(b))  # different methods
     assert np.array_equal(np.isfinite(a), np.isfinite(b))  # the same embedded cells
-    for name in ("geojepa_density_mahalanobis", "geojepa_density_iforest"):
+    for name in ("geojepa_density_knn", "geojepa_density_iforest"):
         assert name in available_detectors(opt_in=True)

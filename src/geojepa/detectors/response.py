@@ -110,7 +110,7 @@ class _Factory:
 register_detector("geojepa_response", _Factory("geojepa"))  # the path of `geojepa detect`
 for _inner in (
     "geojepa_density",
-    "geojepa_density_mahalanobis",
+    "geojepa_density_knn",
     "geojepa_density_iforest",
     "trigger",
     "iforest_raw",
