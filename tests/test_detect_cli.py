@@ -133,3 +133,37 @@ def test_missing_run_or_foreign_site_exit_2(setup: Setup, tmp_path: Path) -> Non
     other.save(tmp_path / "other")
     assert _run(["detect", str(setup.run), str(tmp_path / "other"), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_density_score_ranges_match_the_whole_run_and_train_rows_only(
+    setup: Setup, tmp_path: Path
+) -> None:
+    from geojepa.checkpoint import load_run
+    from geojepa.detect import prepare_detect
+
+    base = ["detect", str(setup.run), str(setup.site_dir), "--score", "density"]
+    whole, part = tmp_path / "whole.csv", tmp_path / "part.csv"
+    assert _run([*base, "--out", str(whole)]) == 0
+    frame = to_frame(setup.site)
+    t0, t1 = frame.times()[200], frame.times()[260]
+    assert _run([*base, "--from", t0.isoformat(), "--to", t1.isoformat(), "--out", str(part)]) == 0
+    a, b = pd.read_csv(whole), pd.read_csv(part)
+    cols = [c for c in a.columns if c.startswith("score")]
+    np.testing.assert_allclose(b[cols].to_numpy(), a[cols].iloc[200:261].to_numpy(), rtol=1e-5)
+    assert np.isfinite(a["score"]).mean() > 0.9
+    energy = tmp_path / "energy.csv"
+    assert _run(["detect", str(setup.run), str(setup.site_dir), "--out", str(energy)]) == 0
+    assert not np.allclose(
+        np.nan_to_num(pd.read_csv(energy)[cols].to_numpy()), np.nan_to_num(a[cols].to_numpy())
+    )
+    # the density and its thresholds are fitted on training rows only
+    run = load_run(setup.run)
+    one = prepare_detect(run, setup.site, score="density")
+    r = setup.site.readings.copy()
+    late = pd.to_datetime(r["timestamp"], utc=True) >= run.train_end
+    r.loc[late, "value"] = r.loc[late, "value"] * 3.0 + 50.0
+    two = prepare_detect(run, Site(setup.site.name, setup.site.sensors, r), score="density")
+    assert one.density is not None and two.density is not None
+    np.testing.assert_array_equal(one.density.precision, two.density.precision)
+    assert one.calibration.policy == two.calibration.policy
+    assert _run([*base[:3], "--score", "magic", "--out", str(tmp_path / "x.csv")]) == 2

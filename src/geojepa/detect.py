@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from geojepa.density_score import DensityModel, last_patch_embeddings, window_ends
 from geojepa.edge.score import Calibration, Scores
 from geojepa.energy import EnergySpec
 from geojepa.errors import InputError
@@ -36,7 +37,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DetectSetup", "detect_run", "parse_time", "prepare_detect", "write_scores"]
+__all__ = [
+    "DEFAULT_SCORE",
+    "SCORES",
+    "DetectSetup",
+    "detect_run",
+    "parse_time",
+    "prepare_detect",
+    "write_scores",
+]
+
+SCORES: tuple[str, ...] = ("energy", "density")
+"""What `detect` scores: the JEPA energy (latent prediction error under the mask sweep) or
+the density of the target encoder's embeddings (`geojepa.density_score`)."""
+DEFAULT_SCORE = "energy"
 
 
 def parse_time(text: str | None, option: str) -> pd.Timestamp | None:
@@ -62,6 +76,7 @@ class DetectSetup:
     frame: SensorFrame
     train_end: int  # first grid row at or after the run's training end
     calibration: Calibration
+    density: DensityModel | None = None  # the embedding density, when it is the score
 
 
 def _site_frame(run_interval: pd.Timedelta, sensor_ids: list[str], site: Site) -> SensorFrame:
@@ -76,8 +91,14 @@ def _site_frame(run_interval: pd.Timedelta, sensor_ids: list[str], site: Site) -
     return to_frame(site, interval=run_interval, sensor_ids=sensor_ids)
 
 
-def prepare_detect(run: LoadedRun, site: Site, spec: EnergySpec | None = None) -> DetectSetup:
-    """Grid SITE for a loaded run and fit the calibration on rows before its train_end."""
+def prepare_detect(
+    run: LoadedRun, site: Site, spec: EnergySpec | None = None, score: str = DEFAULT_SCORE
+) -> DetectSetup:
+    """Grid SITE for a loaded run and fit the calibration on rows before its train_end.
+    `score`: "energy" or "density" (`SCORES`); the density is fitted on the embeddings of
+    training windows (rows before train_end) only."""
+    if score not in SCORES:
+        raise InputError(f"unknown score {score!r}", hint="use " + " or ".join(SCORES))
     from geojepa.export import TorchEngine, fit_calibration
 
     sensor_ids = [str(s) for s in run.normaliser.sensor_ids]
@@ -91,10 +112,24 @@ def prepare_detect(run: LoadedRun, site: Site, spec: EnergySpec | None = None) -
             hint="score the site the run was trained on (it holds the training period)",
         )
     engine = TorchEngine(run.model.eval())
+    window = run.config.window
+    density = None
+    if score == "density":
+        train = frame.slice_time(0, train_end)  # later rows never reach the fit
+        ends = window_ends(train.n_times, window.patch)
+        density = DensityModel.fit(
+            last_patch_embeddings(engine, train, run.normaliser, window, ends)
+        )
     calibration = fit_calibration(
-        engine, frame, run.normaliser, run.config.window, spec or EnergySpec(), train_end
+        engine,
+        frame,
+        run.normaliser,
+        window,
+        spec or EnergySpec(),
+        train_end,
+        density=density,
     )
-    return DetectSetup(frame, train_end, calibration)
+    return DetectSetup(frame, train_end, calibration, density)
 
 
 def detect_run(
@@ -103,15 +138,17 @@ def detect_run(
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
     spec: EnergySpec | None = None,
+    score: str = DEFAULT_SCORE,
 ) -> Scores:
-    """Scores and TARP levels of every grid time of `site` in ``[start, end]``."""
+    """Scores and TARP levels of every grid time of `site` in ``[start, end]``; `score`
+    "energy" (the latent prediction error) or "density" (the embedding density)."""
     from geojepa.checkpoint import load_run
     from geojepa.edge.score import score_with
     from geojepa.export import TorchEngine
 
     spec = spec or EnergySpec()
     run = load_run(run_dir)
-    setup = prepare_detect(run, site, spec)
+    setup = prepare_detect(run, site, spec, score)
     frame = setup.frame
     a = 0 if start is None else frame.index_of(start)
     times = frame.time
@@ -128,14 +165,20 @@ def detect_run(
             f"{frame.times()[-1].isoformat()}",
         )
     window = run.config.window
-    history = window.span(window.scales[0]) + spec.stride(window)
+    history = window.span(window.scales[0]) + max(spec.stride(window), window.patch)
     lo = max(a - history, 0)  # scored windows ending in the range read their history
     # the window scoring the range's last rows may end up to one stride after it: read
     # those rows too (when the site has them) so `--to` does not make the data end early
     hi = min(b + spec.stride(window), frame.n_times)
     part = frame.slice_time(lo, hi)
     scores = score_with(
-        TorchEngine(run.model.eval()), part, run.normaliser, window, spec, setup.calibration
+        TorchEngine(run.model.eval()),
+        part,
+        run.normaliser,
+        window,
+        spec,
+        setup.calibration,
+        setup.density,
     )
     k = a - lo
     log.info("scored %d grid times (%d rows of history before the range)", b - a, k)

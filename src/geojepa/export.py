@@ -36,6 +36,7 @@ import pandas as pd
 
 from geojepa import __version__
 from geojepa.atomic import atomic_dir
+from geojepa.density_score import DensityModel, frame_density
 from geojepa.edge.bundle import ExportMeta, GraphFile, sha256_file, write_meta
 from geojepa.edge.score import Calibration
 from geojepa.energy import (
@@ -491,25 +492,33 @@ def fit_calibration(
     spec: EnergySpec,
     train_end: int,
     protocol: Protocol | None = None,
+    density: DensityModel | None = None,
 ) -> Calibration:
-    """Energy statistics and TARP thresholds from the training rows (< train_end) only.
+    """Score statistics and TARP thresholds from the training rows (< train_end) only.
 
-    The per-sensor centre and scale come from the detectors' `SensorwiseDetector` fit (the
-    same normalisation every detector of ``geojepa detect`` uses); the amber / red
-    thresholds from `geojepa.evaluate.calibrate_policy` on the training per-time scores.
+    The raw score is the energy, or with `density` the embedding density
+    (`geojepa.density_score.frame_density`). The per-sensor centre and scale come from the
+    detectors' `SensorwiseDetector` fit (the same normalisation every detector of
+    ``geojepa detect`` uses); the amber / red thresholds from
+    `geojepa.evaluate.calibrate_policy` on the training per-time scores.
     """
     from geojepa.detectors.base import SensorwiseDetector
     from geojepa.evaluate import Protocol as _Protocol
     from geojepa.evaluate import calibrate_policy
     from geojepa.thresholds import TrainingScores
 
+    def raw_scores(f: SensorFrame) -> np.ndarray:
+        if density is not None:
+            return frame_density(engine, f, normaliser, window, density)
+        return frame_energy(engine, f, normaliser, window, spec)
+
     class _Energy(SensorwiseDetector):
         def _fit_train(self, train: SensorFrame) -> np.ndarray:
-            self.raw_train_ = frame_energy(engine, train, normaliser, window, spec)
+            self.raw_train_ = raw_scores(train)
             return self.raw_train_  # (T_train, C)
 
         def _raw(self, frame: SensorFrame) -> np.ndarray:
-            return frame_energy(engine, frame, normaliser, window, spec)
+            return raw_scores(frame)
 
     det = _Energy().fit(frame, train_end)
     centre = np.asarray(det.centre_, dtype=np.float64)

@@ -137,9 +137,19 @@ def detect(
     start: str | None = typer.Option(None, "--from", help="First time to score (ISO 8601)."),
     end: str | None = typer.Option(None, "--to", help="Last time to score (ISO 8601)."),
     recent: int = typer.Option(1, "--recent", min=1, help="Patches scored per window."),
+    score: str = typer.Option(
+        "energy",
+        "--score",
+        help="energy (the latent prediction error under the mask sweep; the edge scorer's) "
+        "or density (the Mahalanobis distance of each sensor's newest embedding from its "
+        "training embeddings).",
+    ),
 ) -> None:
     """Score every grid time of SITE with RUN's energy; alarms from training-period thresholds."""
-    from geojepa.detect import detect_run, parse_time
+    from geojepa.detect import SCORES, detect_run, parse_time
+
+    if score not in SCORES:
+        raise UsageError(f"unknown --score {score!r}", hint="use " + " or ".join(SCORES))
     from geojepa.edge.score import write_scores_csv
     from geojepa.energy import EnergySpec
     from geojepa.site import Site
@@ -147,7 +157,7 @@ def detect(
     t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
     if t0 is not None and t1 is not None and t1 < t0:
         raise UsageError("--to is before --from", hint="give --from TIME earlier than --to TIME")
-    scores = detect_run(run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent))
+    scores = detect_run(run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent), score=score)
     write_scores_csv(scores, out)
     n_alarm = int((scores.level > 0).sum())
     typer.echo(f"wrote {out}: {len(scores.time)} grid times, {n_alarm} in amber or red")

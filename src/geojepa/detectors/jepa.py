@@ -312,31 +312,15 @@ def sensor_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Target-encoder embedding of each sensor's last patch in windows ending every `stride`
     rows: ends (W,) exclusive row indices, emb (W, C, D); a sensor whose last patch holds no
-    reading gets NaN. `relative`: windows made window-relative first (`relative_window`)."""
-    from geojepa.energy import relative_window, stack_windows
+    reading gets NaN (`geojepa.density_score.last_patch_embeddings`, as `detect` reads them).
+    `relative`: windows made window-relative first (`relative_window`)."""
+    from geojepa.density_score import last_patch_embeddings, window_ends
     from geojepa.export import TorchEngine
-    from geojepa.windows import window_at
 
+    ends = window_ends(frame.n_times, stride)
     engine = TorchEngine(run.model.eval())
-    window = run.config.window
-    patch = window.patch
-    ends = np.arange(stride, frame.n_times + 1, stride, dtype=np.int64)
-    if ends.size == 0 or ends[-1] != frame.n_times:
-        ends = np.append(ends, frame.n_times)
-    c = frame.n_sensors
-    out: list[np.ndarray] = []
-    for i in range(0, len(ends), 32):
-        wins = [window_at(frame, run.normaliser, window, int(e)) for e in ends[i : i + 32]]
-        if relative:
-            wins = [relative_window(w, patch) for w in wins]
-        inputs = stack_windows(wins, patch)
-        rep = engine.target_repr(inputs)  # (B, N, D) with n = c * P + p
-        b, n, d = rep.shape
-        p = n // c
-        last = rep.reshape(b, c, p, d)[:, :, -1, :].astype(np.float64)  # (B, C, D)
-        valid = inputs.token_valid.reshape(b, c, p)[:, :, -1]  # (B, C)
-        out.append(np.where(valid[..., None], last, np.nan))
-    return ends, np.concatenate(out)  # (W,), (W, C, D)
+    emb = last_patch_embeddings(engine, frame, run.normaliser, run.config.window, ends, relative)
+    return ends, emb  # (W,), (W, C, D)
 
 
 class JepaDensity(_JepaBase):

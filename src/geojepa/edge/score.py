@@ -29,6 +29,7 @@ import pandas as pd
 
 from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
+from geojepa.density_score import DensityModel, frame_density
 from geojepa.edge.bundle import ExportMeta, load_meta
 from geojepa.energy import (
     EnergySpec,
@@ -286,10 +287,16 @@ def score_with(
     window: WindowSpec,
     energy: EnergySpec,
     calibration: Calibration,
+    density: DensityModel | None = None,
 ) -> Scores:
     """Scores and TARP levels of every grid time of `frame` with any engine (torch or
-    onnxruntime): the one scoring path ``geojepa detect`` and the edge scorer share."""
-    raw = frame_energy(engine, frame, normaliser, window, energy)  # (T, C)
+    onnxruntime): the one scoring path ``geojepa detect`` and the edge scorer share. The
+    raw score is the energy, or with `density` the embedding density
+    (`geojepa.density_score`), put on the training scale by `calibration` either way."""
+    if density is not None:
+        raw = frame_density(engine, frame, normaliser, window, density)  # (T, C)
+    else:
+        raw = frame_energy(engine, frame, normaliser, window, energy)  # (T, C)
     sensor = calibration.sensor_scores(raw)  # (T, C)
     score = calibration.per_time(sensor)  # (T,)
     tracker = AlarmTracker(calibration.policy, frame.sensor_ids, calibration.top_k)
