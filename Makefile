@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: setup demo test test-slow lint bench tables-forecast clean
+.PHONY: setup demo test test-slow lint bench tables-forecast tables-detect clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: setup
 # the forecasting and transfer tables of docs/results/ (long; pretraining runs are cached)
 tables-forecast: setup
 	PY=$(BIN)/python sh benchmarks/tables_forecast.sh
+
+tables-detect: setup
+	PY=$(BIN)/python sh benchmarks/tables_detect.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
