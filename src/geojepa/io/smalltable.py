@@ -4,7 +4,7 @@ Guarantees: the file passes `inspect_text`'s pre-flight checks (missing, binary,
 encoding... raise `InputError` naming it); the delimiter is one of ``,`` ``;`` or tab, as
 `sniff_delimiter` finds it; header names come back stripped and lower-cased; a required
 column that is missing raises `InputError` naming the file, line 1, the column and the
-header to write; ``lines[i]`` is the file line of row ``i`` (blank lines skipped, as the
+header to write (`require_columns`, shared with the other tables' readers); ``lines[i]`` is the file line of row ``i`` (blank lines skipped, as the
 reader skips them).
 """
 
@@ -31,15 +31,24 @@ def read_small_table(
     sep = sniff_delimiter(p, list(info.head), candidates=(",", ";", "\t"))
     df = pd.read_csv(p, sep=sep, dtype="str", keep_default_na=False, encoding=info.encoding)
     df.columns = [str(c).strip().lower() for c in df.columns]
-    for need in required:
-        if need not in df.columns:
-            raise InputError(
-                f"{what} has no {need!r} column (columns: {list(df.columns)})",
-                file=p,
-                line=1,
-                hint=f"header: {header}",
-            )
+    require_columns(df, required, p, what, f"header: {header}")
     return df, LineMap(p, info.encoding, 2)
 
 
-__all__ = ["read_small_table"]
+def require_columns(
+    df: pd.DataFrame, required: Sequence[str], path: str | Path, what: str, hint: str
+) -> None:
+    """Raise `InputError` at line 1 of `path` for the first `required` column `df` lacks:
+    "<what> has no '<column>' column (columns: ...)", with `hint`."""
+    for need in required:
+        if need not in df.columns:
+            have = ", ".join(map(repr, list(df.columns)[:8]))
+            raise InputError(
+                f"{what} has no {need!r} column (columns: {have})",
+                file=path,
+                line=1,
+                hint=hint,
+            )
+
+
+__all__ = ["read_small_table", "require_columns"]

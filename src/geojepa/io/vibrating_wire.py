@@ -36,6 +36,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.io.result import QUALITY_DTYPE
+from geojepa.io.smalltable import require_columns
 from geojepa.io.textfile import inspect_text
 from geojepa.site import Quality, normalise_kind
 
@@ -97,14 +98,8 @@ def load_calibration(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(p, dtype="str", keep_default_na=False, skipinitialspace=True)
         lines = [i + 2 for i in range(len(df))]
     df.columns = [str(c).strip().lower() for c in df.columns]
-    for col in REQUIRED:
-        if col not in df.columns:
-            raise InputError(
-                f"the calibration table has no {col!r} column",
-                file=p,
-                line=1,
-                hint="columns: " + ", ".join(REQUIRED) + " (+ thermal and baro terms)",
-            )
+    hint = "columns: " + ", ".join(REQUIRED) + " (+ thermal and baro terms)"
+    require_columns(df, REQUIRED, p, "the calibration table", hint)
     return check_calibration(df, file=p, lines=lines)
 
 

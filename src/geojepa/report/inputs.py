@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.errors import InputError
+from geojepa.io.smalltable import require_columns as _require
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,8 @@ def parse_numbers(df: pd.DataFrame, col: str, path: Path, *, allow_empty: bool =
 
 
 def require_columns(df: pd.DataFrame, cols: tuple[str, ...], path: Path, what: str) -> None:
-    for col in cols:
-        if col not in df.columns:
-            raise InputError(
-                f"no {col!r} column (have {', '.join(map(repr, df.columns[:8]))})",
-                file=path,
-                line=1,
-                hint=f"a {what} needs the columns {', '.join(cols)}",
-            )
+    """The report's files: `geojepa.io.smalltable.require_columns` with its hint."""
+    _require(df, cols, path, f"the {what}", f"a {what} needs the columns {', '.join(cols)}")
 
 
 # ----------------------------------------------------------------------------- config
