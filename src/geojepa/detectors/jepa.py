@@ -489,6 +489,10 @@ def _fused(seed: int) -> JepaFused:
     return JepaFused(steps=DETECTOR_STEPS, seed=seed, relative=True)
 
 
+def _energy_density(seed: int) -> JepaFused:
+    return JepaFused(steps=DETECTOR_STEPS, seed=seed)
+
+
 class _RecipeFactory:
     """``seed -> detector`` of `kind` (JepaEnergy or JepaDensity) trained with `recipe`
     (`config.RECIPES`) for `DETECTOR_STEPS` steps, read when called."""
@@ -557,6 +561,9 @@ register_detector("geojepa_trigger_max", _with_trigger_max)
 register_detector("geojepa_family", _family, opt_in=True)  # needs a base run
 # the two other density methods on the same embeddings (docs/results/detect.md)
 register_detector("geojepa_density_knn", _density_knn, opt_in=True)
+# the energy and the (Mahalanobis) density averaged on their training scales, on the
+# model's own inputs (geojepa_fused is the same on window-relative inputs)
+register_detector("geojepa_energy_density", _energy_density, opt_in=True)
 register_detector("geojepa_density_iforest", _density_iforest, opt_in=True)
 _register_recipe_detectors(opt_in=True)
 if __name__ not in PLUGIN_MODULES:

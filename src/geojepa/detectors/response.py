@@ -111,6 +111,7 @@ register_detector("geojepa_response", _Factory("geojepa"))  # the path of `geoje
 for _inner in (
     "geojepa_density",
     "geojepa_density_knn",
+    "geojepa_energy_density",
     "geojepa_density_iforest",
     "trigger",
     "iforest_raw",
