@@ -129,6 +129,15 @@ def test_sim_tracks_share_the_daily_clock_of_the_series() -> None:
     # row r of the daily frame is the mean the series stamps at t = r
     np.testing.assert_allclose(tr.value_at(s.t), s.y, rtol=1e-5)
     assert ctx.ids("e2") == ["SP1"] and ctx.others("e2/SP1") == []
+    # several kinds: the settlement plate and the load sensor both count
+    both = SimContext({"e2": daily_frame(site)}, kind=("settlement", "load"))
+    kinds = dict(zip(site.sensors["id"], site.sensors["kind"], strict=True))
+    assert sorted(both.ids("e2")) == sorted(
+        i for i, k in kinds.items() if k in ("settlement", "load")
+    )
+    assert [t.name for t in both.others("e2/SP1")] == [
+        f"e2/{i}" for i in both.ids("e2") if i != "SP1"
+    ]
 
 
 def test_sim_methods_run_in_the_protocol_with_pool_sites() -> None:

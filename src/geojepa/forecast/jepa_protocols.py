@@ -158,17 +158,17 @@ def daily_frame(site: Site) -> SensorFrame:
 
 @dataclass(frozen=True)
 class SimContext:
-    """Daily frames of simulated sites by name, and the kind of sensor forecast."""
+    """Daily frames of simulated sites by name, and the kind (or kinds) of sensor forecast:
+    the pool's training tracks and a site's other tracks are the sensors of those kinds."""
 
     frames: Mapping[str, SensorFrame]
-    kind: str = "settlement"
+    kind: str | tuple[str, ...] = "settlement"
 
     def ids(self, site: str) -> list[str]:
         f = self.frames[site]
+        kinds = (self.kind,) if isinstance(self.kind, str) else self.kind
         return [
-            str(i)
-            for i, k in zip(f.sensors["id"], f.sensors["kind"], strict=True)
-            if k == self.kind
+            str(i) for i, k in zip(f.sensors["id"], f.sensors["kind"], strict=True) if k in kinds
         ]
 
     def track(self, name: str) -> Track:
