@@ -253,7 +253,9 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
         if frame.n_times != len(scores.time):
             frame = to_frame(site, interval=frame.interval, sensor_ids=list(scores.sensor_ids))
         truth = label_mask(site.labels, frame)
-        auc = _detection_numbers(frame, truth, scores.sensor, cutoff, s.seed)
+        density = detect_run(run_dir, site, score="density")  # `detect --score density`
+        jepa = {"geojepa": scores.sensor, "geojepa_density": density.sensor}
+        auc = _detection_numbers(frame, truth, jepa, cutoff, s.seed)
         summary.numbers["test-period cell AUC-PR"] = auc
         _write_benchmark(run_dir / "benchmark.json", auc, site, cutoff)
         levels = np.asarray(scores.level)[frame.index_of(cutoff) :]
@@ -313,9 +315,14 @@ def _run_demo(root: Path, s: DemoSettings) -> DemoSummary:
 
 
 def _detection_numbers(
-    frame: Any, truth: np.ndarray, jepa_sensor: np.ndarray, cutoff: pd.Timestamp, seed: int
+    frame: Any,
+    truth: np.ndarray,
+    jepa: dict[str, np.ndarray],
+    cutoff: pd.Timestamp,
+    seed: int,
 ) -> dict[str, float]:
-    """Cell AUC-PR on the test period: GeoJEPA beside fixed triggers, robust z and random.
+    """Cell AUC-PR on the test period: GeoJEPA's scores (`jepa`: name -> per-sensor scores
+    (T, C) on `frame`'s grid) beside fixed triggers, robust z and random.
 
     Every detector is fitted on the training rows only; labels are read only here, after
     all scores exist.
@@ -326,7 +333,7 @@ def _detection_numbers(
     train_end = frame.index_of(cutoff)
     test = slice(train_end, frame.n_times)
     valid = frame.observed[test]
-    out = {"geojepa": cell_auc_pr(jepa_sensor[test], truth[test], valid)}
+    out = {name: cell_auc_pr(sc[test], truth[test], valid) for name, sc in jepa.items()}
     for name in ("trigger", "rate_of_change", "robust_z", "iforest_raw", "random"):
         det = make_detector(name, seed=seed).fit(frame, train_end)
         sc = det.score(frame).sensor_scores
