@@ -240,9 +240,22 @@ def test_runs_split_over_processes_merge_into_one(tmp_path: Path, bench: object)
     assert _pick(joined, 3.0, "robust_z")["auc_pr_mean"] == pytest.approx(
         _pick(whole, 3.0, "robust_z")["auc_pr_mean"]
     )
-    with pytest.raises(InputError, match="also in"):
-        merge_benchmarks([tmp_path / "a", tmp_path / "a"])  # the same rows twice
+    # runs of other detectors on the same cases: each has the random score, kept once
+    c = replace(bench, rows=[r for r in rows if r["detector"] in ("robust_z", "random")])  # type: ignore[type-var]
+    d = replace(bench, rows=[r for r in rows if r["detector"] in ("trigger", "random")])  # type: ignore[type-var]
+    write_benchmark(tmp_path / "c", c)
+    write_benchmark(tmp_path / "d", d)
+    both = merge_benchmarks([tmp_path / "c", tmp_path / "d"])
+    assert len(both.rows) == len(rows)
+    # the same row with another result is refused
+    changed = [dict(r) for r in d.rows]  # type: ignore[attr-defined]
+    for r in changed:
+        if r["detector"] == "random":
+            r["auc_pr"] = 0.999
+    write_benchmark(tmp_path / "e", replace(d, rows=changed))  # type: ignore[type-var]
+    with pytest.raises(InputError, match="other results"):
+        merge_benchmarks([tmp_path / "c", tmp_path / "e"])
     other = replace(b, protocol=replace(b.protocol, threshold="pot"))  # type: ignore[attr-defined]
-    write_benchmark(tmp_path / "c", other)
+    write_benchmark(tmp_path / "f", other)
     with pytest.raises(InputError, match="another protocol"):
-        merge_benchmarks([tmp_path / "a", tmp_path / "c"])
+        merge_benchmarks([tmp_path / "a", tmp_path / "f"])

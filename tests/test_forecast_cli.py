@@ -259,6 +259,8 @@ def test_a_fill_plan_drives_the_back_analysis(
         ("timestamp,load\n2024-05-01,6\n2024-04-20,7\n", "plan.csv:3:timestamp", "after the row"),
         ("timestamp,load\n2024-04-01,6\n", "plan.csv:2:timestamp", "not after the cutoff"),
         ("timestamp,load\nsoon,6\n", "plan.csv:2", "soon"),
+        ("\n\ntimestamp,load\n2024-05-01,6\n2024-05-09,x\n", "plan.csv:5:load", "'x'"),
+        ("\n\nwhen,load\n2024-05-01,6\n", "plan.csv:3", "no 'timestamp' column"),
     ],
 )
 def test_a_bad_fill_plan_is_named_by_file_and_line(

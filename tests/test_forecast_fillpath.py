@@ -132,3 +132,15 @@ def test_a_planned_fill_ramps_from_the_last_load_and_is_then_held() -> None:
         plan.analogs(np.arange(0.0, 16.0), np.full(16, 3.0), 5)
     with pytest.raises(ValueError, match="increase"):
         PlannedFill(np.array([2.0, 1.0]), np.array([1.0, 2.0]))
+
+
+def test_the_plan_ramps_from_the_last_readings_time_and_keeps_the_fit_options() -> None:
+    plan = PlannedFill(np.array([15.0]), np.array([5.0]))
+    t = np.array([0.0, 5.0, 10.5])  # the last reading half-way through day 10
+    a = plan.analogs(t, np.full(3, 3.0), 6)  # days 11..16
+    level = 3.0 + np.cumsum(a[0])
+    np.testing.assert_allclose(
+        level, [3.0 + 2.0 * (d - 10.5) / 4.5 for d in (11, 12, 13, 14)] + [5.0, 5.0]
+    )
+    m = ConsolidationFill(_Nothing(), loss="huber", min_points=7, t90_grid=(5.0, 50.0))
+    assert (m.loss, m.min_points, m.t90_grid) == ("huber", 7, (5.0, 50.0))

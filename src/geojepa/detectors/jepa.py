@@ -312,7 +312,8 @@ def sensor_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Target-encoder embedding of each sensor's last patch in windows ending every `stride`
     rows: ends (W,) exclusive row indices, emb (W, C, D); a sensor whose last patch holds no
-    reading gets NaN (`geojepa.density_score.last_patch_embeddings`, as `detect` reads them).
+    reading gets NaN (`geojepa.density_score.last_patch_embeddings`). The windows count
+    from the frame's first row; `detect --score density` aligns them to the absolute grid.
     `relative`: windows made window-relative first (`relative_window`)."""
     from geojepa.density_score import last_patch_embeddings, window_ends
     from geojepa.export import TorchEngine

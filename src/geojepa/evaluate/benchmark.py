@@ -234,14 +234,17 @@ def merge_benchmarks(paths: Sequence[str | Path]) -> BenchmarkResult:
     other detectors on the same cases).
 
     Guarantees: every run used the same protocol (else `InputError` naming the file); a
-    (case, detector, kind) row found in two runs is refused, never averaged or dropped;
-    detectors keep their first-seen order; ``meta`` records the merged files.
+    (case, detector, kind) row found in two runs is kept once when the two agree on every
+    metric (the random score, which every run adds, on the same cases; timings aside) and
+    refused otherwise, never averaged; detectors keep their first-seen order; ``meta``
+    records the merged files.
     """
     from geojepa.errors import InputError
 
     rows: list[dict[str, Any]] = []
     detectors: list[str] = []
     seen: dict[tuple[Any, ...], str] = {}
+    kept: dict[tuple[Any, ...], dict[str, Any]] = {}
     protocol: dict[str, Any] | None = None
     sources: list[str] = []
     for path in paths:
@@ -259,12 +262,15 @@ def merge_benchmarks(paths: Sequence[str | Path]) -> BenchmarkResult:
         for r in doc["rows"]:
             key = tuple(r.get(k) for k in ("scenario", "intensity", "seed", "detector", "kind"))
             if key in seen:
+                if _same_result(kept[key], r):
+                    continue  # the same row twice (the random score of both runs)
                 raise InputError(
-                    f"row {key} is also in {seen[key]}",
+                    f"row {key} is also in {seen[key]}, with other results",
                     file=f,
                     hint="merge runs over different seeds or detectors",
                 )
             seen[key] = str(f)
+            kept[key] = r
             rows.append({k: (float("nan") if v is None else v) for k, v in r.items()})
         detectors += [d for d in doc["detectors"] if d not in detectors]
         sources.append(str(f))
@@ -273,6 +279,12 @@ def merge_benchmarks(paths: Sequence[str | Path]) -> BenchmarkResult:
     proto = dict(protocol)
     proto["ignore_kinds"] = tuple(proto.get("ignore_kinds", ()))
     return BenchmarkResult(rows, Protocol(**proto), detectors, {"merged": sources})
+
+
+def _same_result(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two rows agree on everything but timings."""
+    keys = {k for k in (*a, *b) if not k.endswith("_seconds")}
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def write_benchmark(out: str | Path, result: BenchmarkResult, title: str = "Benchmark") -> None:

@@ -262,12 +262,23 @@ class ConsolidationFill(Consolidation):
         load: str = "load",
         days: int = 120,
         stat: str = "median",
+        min_points: int = 5,
+        t90_grid: tuple[float, ...] = T90_GRID,
+        loss: str = "squared",
         *,
         n_boot: int = 100,
         level: float = DEFAULT_LEVEL,
         random_state: int | np.random.Generator | None = 0,
     ) -> None:
-        super().__init__(load=load, n_boot=n_boot, level=level, random_state=random_state)
+        super().__init__(
+            load=load,
+            min_points=min_points,
+            t90_grid=t90_grid,
+            loss=loss,
+            n_boot=n_boot,
+            level=level,
+            random_state=random_state,
+        )
         if stat not in ("median", "mean"):
             raise ValueError(f"unknown stat {stat!r}; use 'median' or 'mean'")
         self.futures = futures

@@ -184,8 +184,8 @@ class PlannedFill:
     """One future of the load: a construction programme.
 
     `t` (P,) days (on the history's clock, increasing) and `load` (P,) the load the
-    programme reaches then; linear between them and from the history's last known load on
-    its last day (where the back-analysis holds it), held after the last. ``analogs(t, load, days)`` -> (1, days) its daily
+    programme reaches then; linear between them and from the history's last known load at
+    its last time (the back-analysis holds that load from then on), held after the last. ``analogs(t, load, days)`` -> (1, days) its daily
     increments on days 1..days after the history's last day.
     """
 
@@ -207,12 +207,13 @@ class PlannedFill:
         known = np.isfinite(t) & np.isfinite(q)
         if not known.any():
             raise ValueError("the history has no load reading to start the plan from")
-        q0 = float(q[known][-1])  # held to the history's last day, as the back-analysis holds it
-        last = float(np.floor(t[-1]))
-        if self.t[0] <= last:
+        q0 = float(q[known][-1])  # held to the history's last time, as the back-analysis holds it
+        t_last = float(t[-1])
+        if self.t[0] <= t_last:
             raise ValueError(f"the plan starts on day {self.t[0]:g}, not after the history")
+        last = float(np.floor(t_last))
         grid = last + np.arange(0.0, days + 1.0)  # (days + 1,) the last day, then the future
-        xp = np.concatenate([[last], self.t])
+        xp = np.concatenate([[t_last], self.t])  # the ramp starts at the last reading's time
         level = np.interp(grid, xp, np.concatenate([[q0], self.load]))  # (days + 1,)
         return np.diff(level)[None, :]  # (1, days)
 

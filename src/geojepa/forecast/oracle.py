@@ -330,7 +330,8 @@ class OracleForecaster(Forecaster):
 
     def _analog_fills(self, last: int, days: int) -> np.ndarray:
         """(A, n) the actual fill up to step `last`, then held plus each analog's daily
-        increments (day j after the cutoff from step ``last + 1 + (j - 1) * steps_day``)."""
+        increments, spread linearly over their day (day j's increment is reached in full
+        ``j * steps_day`` steps after `last`)."""
         tr = self.truth
         assert self.futures is not None
         t, drivers = self.history_
@@ -341,10 +342,10 @@ class OracleForecaster(Forecaster):
         held[last + 1 :] = tr.fill[last]
         if inc.shape[0] == 0:
             return held[None, :]
-        steps = np.arange(tr.n)  # (n,)
-        day = np.floor((steps - last - 1) / tr.steps_day).astype(int) + 1  # (n,) day after
+        x = np.clip((np.arange(tr.n) - last) / tr.steps_day, 0.0, float(days))  # (n,) days after
         cum = np.concatenate([np.zeros((inc.shape[0], 1)), np.cumsum(inc, axis=1)], axis=1)
-        add = cum[:, np.clip(day, 0, days)]  # (A, n); 0 up to the cutoff
+        grid = np.arange(days + 1.0)  # (days + 1,)
+        add = np.stack([np.interp(x, grid, c) for c in cum])  # (A, n); 0 up to the cutoff
         return held[None, :] + add
 
     def predict(self, t_future: np.ndarray) -> Forecast:

@@ -3,9 +3,10 @@
 Guarantees: the file passes `inspect_text`'s pre-flight checks (missing, binary, bad
 encoding... raise `InputError` naming it); the delimiter is one of ``,`` ``;`` or tab, as
 `sniff_delimiter` finds it; header names come back stripped and lower-cased; a required
-column that is missing raises `InputError` naming the file, line 1, the column and the
-header to write (`require_columns`, shared with the other tables' readers); ``lines[i]`` is the file line of row ``i`` (blank lines skipped, as the
-reader skips them).
+column that is missing raises `InputError` naming the file, the header's line, the column
+and the header to write (`require_columns`, shared with the other tables' readers);
+``lines[i]`` is the file line of row ``i`` (blank lines skipped, before the header too, as
+the reader skips them).
 """
 
 from __future__ import annotations
@@ -28,25 +29,33 @@ def read_small_table(
     line to suggest."""
     p = Path(path)
     info = inspect_text(p, header_lines=1)
-    sep = sniff_delimiter(p, list(info.head), candidates=(",", ";", "\t"))
+    lines = [ln for ln in info.head if ln.strip()]
+    sep = sniff_delimiter(p, lines or list(info.head), candidates=(",", ";", "\t"))
     df = pd.read_csv(p, sep=sep, dtype="str", keep_default_na=False, encoding=info.encoding)
     df.columns = [str(c).strip().lower() for c in df.columns]
-    require_columns(df, required, p, what, f"header: {header}")
-    return df, LineMap(p, info.encoding, 2)
+    # the reader skips blank lines before the header too: the header is the first other one
+    header_line = next((i + 1 for i, ln in enumerate(info.head) if ln.strip()), 1)
+    require_columns(df, required, p, what, f"header: {header}", line=header_line)
+    return df, LineMap(p, info.encoding, header_line + 1)
 
 
 def require_columns(
-    df: pd.DataFrame, required: Sequence[str], path: str | Path, what: str, hint: str
+    df: pd.DataFrame,
+    required: Sequence[str],
+    path: str | Path,
+    what: str,
+    hint: str,
+    line: int = 1,
 ) -> None:
-    """Raise `InputError` at line 1 of `path` for the first `required` column `df` lacks:
-    "<what> has no '<column>' column (columns: ...)", with `hint`."""
+    """Raise `InputError` at `line` (the header's) of `path` for the first `required`
+    column `df` lacks: "<what> has no '<column>' column (columns: ...)", with `hint`."""
     for need in required:
         if need not in df.columns:
             have = ", ".join(map(repr, list(df.columns)[:8]))
             raise InputError(
                 f"{what} has no {need!r} column (columns: {have})",
                 file=path,
-                line=1,
+                line=line,
                 hint=hint,
             )
 
