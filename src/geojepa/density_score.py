@@ -151,6 +151,32 @@ def window_density(
     return model.score(np.where(valid[..., None], last, np.nan))[0]
 
 
+def aligned_ends(frame: SensorFrame, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows that score `frame` (`geojepa.energy.scored_ends` on the absolute grid):
+    (row_ends (W,), the exclusive end row of the `patch` rows each scores, past the data for
+    a last partial stride; win_ends (W,), where each window ends: the same, or the newest
+    row for that last stride, `tail_window_end`)."""
+    t = frame.n_times
+    if t == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    k_first = first_cell(frame)
+    row_ends = scored_ends(k_first, t, patch) - k_first + 1  # (W,) exclusive
+    win_ends = np.array([tail_window_end(int(e), t) for e in row_ends], dtype=np.int64)
+    return row_ends, win_ends
+
+
+def spread(scores: np.ndarray, row_ends: np.ndarray, frame: SensorFrame, patch: int) -> np.ndarray:
+    """(T, C) cells from window scores (W, C): window w scores the `patch` rows ending at
+    ``row_ends[w]``; NaN where a cell is unobserved."""
+    t = frame.n_times
+    out = np.full((t, frame.n_sensors), np.nan)
+    for w, e in enumerate(row_ends):
+        a, b = max(int(e) - patch, 0), min(int(e), t)
+        if a < b:
+            out[a:b] = scores[w]
+    return np.where(frame.observed, out, np.nan)
+
+
 def frame_density(
     engine: TokenEngine,
     frame: SensorFrame,
@@ -161,32 +187,62 @@ def frame_density(
 ) -> np.ndarray:
     """Raw density score of every cell of `frame`: (T, C), NaN where unobserved.
 
-    Windows end on the absolute grid every `patch` cells (`geojepa.energy.scored_ends`, as
-    the energy's do), so a slice of a site scores its rows as the whole site does; each
-    window scores the `patch` rows it ends with. A last, partial stride is scored by the
-    window ending at the newest row (`tail_window_end`), provisionally, as the energy does.
+    Windows end on the absolute grid every `patch` cells (`aligned_ends`, as the energy's
+    do), so a slice of a site scores its rows as the whole site does; each window scores
+    the `patch` rows it ends with. A last, partial stride is scored by the window ending at
+    the newest row, provisionally, as the energy does.
     """
-    t = frame.n_times
-    out = np.full((t, frame.n_sensors), np.nan)
-    if t == 0:
-        return out
-    k_first = first_cell(frame)
-    row_ends = scored_ends(k_first, t, window.patch) - k_first + 1  # (W,) exclusive
-    ends = np.array([tail_window_end(int(e), t) for e in row_ends], dtype=np.int64)
-    emb = last_patch_embeddings(engine, frame, normaliser, window, ends, relative)  # (W, C, D)
-    s = model.score(emb)  # (W, C)
-    for w, e in enumerate(row_ends):
-        a, b = max(int(e) - window.patch, 0), min(int(e), t)
-        if a < b:
-            out[a:b] = s[w]
-    return np.where(frame.observed, out, np.nan)
+    row_ends, win_ends = aligned_ends(frame, window.patch)
+    if row_ends.size == 0:
+        return np.full((frame.n_times, frame.n_sensors), np.nan)
+    emb = last_patch_embeddings(engine, frame, normaliser, window, win_ends, relative)  # (W, C, D)
+    return spread(model.score(emb), row_ends, frame, window.patch)
+
+
+def fit_density(
+    engine: TokenEngine,
+    train: SensorFrame,
+    normaliser: Normaliser,
+    window: WindowSpec,
+    folds: int = 5,
+) -> tuple[DensityModel, np.ndarray]:
+    """The density of the training frame's embeddings, and the training cells' raw scores
+    (T, C) for calibrating thresholds, each window scored by a model fitted WITHOUT its own
+    contiguous block of windows (`folds` blocks).
+
+    Scored by the model fitted on them, the training windows would look closer than new
+    data does (with about as many windows as dimensions, most new normal windows exceed
+    the training q99), and thresholds set on those scores would flood a site with false
+    alarms; cross-fitted scores are out of sample, as the scores to be thresholded are.
+    The windows are the scoring windows (`aligned_ends`)."""
+    row_ends, win_ends = aligned_ends(train, window.patch)
+    emb = last_patch_embeddings(engine, train, normaliser, window, win_ends)  # (W, C, D)
+    held = held_out_scores(emb, folds)  # (W, C)
+    return DensityModel.fit(emb), spread(held, row_ends, train, window.patch)
+
+
+def held_out_scores(emb: np.ndarray, folds: int = 5) -> np.ndarray:
+    """(W, C) the density score of each window's embeddings (W, C, D) under a model fitted
+    without its contiguous block of windows (`folds` blocks); NaN where that model has too
+    few embeddings of a sensor."""
+    w = emb.shape[0]
+    held = np.full(emb.shape[:2], np.nan)  # (W, C)
+    for block in np.array_split(np.arange(w), max(1, min(folds, w))):
+        if 0 < block.size < w:
+            rest = np.setdiff1d(np.arange(w), block)
+            held[block] = DensityModel.fit(emb[rest]).score(emb[block])
+    return held
 
 
 __all__ = [
     "MIN_FIT",
     "DensityModel",
+    "aligned_ends",
+    "fit_density",
     "frame_density",
+    "held_out_scores",
     "last_patch_embeddings",
+    "spread",
     "window_density",
     "window_ends",
 ]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from geojepa.density_score import DensityModel, last_patch_embeddings, window_ends
+from geojepa.density_score import DensityModel, fit_density
 from geojepa.edge.score import Calibration, Scores
 from geojepa.energy import EnergySpec
 from geojepa.errors import InputError
@@ -96,7 +96,8 @@ def prepare_detect(
 ) -> DetectSetup:
     """Grid SITE for a loaded run and fit the calibration on rows before its train_end.
     `score`: "energy" or "density" (`SCORES`); the density is fitted on the embeddings of
-    training windows (rows before train_end) only."""
+    training windows (rows before train_end) only, and its thresholds on cross-fitted
+    training scores (`geojepa.density_score.fit_density`)."""
     if score not in SCORES:
         raise InputError(f"unknown score {score!r}", hint="use " + " or ".join(SCORES))
     from geojepa.export import TorchEngine, fit_calibration
@@ -113,13 +114,10 @@ def prepare_detect(
         )
     engine = TorchEngine(run.model.eval())
     window = run.config.window
-    density = None
+    density, train_raw = None, None
     if score == "density":
         train = frame.slice_time(0, train_end)  # later rows never reach the fit
-        ends = window_ends(train.n_times, window.patch)
-        density = DensityModel.fit(
-            last_patch_embeddings(engine, train, run.normaliser, window, ends)
-        )
+        density, train_raw = fit_density(engine, train, run.normaliser, window)
     calibration = fit_calibration(
         engine,
         frame,
@@ -128,6 +126,7 @@ def prepare_detect(
         spec or EnergySpec(),
         train_end,
         density=density,
+        train_raw=train_raw,
     )
     return DetectSetup(frame, train_end, calibration, density)
 

@@ -493,11 +493,15 @@ def fit_calibration(
     train_end: int,
     protocol: Protocol | None = None,
     density: DensityModel | None = None,
+    train_raw: np.ndarray | None = None,
 ) -> Calibration:
     """Score statistics and TARP thresholds from the training rows (< train_end) only.
 
     The raw score is the energy, or with `density` the embedding density
-    (`geojepa.density_score.frame_density`). The per-sensor centre and scale come from the
+    (`geojepa.density_score.frame_density`); `train_raw` (train_end, C), when given, are
+    the training rows' raw scores to calibrate on instead of scoring them here (the
+    density's cross-fitted scores: `geojepa.density_score.fit_density`). The per-sensor
+    centre and scale come from the
     detectors' `SensorwiseDetector` fit (the same normalisation every detector of
     ``geojepa detect`` uses); the amber / red thresholds from
     `geojepa.evaluate.calibrate_policy` on the training per-time scores.
@@ -514,7 +518,7 @@ def fit_calibration(
 
     class _Energy(SensorwiseDetector):
         def _fit_train(self, train: SensorFrame) -> np.ndarray:
-            self.raw_train_ = raw_scores(train)
+            self.raw_train_ = raw_scores(train) if train_raw is None else train_raw
             return self.raw_train_  # (T_train, C)
 
         def _raw(self, frame: SensorFrame) -> np.ndarray:
