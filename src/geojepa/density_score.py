@@ -32,7 +32,7 @@ from geojepa.energy import (
     tail_window_end,
 )
 from geojepa.frame import SensorFrame
-from geojepa.windows import Normaliser, Window, WindowSpec, window_at
+from geojepa.windows import Normaliser, WindowSpec, window_at
 
 MIN_FIT = 3
 """Training embeddings a sensor needs for its density to be fitted."""
@@ -137,20 +137,6 @@ class DensityModel:
             return cls(z["mean"], z["std"], z["location"], z["precision"], z["fitted"])
 
 
-def window_density(
-    engine: TokenEngine, window: Window, patch: int, model: DensityModel
-) -> np.ndarray:
-    """(C,) the density score of each sensor's last patch in one window (NaN where that
-    patch holds no reading): what `frame_density` gives the rows the window ends with."""
-    inputs = stack_windows([window], patch)
-    rep = engine.target_repr(inputs)  # (1, N, D), N = C * P
-    c = window.values.shape[0]
-    p = rep.shape[1] // c
-    last = rep.reshape(1, c, p, rep.shape[2])[:, :, -1, :].astype(np.float64)  # (1, C, D)
-    valid = inputs.token_valid.reshape(1, c, p)[:, :, -1]  # (1, C)
-    return model.score(np.where(valid[..., None], last, np.nan))[0]
-
-
 def aligned_ends(frame: SensorFrame, patch: int) -> tuple[np.ndarray, np.ndarray]:
     """The windows that score `frame` (`geojepa.energy.scored_ends` on the absolute grid):
     (row_ends (W,), the exclusive end row of the `patch` rows each scores, past the data for
@@ -243,6 +229,5 @@ __all__ = [
     "held_out_scores",
     "last_patch_embeddings",
     "spread",
-    "window_density",
     "window_ends",
 ]

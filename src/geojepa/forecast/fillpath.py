@@ -3,8 +3,8 @@
 The classic settlement methods hold the load at its value at the cutoff, yet a staged
 embankment is built in lifts: over a 90-day horizon the next lift, not the soil, sets most of
 the settlement to come. `FillPath` learns the rhythm of construction from the load records
-of other sites (the training sites, never the one forecast) and gives, at a cutoff, the
-**expected** daily load increments of the days after it.
+of other sites (the training sites, never the one forecast) and gives, at a cutoff, analog
+futures: the daily load increments of the days after it in similar states elsewhere.
 
 State of the fill at a cutoff (`fill_state`, from the load record up to the cutoff only):
 whether a lift is in progress (the load rose on the last day), how many lifts have started,
@@ -16,17 +16,18 @@ Analogs: every day of every training record is a candidate state, with the incre
 record actually had in the following days. The analogs of a cutoff are the `k` candidates
 with the same lift-in-progress flag and the same number of lifts started (capped at
 `max_lifts`), nearest in the standardised continuous state; their future increments, in
-units of their own mean lift height (absolute units while no lift has completed), are
-averaged and put back in the cutoff's units. Settlement is linear in the load increments
-for given soil parameters, so the response to the mean path is the mean response over the
-analogs' paths.
+units of their own mean lift height (absolute units while no lift has completed), are put
+back in the cutoff's units. A consumer takes a statistic of the responses to them
+(`geojepa.forecast.consolidation.ConsolidationFill`: their median or mean; settlement is
+linear in the load increments for given soil parameters, so the mean response is the
+response to the mean path).
 
 `PlannedFill` is the other source of futures: the construction programme itself, when the
 engineer knows it (`geojepa forecast --fill-plan`).
 
-Guarantees: `fill_state` and `expected` read the load only up to the cutoff; candidates
-only come from the records given to `fit`; with no analog in the same class the expected
-path is zero (the load held, the classic assumption) and `n_analogs` says 0.
+Guarantees: `fill_state` and `FillPath.analogs` read the load only up to the cutoff;
+candidates only come from the records given to `fit`; with no analog in the same class
+`analogs` gives none (A = 0), and a consumer holds the load, the classic assumption.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class FillPath:
 
     ``fit(records)`` with records a sequence of (t, load) pairs (days, any load unit shared
     by all records); ``analogs(t, load, days)`` -> (A, days) the analogs' increments on
-    days 1..days after the last reading of the history (t, load); ``expected`` their mean.
+    days 1..days after the last reading of the history (t, load).
     `k` analogs per cutoff; lift counts above `max_lifts` share a class; `horizon` days of
     future kept per candidate. Fitted attributes: ``classes_`` (the (in_lift, lifts)
     classes seen), ``n_candidates_``, ``scale_`` (the continuous state's spread).
@@ -173,11 +174,6 @@ class FillPath:
         n = min(days, paths.shape[1])
         out[:, :n] = paths[:, :n]
         return out
-
-    def expected(self, t: np.ndarray, load: np.ndarray, days: int) -> tuple[np.ndarray, int]:
-        """((days,) mean increments on days 1..days after the last reading, n analogs)."""
-        a = self.analogs(t, load, days)
-        return (a.mean(axis=0) if a.shape[0] else np.zeros(days)), int(a.shape[0])
 
 
 class PlannedFill:
