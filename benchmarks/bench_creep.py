@@ -11,12 +11,14 @@ failure: `n_nan`). GeoJEPA: heads (ridge, MLP, median MLP) on the frozen feature
 forecasting benchmark's pooled run (`bench_forecast.pool_run`: simulated sites with seeds
 >= 100, never evaluated), trained on every displacement sensor of 12 other simulated
 slopes (seeds 100-111) with origins every 3 days, plus the same site's other displacement
-sensors up to the cutoff; `level_*` rows are the same heads without the encoder. MAE is
+sensors up to the cutoff; `level_*` rows are the same heads without the encoder;
+`--hybrid` adds the same heads as corrections of the linear trend (`hybrid_*`,
+`geojepa.forecast.hybrid`). MAE is
 pooled over forecasts (as in the forecasting benchmark's slope table) and, per horizon,
 given as a ratio to the best classic method; the target is 0.8x.
 
 Usage: python benchmarks/bench_creep.py [--seeds 0 1 2 3 4 5] [--steps 200]
-       [--runs bench-out/runs] [--json FILE]
+       [--runs bench-out/runs] [--json FILE] [--hybrid]
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from _tables import md_table
-from bench_forecast import SIM_HEADS, level_features, pool_run, sim_site
+from bench_forecast import SIM_HEADS, hybrid, level_features, pool_run, sim_site
 from geojepa.forecast.evaluate import MethodFactory, classic, summarise
 from geojepa.forecast.features import EncoderFeatures
 from geojepa.forecast.jepa_protocols import SimContext, daily_frame, sim_methods
@@ -47,6 +49,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--runs", type=Path, default=Path("bench-out/runs"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--hybrid",
+        action="store_true",
+        help="add hybrid heads on the linear trend (hybrid_jepa_*, hybrid_level_*)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     t0 = time.perf_counter()
@@ -67,6 +74,18 @@ def main(argv: list[str]) -> int:
     methods.update(
         sim_methods(feats, context, pool, horizons=HORIZONS, stride=3.0, heads=SIM_HEADS)
     )
+    if args.hybrid:
+        methods.update(
+            sim_methods(
+                hybrid(feats, "linear"),
+                context,
+                pool,
+                horizons=HORIZONS,
+                stride=3.0,
+                heads=SIM_HEADS,
+                base="linear",
+            )
+        )
     rec = creep_displacement_protocol(methods, cases, horizons=HORIZONS)
     mae = summarise(rec, by=("method", "horizon")).pivot(
         index="method", columns="horizon", values="mae"
