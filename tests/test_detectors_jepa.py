@@ -303,3 +303,26 @@ def test_the_three_density_methods_score_the_same_embeddings(tmp_path: Path) -> 
     assert np.array_equal(np.isfinite(a), np.isfinite(b))  # the same embedded cells
     for name in ("geojepa_density_knn", "geojepa_density_iforest"):
         assert name in available_detectors(opt_in=True)
+
+
+def test_density_scores_training_windows_out_of_sample(tmp_path: Path) -> None:
+    """Each training window, embedded again when the whole frame is scored, is recognised
+    as that training window and scored by a density fitted without its block of windows;
+    later windows by the density of all training windows."""
+    from geojepa.detectors.jepa import JepaDensity, sensor_embeddings
+
+    frame = _frame()
+    end = 96
+    det = JepaDensity(**_small_kw(tmp_path / "cache")).fit(frame, end)  # type: ignore[arg-type]
+    ends, emb = sensor_embeddings(det.run_, frame, det.window_.patch)  # (W,), (W, C, D)
+    train = ends <= end
+    checked = 0
+    for c, dens in enumerate(det.density_):
+        assert dens is not None and dens.held_out_ is not None
+        x = emb[:, c]
+        ok = np.isfinite(x).all(axis=1)
+        idx = dens._training_match((x[ok] - dens.mean_) / dens.std_)
+        assert (idx[train[ok]] >= 0).all()  # every training window found again
+        assert (idx[~train[ok]] < 0).all()  # no later window taken for one
+        checked += int(train[ok].sum())
+    assert checked > 0

@@ -6,20 +6,23 @@ anything that can be written as one row per window.
 Guarantees: ``fit(X_train) -> self`` learns from the rows it is given only; ``score(X)``
 returns (N,) with higher = more anomalous (less dense). Columns are standardised with the
 training mean and spread (a constant column is left unscaled). A query row identical to a
-training row is scored by kNN as if that training row were left out, so training rows
-and new rows are scored alike (no in-sample optimism in thresholds calibrated on
-training scores). Input with NaN or infinite values is refused with a ValueError naming
-the first bad row.
+training row (to float noise: `match_tolerance`) is scored as if that training row were
+left out: by kNN without the row itself, by the Mahalanobis distance and IsolationForest
+with a model fitted without the row's contiguous block of training rows (`folds` blocks,
+in the rows' order). Training rows and new rows are thus scored alike (no in-sample
+optimism in a training scale or in thresholds calibrated on training scores); a row that
+matches no training row is scored by the model fitted on all of them. Input with NaN or
+infinite values is refused with a ValueError naming the first bad row.
 """
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-__all__ = ["DENSITY_METHODS", "EmbeddingDensity"]
+__all__ = ["DENSITY_METHODS", "EmbeddingDensity", "match_tolerance"]
 
 DENSITY_METHODS: tuple[str, ...] = ("knn", "mahalanobis", "iforest")
 
@@ -37,12 +40,33 @@ def _check_matrix(x: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
+def match_tolerance(z: np.ndarray, chunk: int = 1024) -> float:
+    """Distance (in the standardised rows' units) under which a row counts as identical to
+    a training row: 1e-3 of the median distance from a training row (N, D) to its nearest
+    other one (rows a float recomputation moves by far less than that; distinct windows lie
+    much farther apart), and at least 1e-6 of the rows' largest norm (+1)."""
+    sq = (z**2).sum(axis=1)  # (N,)
+    floor = 1e-6 * (1.0 + float(np.sqrt(sq.max()))) if z.shape[0] else 1e-6
+    if z.shape[0] < 2:
+        return floor
+    nearest = np.empty(z.shape[0])
+    for i in range(0, z.shape[0], chunk):
+        q = z[i : i + chunk]  # (B, D)
+        d2 = sq[i : i + chunk, None] + sq[None, :] - 2.0 * (q @ z.T)  # (B, N)
+        d2[np.arange(q.shape[0]), np.arange(i, i + q.shape[0])] = np.inf  # not itself
+        nearest[i : i + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    finite = nearest[np.isfinite(nearest) & (nearest > 0)]
+    return max(floor, 1e-3 * float(np.median(finite))) if finite.size else floor
+
+
 class EmbeddingDensity(BaseEstimator):
     """Anomaly score of rows of an (N, D) matrix from the density of training rows.
 
     method: ``knn`` (mean distance to the `n_neighbors` nearest training rows),
     ``mahalanobis`` (distance under a Ledoit-Wolf shrunk covariance) or ``iforest``
-    (IsolationForest path length, negated).
+    (IsolationForest path length, negated). `folds`: contiguous blocks of training rows
+    for the out-of-sample scores of training rows (``mahalanobis`` and ``iforest``; below
+    2, training rows are scored in sample).
     """
 
     def __init__(
@@ -52,12 +76,14 @@ class EmbeddingDensity(BaseEstimator):
         n_estimators: int = 100,
         max_train: int | None = 5000,
         seed: int = 0,
+        folds: int = 5,
     ) -> None:
         self.method = method
         self.n_neighbors = n_neighbors
         self.n_estimators = n_estimators
         self.max_train = max_train
         self.seed = seed
+        self.folds = folds
 
     def fit(self, x: np.ndarray) -> Self:
         """Learn the training density from x (N, D)."""
@@ -78,18 +104,44 @@ class EmbeddingDensity(BaseEstimator):
         if self.method == "knn":
             self.model_ = z  # the standardised training rows (N, D)
             self.sq_norms_ = (z**2).sum(axis=1)  # (N,)
-        elif self.method == "mahalanobis":
+            return self
+        self.model_ = self._fit_model(z, rng)
+        self.train_rows_ = z  # (N, D) standardised
+        self.held_out_ = self._held_out(z, rng)  # (N,) or None
+        self.tolerance_ = match_tolerance(z) if self.held_out_ is not None else 0.0
+        return self
+
+    def _fit_model(self, z: np.ndarray, rng: np.random.Generator) -> Any:
+        """The Mahalanobis or IsolationForest model of standardised rows z (N, D)."""
+        if self.method == "mahalanobis":
             from sklearn.covariance import LedoitWolf
 
-            self.model_ = LedoitWolf().fit(z)
-        else:
-            from sklearn.ensemble import IsolationForest
+            return LedoitWolf().fit(z)
+        from sklearn.ensemble import IsolationForest
 
-            self.model_ = IsolationForest(
-                n_estimators=self.n_estimators,
-                random_state=int(rng.integers(0, 2**31 - 1)),
-            ).fit(z)
-        return self
+        return IsolationForest(
+            n_estimators=self.n_estimators,
+            random_state=int(rng.integers(0, 2**31 - 1)),
+        ).fit(z)
+
+    def _model_score(self, model: Any, z: np.ndarray) -> np.ndarray:
+        """(N,) scores of standardised rows z (N, D) under `model`."""
+        if self.method == "mahalanobis":
+            return np.sqrt(np.maximum(model.mahalanobis(z), 0.0))
+        return np.asarray(-model.score_samples(z), dtype=np.float64)
+
+    def _held_out(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """(N,) each training row's score under a model fitted without its contiguous block
+        of rows; None when fewer than 2 folds or too few rows to leave a block out."""
+        n = z.shape[0]
+        folds = min(int(self.folds), n)
+        if folds < 2 or n - -(-n // folds) < 2:
+            return None
+        held = np.empty(n)
+        for block in np.array_split(np.arange(n), folds):  # contiguous, in row order
+            rest = np.setdiff1d(np.arange(n), block)
+            held[block] = self._model_score(self._fit_model(z[rest], rng), z[block])
+        return held
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Anomaly score of each row: x (N, D) -> (N,), higher = more anomalous."""
@@ -103,9 +155,26 @@ class EmbeddingDensity(BaseEstimator):
         z = (arr - self.mean_) / self.std_
         if self.method == "knn":
             return self._knn(z)
-        if self.method == "mahalanobis":
-            return np.sqrt(np.maximum(self.model_.mahalanobis(z), 0.0))
-        return np.asarray(-self.model_.score_samples(z), dtype=np.float64)
+        out = self._model_score(self.model_, z)  # (N,)
+        if self.held_out_ is not None:
+            idx = self._training_match(z)  # (N,) matching training row, -1 for none
+            hit = idx >= 0
+            out[hit] = self.held_out_[idx[hit]]
+        return out
+
+    def _training_match(self, z: np.ndarray, chunk: int = 1024) -> np.ndarray:
+        """(N,) index of the training row each standardised row z (N, D) is identical to
+        (nearest, within `tolerance_`), -1 where none is."""
+        train: np.ndarray = self.train_rows_  # (M, D)
+        sq = (train**2).sum(axis=1)  # (M,)
+        out = np.full(z.shape[0], -1, dtype=np.int64)
+        for i in range(0, z.shape[0], chunk):
+            q = z[i : i + chunk]  # (B, D)
+            d2 = (q**2).sum(axis=1)[:, None] + sq[None, :] - 2.0 * (q @ train.T)  # (B, M)
+            j = d2.argmin(axis=1)  # (B,)
+            near = np.sqrt(np.maximum(d2[np.arange(q.shape[0]), j], 0.0))
+            out[i : i + chunk] = np.where(near <= self.tolerance_, j, -1)
+        return out
 
     def _knn(self, z: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """Mean distance to the k nearest training rows, an identical row left out: (N, D) -> (N,).

@@ -328,7 +328,10 @@ class JepaDensity(_JepaBase):
     """Per-sensor score = density score of the sensor's latest-patch embedding against its
     own training embeddings (one `EmbeddingDensity` per sensor, fitted on training
     windows): the Mahalanobis distance under a Ledoit-Wolf shrunk covariance here;
-    `JepaDensityKnn` and `JepaDensityIForest` use the other two density methods.
+    `JepaDensityKnn` and `JepaDensityIForest` use the other two density methods. A
+    training window, embedded again when a frame is scored, is scored by a density fitted
+    without its block of training windows (`EmbeddingDensity`), so the training scale and
+    thresholds come from out-of-sample scores.
 
     Mahalanobis since a rule judged on 18 detection cases (`docs/results/detect.md`, "The
     three density methods"): with forcing sensors as context it beat the kNN distance, the
