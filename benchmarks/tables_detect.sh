@@ -1,8 +1,8 @@
 #!/usr/bin/env sh
-# Reproduce the README's detection table (docs/results/detect.md, "detect on the Mahalanobis
-# density?"): every baseline and GeoJEPA's scores on 18 simulated cases (seeds 6-8, three
-# scenarios, intensities 1 and 0.5, a drift injected into each test period). Run from the
-# repository root with the project's environment (make setup). Two processes, one per
+# Reproduce the README's detection table (docs/results/detect.md, "Training rows scored
+# out of sample by every density estimator"): every baseline and GeoJEPA's scores on 18
+# simulated cases (seeds 6-8, three scenarios, intensities 1 and 0.5, a drift injected
+# into each test period). Run from the repository root with the project's environment (make setup). Two processes, one per
 # core, then their runs merged into bench-out/detect/table (about 12 min on two cores;
 # pretrained models cached in bench-out/detect/cache-table).
 set -eu
