@@ -12,7 +12,10 @@ windows); scoring is numpy only (no scikit-learn), so the edge scorer can run it
 with fewer than `MIN_FIT` training embeddings, or whose last patch holds no reading, scores
 NaN; `frame_density` aligns its windows to the absolute grid and reads each window's rows only,
 so a slice of a frame scores its rows as the whole frame does (away from the slice's first
-window span and its last, provisional stride).
+window span and its last, provisional stride). The edge scorer (`geojepa.edge.score`,
+`geojepa.edge.watch`) scores a density bundle with these same functions: `DensityModel`
+saved by ``geojepa export --score density``, `window_embeddings` on each window and
+`density_stride` for where windows end.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from geojepa.energy import (
     tail_window_end,
 )
 from geojepa.frame import SensorFrame
-from geojepa.windows import Normaliser, WindowSpec, window_at
+from geojepa.windows import Normaliser, Window, WindowSpec, window_at
 
 MIN_FIT = 3
 """Training embeddings a sensor needs for its density to be fitted."""
@@ -44,6 +47,24 @@ def window_ends(n_rows: int, stride: int) -> np.ndarray:
     if n_rows > 0 and (ends.size == 0 or ends[-1] != n_rows):
         ends = np.append(ends, n_rows)
     return ends
+
+
+def density_stride(window: WindowSpec) -> int:
+    """Grid cells between the density's scoring windows: one patch (`aligned_ends`)."""
+    return int(window.patch)
+
+
+def window_embeddings(engine: TokenEngine, windows: Sequence[Window], patch: int) -> np.ndarray:
+    """(B, C, D) float64 the target encoder's embedding of each sensor's last patch in each
+    of `windows` (one sensor set and length); NaN where that patch holds no reading."""
+    c = windows[0].n_sensors
+    inputs = stack_windows(windows, patch)
+    rep = engine.target_repr(inputs)  # (B, N, D), N = C * P
+    b, n, d = rep.shape
+    p = n // c
+    last = rep.reshape(b, c, p, d)[:, :, -1, :].astype(np.float64)  # (B, C, D)
+    valid = inputs.token_valid.reshape(b, c, p)[:, :, -1]  # (B, C)
+    return np.where(valid[..., None], last, np.nan)
 
 
 def last_patch_embeddings(
@@ -64,13 +85,7 @@ def last_patch_embeddings(
         wins = [window_at(frame, normaliser, window, int(e)) for e in ends[i : i + batch]]
         if relative:
             wins = [relative_window(w, window.patch) for w in wins]
-        inputs = stack_windows(wins, window.patch)
-        rep = engine.target_repr(inputs)  # (B, N, D), N = C * P
-        b, n, d = rep.shape
-        p = n // c
-        last = rep.reshape(b, c, p, d)[:, :, -1, :].astype(np.float64)  # (B, C, D)
-        valid = inputs.token_valid.reshape(b, c, p)[:, :, -1]  # (B, C)
-        out.append(np.where(valid[..., None], last, np.nan))
+        out.append(window_embeddings(engine, wins, window.patch))  # (B, C, D)
     if not out:
         return np.zeros((0, c, 0))
     return np.concatenate(out)
@@ -178,11 +193,12 @@ def frame_density(
     the `patch` rows it ends with. A last, partial stride is scored by the window ending at
     the newest row, provisionally, as the energy does.
     """
-    row_ends, win_ends = aligned_ends(frame, window.patch)
+    stride = density_stride(window)
+    row_ends, win_ends = aligned_ends(frame, stride)
     if row_ends.size == 0:
         return np.full((frame.n_times, frame.n_sensors), np.nan)
     emb = last_patch_embeddings(engine, frame, normaliser, window, win_ends, relative)  # (W, C, D)
-    return spread(model.score(emb), row_ends, frame, window.patch)
+    return spread(model.score(emb), row_ends, frame, stride)
 
 
 def fit_density(
@@ -201,10 +217,11 @@ def fit_density(
     the training q99), and thresholds set on those scores would flood a site with false
     alarms; cross-fitted scores are out of sample, as the scores to be thresholded are.
     The windows are the scoring windows (`aligned_ends`)."""
-    row_ends, win_ends = aligned_ends(train, window.patch)
+    stride = density_stride(window)
+    row_ends, win_ends = aligned_ends(train, stride)
     emb = last_patch_embeddings(engine, train, normaliser, window, win_ends)  # (W, C, D)
     held = held_out_scores(emb, folds)  # (W, C)
-    return DensityModel.fit(emb), spread(held, row_ends, train, window.patch)
+    return DensityModel.fit(emb), spread(held, row_ends, train, stride)
 
 
 def held_out_scores(emb: np.ndarray, folds: int = 5) -> np.ndarray:
@@ -224,10 +241,12 @@ __all__ = [
     "MIN_FIT",
     "DensityModel",
     "aligned_ends",
+    "density_stride",
     "fit_density",
     "frame_density",
     "held_out_scores",
     "last_patch_embeddings",
     "spread",
+    "window_embeddings",
     "window_ends",
 ]

@@ -13,12 +13,25 @@ Two graphs carry everything the energy score needs (`geojepa.energy`):
 the edge scorer (onnxruntime) compute the energy with the same shared numpy code around
 the same two functions.
 
+``export_run(..., score="density")`` (``geojepa export --score density``) makes a density
+bundle: the embedding density (`geojepa.density_score`, which needs the encoder graph
+only) and its thresholds are fitted on the site's training period by the very code of
+``geojepa detect --score density`` (`geojepa.detect.prepare_detect`), the density is
+written as ``density.npz`` and the bundle's alarms are calibrated on it. A density window
+costs one encoder pass (batch 1); an energy window costs that plus one predictor pass
+over C + 1 masks (C sensors): measured with onnxruntime on one thread, 0.14x the energy's
+time at 16 sensors x 128 steps, 0.02x at 32 x 256 (README, "Model, training and the
+edge"). The density scores a window every patch, the energy every `recent` patches.
+
 Guarantees: each graph is ONE file (weights inside, no ``.onnx.data`` sidecar), opset
 `OPSET`, batch, sensor, time and token axes dynamic; ``onnx.checker`` (full check) passes;
 `check_parity` compares onnxruntime with PyTorch at several shapes and `export_run` refuses
-to finish when fp32 max |delta| exceeds `PARITY_TOL`; an int8 variant is offered only when
-it is measurably faster and its energy scores keep Spearman >= `INT8_MIN_SPEARMAN` with
-fp32; the output folder appears whole or not at all.
+to finish when fp32 max |delta| exceeds `PARITY_TOL`; torch and onnxruntime scores are
+compared on real windows for the energy and, in a density bundle, the density; an int8
+variant is offered only when it is measurably faster and the bundle's scores (energy or
+density) keep Spearman >= `INT8_MIN_SPEARMAN` with fp32; a density bundle's density and
+thresholds read no row at or after the run's training end; the output folder appears
+whole or not at all.
 """
 
 from __future__ import annotations
@@ -36,8 +49,16 @@ import pandas as pd
 
 from geojepa import __version__
 from geojepa.atomic import atomic_dir
-from geojepa.density_score import DensityModel, frame_density
-from geojepa.edge.bundle import ExportMeta, GraphFile, sha256_file, write_meta
+from geojepa.density_score import DensityModel, frame_density, window_embeddings
+from geojepa.detect import DEFAULT_SCORE, SCORES, prepare_detect
+from geojepa.edge.bundle import (
+    DENSITY_FILE,
+    DataFile,
+    ExportMeta,
+    GraphFile,
+    sha256_file,
+    write_meta,
+)
 from geojepa.edge.score import Calibration
 from geojepa.energy import (
     EnergySpec,
@@ -570,13 +591,16 @@ def _lift(threshold: float) -> float:
 @dataclass(frozen=True)
 class ExportReport:
     """What `export_run` measured: parity per graph and shape, energy parity on real
-    windows, file sizes, and the int8 decision with its numbers."""
+    windows (and density parity, in a density bundle), the bundle's score parity on the
+    alarm scale, file sizes, and the int8 decision with its numbers."""
 
     parity: tuple[ParityResult, ...]
     energy_max_abs_diff: float
     score_max_abs_diff: float
     bytes: Mapping[str, int]
     quantization: Mapping[str, Any]
+    score: str = DEFAULT_SCORE
+    density_max_abs_diff: float | None = None
 
 
 def _windows_of(
@@ -590,14 +614,43 @@ def _windows_of(
     return [window_at(frame, normaliser, window, int(e), scale=window.scales[0]) for e in pick]
 
 
-def _energies(
-    engine: TokenEngine, windows: Sequence[Window], patch: int, spec: EnergySpec
+def _window_scores(
+    engine: TokenEngine,
+    window: Window,
+    patch: int,
+    spec: EnergySpec,
+    density: DensityModel | None = None,
 ) -> np.ndarray:
-    return np.concatenate([window_energy(engine, w, patch, spec).ravel() for w in windows])
+    """Raw scores of one window's scored cells: its energy (C, recent), or with `density`
+    the density of each sensor's last patch (C, 1), as the scorers compute them."""
+    if density is None:
+        return window_energy(engine, window, patch, spec)
+    return density.score(window_embeddings(engine, [window], patch)).T  # (1, C) -> (C, 1)
+
+
+def _check_scores(
+    engine: TokenEngine,
+    windows: Sequence[Window],
+    patch: int,
+    spec: EnergySpec,
+    density: DensityModel | None = None,
+) -> np.ndarray:
+    """`_window_scores` of every window, raveled: (W * C * recent,), or (W * C,) with
+    `density`."""
+    return np.concatenate(
+        [_window_scores(engine, w, patch, spec, density).ravel() for w in windows]
+    )
+
+
+def _delta(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
+    """|a - b| where both are finite (0 elsewhere); refuses differing NaN patterns."""
+    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        raise GeoJEPAError(f"ONNX {what} is NaN where torch's is not (or the reverse)")
+    return np.where(np.isfinite(a) & np.isfinite(b), np.abs(a - b), 0.0)
 
 
 def _per_time(calibration: Calibration, energies: np.ndarray, n_windows: int) -> np.ndarray:
-    """Per-time scores (n_windows * recent,) from `_energies`' cells (per window: C sensors
+    """Per-time scores (n_windows * recent,) from `_check_scores`' cells (per window: C sensors
     x recent patches, raveled), as the scorer makes them."""
     c = calibration.centre.size
     e = energies.reshape(n_windows, c, -1).transpose(0, 2, 1).reshape(-1, c)  # (W * r, C)
@@ -605,7 +658,7 @@ def _per_time(calibration: Calibration, energies: np.ndarray, n_windows: int) ->
 
 
 def _scored_cells(windows: Sequence[Window], scored: np.ndarray | None, n: int) -> np.ndarray:
-    """(n,) bool over `_energies`' cells (per window: C sensors x recent patches, raveled):
+    """(n,) bool over `_check_scores`' cells (per window: C sensors x recent patches, raveled):
     True where the sensor is scored."""
     if scored is None:
         return np.ones(n, dtype=bool)
@@ -621,22 +674,34 @@ def export_run(
     site: Site | None = None,
     calibration: Calibration | None = None,
     energy: EnergySpec | None = None,
+    score: str = DEFAULT_SCORE,
     int8: str = "auto",
     check_windows: int = 12,
     seed: int = 0,
 ) -> ExportReport:
     """Export RUN to DIR: graphs, metadata, parity. `int8`: "auto" | "off" | "force".
 
-    The energy calibration comes from `calibration`, else is fitted on `site`'s training
-    period (rows before the run's train_end); one of them is required. `site` also gives
-    the real windows on which torch and onnxruntime energies are compared (else random
-    well-formed inputs are used).
+    `score`: what the bundle's alarms are calibrated on, "energy" or "density"
+    (`geojepa.detect.SCORES`). The calibration comes from `calibration` (energy only),
+    else is fitted on `site`'s training period (rows before the run's train_end) by
+    `geojepa.detect.prepare_detect`, as ``geojepa detect --score SCORE`` fits it; for the
+    density that also fits the density itself (written as ``density.npz``). One of them is
+    required. `site` also gives the real windows on which torch and onnxruntime scores are
+    compared (else random well-formed inputs are used).
     """
     from geojepa.checkpoint import load_run
     from geojepa.edge.score import OnnxEngine
 
     if int8 not in ("auto", "off", "force"):
         raise InputError(f"unknown int8 mode {int8!r}", hint="use auto, off or force")
+    if score not in SCORES:
+        raise InputError(f"unknown score {score!r}", hint="use " + " or ".join(SCORES))
+    if score != "energy" and calibration is not None:
+        raise InputError(
+            f"a {score} export fits its own calibration (with the {score}); none can be given",
+            file=run_dir,
+            hint="pass the training site instead (--site SITE)",
+        )
     run = load_run(run_dir)
     model = run.model.eval()
     mc = run.config.model
@@ -645,23 +710,19 @@ def export_run(
     sensor_ids = list(run.normaliser.sensor_ids)
     torch_engine = TorchEngine(model)
     frame = None
-    if site is not None:
-        frame = to_frame(site, interval=run.interval, sensor_ids=sensor_ids)
+    density: DensityModel | None = None
     if calibration is None:
-        if frame is None:
+        if site is None:
             raise InputError(
-                "export needs the energy thresholds of the training period",
+                f"export needs the {score} thresholds of the training period",
                 file=run_dir,
                 hint="pass --site SITE (the training site) so they can be fitted",
             )
-        train_end = frame.index_of(run.train_end)
-        if train_end < 2:
-            raise InputError(
-                "the site has no rows before the run's training end",
-                hint="pass the site the run was trained on",
-            )
-        log.info("fitting the energy calibration on %d training rows", train_end)
-        calibration = fit_calibration(torch_engine, frame, run.normaliser, window, spec, train_end)
+        log.info("fitting the %s calibration on the training period", score)
+        setup = prepare_detect(run, site, spec, score)  # the code of `geojepa detect`
+        frame, calibration, density = setup.frame, setup.calibration, setup.density
+    elif site is not None:
+        frame = to_frame(site, interval=run.interval, sensor_ids=sensor_ids)
     encoder_graph, predictor_graph = torch_engine.encoder_graph, torch_engine.predictor_graph
     x = example_inputs(EXPORT_SHAPE, mc.patch, mc.n_sensor_feats, mc.n_time_feats, seed)
     with atomic_dir(out_dir) as tmp:
@@ -693,6 +754,10 @@ def export_run(
             )
             for k in paths
         }
+        density_file = None
+        if density is not None:
+            density.save(tmp / DENSITY_FILE)
+            density_file = DataFile.of(tmp / DENSITY_FILE)
         meta = ExportMeta(
             graphs=graphs,
             opset=OPSET,
@@ -705,21 +770,36 @@ def export_run(
             alarms=calibration.to_dict(),
             train_end=run.train_end.isoformat(),
             geojepa_version=__version__,
+            score=score,
+            density=density_file,
         )
         write_meta(tmp, meta)
-        # energy parity on real (or example) windows, through the shared sweep code
+        # torch == onnxruntime on real (or example) windows, through the shared scoring code
         checks = _check_windows(
             frame, meta.sensors_frame(), run.normaliser, window, mc, check_windows, seed
         )
         onnx_engine = OnnxEngine(tmp, meta)
-        e_torch = _energies(torch_engine, checks, mc.patch, spec)
-        e_onnx = _energies(onnx_engine, checks, mc.patch, spec)
-        both = np.isfinite(e_torch) & np.isfinite(e_onnx)
-        if not np.array_equal(np.isfinite(e_torch), np.isfinite(e_onnx)):
-            raise GeoJEPAError("ONNX energy is NaN where torch's is not (or the reverse)")
-        delta = np.where(both, np.abs(e_torch - e_onnx), 0.0)
+        e_torch = _check_scores(torch_engine, checks, mc.patch, spec)
+        e_onnx = _check_scores(onnx_engine, checks, mc.patch, spec)
+        delta = _delta(e_torch, e_onnx, "energy")
         energy_diff = float(delta.max()) if delta.size else 0.0
-        # on the alarm scale: per-sensor energy / its training spread; (W*C*r,) -> (W, C, r)
+        checked = [
+            {"graph": "energy", "shape": f"{len(checks)} windows", "max_abs_diff": energy_diff}
+        ]
+        density_diff = None
+        if density is not None:  # the bundle's score is the density: compare that too
+            e_torch = _check_scores(torch_engine, checks, mc.patch, spec, density)
+            e_onnx = _check_scores(onnx_engine, checks, mc.patch, spec, density)
+            delta = _delta(e_torch, e_onnx, "density")
+            density_diff = float(delta.max()) if delta.size else 0.0
+            checked.append(
+                {
+                    "graph": "density",
+                    "shape": f"{len(checks)} windows",
+                    "max_abs_diff": density_diff,
+                }
+            )
+        # on the alarm scale: per-sensor score / its training spread; (W*C*r,) -> (W, C, r)
         n_sensors = len(sensor_ids)
         scaled = delta.reshape(len(checks), n_sensors, -1) / calibration.scale[None, :, None]
         score_diff = float(scaled.max()) if scaled.size else 0.0
@@ -730,21 +810,23 @@ def export_run(
                 score_diff,
                 TIE_MARGIN,
             )
-        quant = _maybe_int8(tmp, meta, graphs, checks, mc.patch, spec, e_onnx, int8, calibration)
+        quant = _maybe_int8(
+            tmp, meta, graphs, checks, mc.patch, spec, e_onnx, int8, calibration, density
+        )
         meta = replace(
             meta,
             graphs=quant.pop("graphs"),
             quantization=quant,
             parity=[r.to_dict() for r in parity]
-            + [
-                {"graph": "energy", "shape": f"{len(checks)} windows", "max_abs_diff": energy_diff},
-                {"graph": "score", "shape": f"{len(checks)} windows", "max_abs_diff": score_diff},
-            ],
+            + checked
+            + [{"graph": "score", "shape": f"{len(checks)} windows", "max_abs_diff": score_diff}],
         )
         write_meta(tmp, meta)
         sizes = {p.name: p.stat().st_size for p in tmp.iterdir()}
     log.info("export written to %s (parity max |delta| %.2g)", out_dir, worst)
-    return ExportReport(tuple(parity), energy_diff, score_diff, sizes, meta.quantization)
+    return ExportReport(
+        tuple(parity), energy_diff, score_diff, sizes, meta.quantization, score, density_diff
+    )
 
 
 def _sensor_records(sensors: pd.DataFrame, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -816,14 +898,17 @@ def _maybe_int8(
     e_fp32: np.ndarray,
     mode: str,
     calibration: Calibration | None = None,
+    density: DensityModel | None = None,
 ) -> dict[str, Any]:
     """Quantise, measure speed and score agreement; keep int8 files only where they help.
 
-    Agreement: the Spearman correlation of the energies of the scored sensors (a forcing
-    sensor read as context never reaches a score, so its energies, often the largest, must
-    not vouch for the others'), and, with a `calibration`, of the per-time scores the alarms
-    read (the row maximum of the calibrated sensor scores); both must reach
-    `INT8_MIN_SPEARMAN`."""
+    The scores are the bundle's: the energy, or with `density` the embedding density
+    (`e_fp32`: fp32 onnxruntime scores of `windows`, `_check_scores`); speed is one window's
+    score. Agreement: the Spearman correlation of the scores of the scored sensors (a
+    forcing sensor read as context never reaches a score, so its scores, often the
+    largest, must not vouch for the others'), and, with a `calibration`, of the per-time
+    scores the alarms read (the row maximum of the calibrated sensor scores); both must
+    reach `INT8_MIN_SPEARMAN`."""
     from geojepa.edge.score import OnnxEngine
 
     if mode == "off":
@@ -836,7 +921,7 @@ def _maybe_int8(
     q_meta = replace(meta, graphs=new)
     fp32 = OnnxEngine(folder, meta)
     q8 = OnnxEngine(folder, q_meta, int8=True)
-    e_int8 = _energies(q8, windows, patch, spec)
+    e_int8 = _check_scores(q8, windows, patch, spec, density)
     scored = (
         None
         if calibration is None or calibration.context_score is None
@@ -858,7 +943,7 @@ def _maybe_int8(
         for name, eng in (("fp32", fp32), ("int8", q8)):
 
             def one(e: TokenEngine = eng) -> object:
-                return window_energy(e, w, patch, spec)
+                return _window_scores(e, w, patch, spec, density)
 
             runs[name].extend(time_call(one, 1).tolist())
     t_fp32 = float(np.median(runs["fp32"]))

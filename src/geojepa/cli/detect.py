@@ -140,12 +140,13 @@ def detect(
     score: str = typer.Option(
         "energy",
         "--score",
-        help="energy (the latent prediction error under the mask sweep; the edge scorer's) "
-        "or density (the Mahalanobis distance of each sensor's newest embedding from its "
-        "training embeddings).",
+        help="energy (the latent prediction error under the mask sweep) or density (the "
+        "Mahalanobis distance of each sensor's newest embedding from its training "
+        "embeddings). `geojepa export --score` makes the edge scorer score the same.",
     ),
 ) -> None:
-    """Score every grid time of SITE with RUN's energy; alarms from training-period thresholds."""
+    """Score every grid time of SITE with RUN's energy (or density); alarms from training-period
+    thresholds."""
     from geojepa.detect import SCORES, detect_run, parse_time
 
     if score not in SCORES:

@@ -4,6 +4,9 @@
     geojepa-edge watch DIR FILE [--poll S] [--idle-timeout S] [--once] [--format F] [--tz TZ]
     geojepa-edge info DIR
 
+Both score with the bundle's score: the energy, or for a bundle of ``geojepa export
+--score density`` the embedding density (`geojepa-edge info DIR` says which).
+
 Exit status: 0 success; 2 bad input or usage (one message naming the file, line and what
 to do); 1 internal error (GEOJEPA_VERBOSE=1 shows the traceback).
 """
@@ -45,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--fp32", dest="int8", action="store_false")
         sp.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
 
-    s = sub.add_parser("score", help="scores CSV for every grid time of FILE (as `geojepa detect`)")
+    s = sub.add_parser(
+        "score",
+        help="scores CSV for every grid time of FILE (as `geojepa detect --score S`, S the "
+        "export's score: energy or density)",
+    )
     common(s)
     s.add_argument("--out", help="CSV to write (default: standard output)")
     w = sub.add_parser("watch", help="follow a growing FILE; one JSON line per new grid time")
@@ -53,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the file")
     w.add_argument("--idle-timeout", type=float, default=None, help="stop after S idle seconds")
     w.add_argument("--once", action="store_true", help="read to the end, flush and stop")
-    i = sub.add_parser("info", help="what an export folder holds")
+    i = sub.add_parser("info", help="what an export folder holds (and which score it alarms on)")
     i.add_argument("dir")
     return p
 
@@ -107,6 +114,8 @@ def _info(args: argparse.Namespace) -> int:
         "sensors": meta.sensor_ids,
         "interval_seconds": meta.interval_seconds,
         "window": d["window"],
+        "score": meta.score,
+        "density": None if meta.density is None else meta.density.file,
         "energy": d["energy"].get("spec"),
         "alarms": d["alarms"].get("policy"),
         "graphs": {

@@ -4,16 +4,27 @@
 
 - ``geojepa-export.json``  this module's `ExportMeta`: format version, opset, each graph's
   file name, SHA-256, size, input and output names; the normaliser; the sensors table;
-  the grid interval; the window spec; the model's geometry; the energy-score and alarm
-  settings (thresholds fitted on training-period scores); the parity figures measured at
-  export time; whether an int8 variant is offered and why;
+  the grid interval; the window spec; the model's geometry; which score the bundle
+  alarms on (``score``: ``energy`` or ``density``, `SCORES`); the energy-score and alarm
+  settings (thresholds fitted on training-period scores of that score); the parity
+  figures measured at export time; whether an int8 variant is offered and why;
 - one single-file ``.onnx`` per graph (no ``.onnx.data`` sidecar), and optionally an
-  ``.int8.onnx`` variant of each.
+  ``.int8.onnx`` variant of each;
+- for a density bundle (``geojepa export --score density``), ``density.npz``: the
+  training embeddings' Gaussians (`geojepa.density_score.DensityModel`), its name, size
+  and SHA-256 recorded under ``density`` in the JSON.
+
+Format versions: a bundle is written with the oldest version that reads it correctly
+(`SCORE_VERSIONS`). An energy bundle stays version 1, which every gateway reads; a
+density bundle is version 2, so a gateway from before density bundles refuses it ("newer
+than this scorer reads") instead of scoring it with the energy against the density's
+thresholds. A bundle without ``score`` is an energy bundle.
 
 Guarantees: `load_meta` rejects (with `InputError` naming the file and what to do) a
-folder whose JSON is malformed, of a newer format version, or whose graph files are
-missing or differ from the recorded SHA-256, so the gateway never scores with a graph
-other than the one the parity check passed. numpy/pandas only: no torch, no onnx.
+folder whose JSON is malformed, of a newer format version, of an unknown score, or whose
+graph or density files are missing or differ from the recorded SHA-256, so the gateway
+never scores with a graph (or density) other than the one the export checked.
+numpy/pandas only: no torch, no onnx.
 """
 
 from __future__ import annotations
@@ -32,7 +43,14 @@ from geojepa.errors import InputError
 
 META_FILE = "geojepa-export.json"
 FORMAT = "geojepa-edge-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest format version this reader reads."""
+SCORES: tuple[str, ...] = ("energy", "density")
+"""What a bundle's alarms are calibrated on (as ``geojepa detect --score``)."""
+SCORE_VERSIONS: Mapping[str, int] = {"energy": 1, "density": 2}
+"""The format version a bundle of each score is written with: the oldest a reader must
+know to score it correctly (version 1 readers know only the energy)."""
+DENSITY_FILE = "density.npz"
 SENSOR_FIELDS: tuple[str, ...] = ("id", "kind", "unit", "x", "y", "z", "group")
 
 
@@ -84,8 +102,33 @@ class GraphFile:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A non-graph file of the export (the density): name in the folder, SHA-256, size."""
+
+    file: str
+    sha256: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "bytes": self.bytes}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataFile:
+        return cls(file=str(d["file"]), sha256=str(d["sha256"]), bytes=int(d["bytes"]))
+
+    @classmethod
+    def of(cls, path: str | Path) -> DataFile:
+        """The record of the file at `path` (its name, relative to its folder)."""
+        p = Path(path)
+        return cls(file=p.name, sha256=sha256_file(p), bytes=p.stat().st_size)
+
+
+@dataclass(frozen=True)
 class ExportMeta:
-    """Everything the edge scorer needs besides the graphs (JSON-able, see module doc)."""
+    """Everything the edge scorer needs besides the graphs (JSON-able, see module doc).
+
+    `score`: what the alarms are calibrated on (`SCORES`); `density`: the density file's
+    record, present exactly when `score` is ``density``."""
 
     graphs: Mapping[str, GraphFile]
     opset: int
@@ -100,7 +143,19 @@ class ExportMeta:
     parity: Sequence[Mapping[str, Any]] = ()
     quantization: Mapping[str, Any] = field(default_factory=dict)
     geojepa_version: str = ""
-    format_version: int = FORMAT_VERSION
+    score: str = "energy"
+    density: DataFile | None = None
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise ValueError(f"unknown export score {self.score!r}")
+        if (self.score == "density") != (self.density is not None):
+            raise ValueError(f"a {self.score} export with density={self.density}")
+
+    @property
+    def format_version(self) -> int:
+        """The version this bundle is written with (`SCORE_VERSIONS`)."""
+        return SCORE_VERSIONS[self.score]
 
     @property
     def interval(self) -> pd.Timedelta:
@@ -122,7 +177,7 @@ class ExportMeta:
         return df
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
             "format_version": self.format_version,
             "geojepa_version": self.geojepa_version,
@@ -138,7 +193,11 @@ class ExportMeta:
             "train_end": self.train_end,
             "parity": [dict(p) for p in self.parity],
             "quantization": dict(self.quantization),
+            "score": self.score,
         }
+        if self.density is not None:
+            out["density"] = self.density.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, file: str | Path | None = None) -> ExportMeta:
@@ -155,6 +214,27 @@ class ExportMeta:
                 file=file,
                 hint="upgrade geojepa on the gateway",
             )
+        score = str(d.get("score", "energy"))  # older bundles: the energy
+        if score not in SCORES:
+            raise InputError(
+                f"export score {score!r} is not one this scorer knows",
+                file=file,
+                hint="upgrade geojepa on the gateway, or export with --score energy",
+            )
+        if score != "energy" and version < SCORE_VERSIONS[score]:
+            raise InputError(
+                f"a {score} export needs format version {SCORE_VERSIONS[score]}, "
+                f"this one says {version}",
+                file=file,
+                hint="re-export the run with `geojepa export RUN --out DIR`",
+            )
+        if (score == "density") != (d.get("density") is not None):
+            raise InputError(
+                "a density export must record its density file, an energy export none "
+                f"(score {score!r}, density {d.get('density')!r})",
+                file=file,
+                hint="re-export the run with `geojepa export RUN --out DIR`",
+            )
         try:
             return cls(
                 graphs={str(k): GraphFile.from_dict(g) for k, g in d["graphs"].items()},
@@ -170,7 +250,8 @@ class ExportMeta:
                 parity=[dict(p) for p in d.get("parity", [])],
                 quantization=dict(d.get("quantization", {})),
                 geojepa_version=str(d.get("geojepa_version", "")),
-                format_version=version,
+                score=score,
+                density=None if d.get("density") is None else DataFile.from_dict(d["density"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(
@@ -192,7 +273,8 @@ def write_meta(folder: str | Path, meta: ExportMeta) -> Path:
 
 
 def load_meta(folder: str | Path, *, verify: bool = True) -> ExportMeta:
-    """Read and validate an export folder's metadata (and, with `verify`, its graph hashes)."""
+    """Read and validate an export folder's metadata (and, with `verify`, the hashes of its
+    graphs and density file)."""
     root = Path(folder)
     path = root / META_FILE
     if not path.is_file():
@@ -214,19 +296,23 @@ def load_meta(folder: str | Path, *, verify: bool = True) -> ExportMeta:
     meta = ExportMeta.from_dict(raw, file=path)
     if verify:
         for g in meta.graphs.values():
-            pairs = [(g.file, g.sha256)]
+            _verify_file(root, g.file, g.sha256, "graph file")
             if g.int8_file is not None and g.int8_sha256 is not None:
-                pairs.append((g.int8_file, g.int8_sha256))
-            for name, digest in pairs:
-                f = root / name
-                if not f.is_file():
-                    raise InputError(
-                        f"graph file {name} is missing", file=root, hint="copy the whole folder"
-                    )
-                if sha256_file(f) != digest:
-                    raise InputError(
-                        f"graph file {name} differs from the one exported (SHA-256 mismatch)",
-                        file=f,
-                        hint="copy the export folder again; do not edit graphs by hand",
-                    )
+                _verify_file(root, g.int8_file, g.int8_sha256, "graph file")
+        if meta.density is not None:
+            _verify_file(root, meta.density.file, meta.density.sha256, "density file")
     return meta
+
+
+def _verify_file(root: Path, name: str, digest: str, what: str) -> None:
+    """Refuse (`InputError` naming the file) a missing `root / name` or one whose SHA-256
+    differs from `digest`; `what` says which kind of file it is ("graph file")."""
+    f = root / name
+    if not f.is_file():
+        raise InputError(f"{what} {name} is missing", file=root, hint="copy the whole folder")
+    if sha256_file(f) != digest:
+        raise InputError(
+            f"{what} {name} differs from the one exported (SHA-256 mismatch)",
+            file=f,
+            hint="copy the export folder again; do not edit its files by hand",
+        )

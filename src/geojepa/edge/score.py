@@ -1,17 +1,20 @@
 """Score readings with an exported model: numpy, pandas and onnxruntime only.
 
 `EdgeModel.load(DIR)` reads what ``geojepa export`` wrote and checks it; `OnnxEngine` runs
-the two graphs behind the `geojepa.energy.TokenEngine` interface, so the energy is
-computed by the same shared code as ``geojepa detect``; `score_frame` turns a
-`SensorFrame` into per-sensor and per-time scores and TARP levels (`geojepa.alarms`);
-`write_scores_csv` writes ``timestamp,score,alarm,score:<sensor_id>...``, one row per
-grid time.
+the two graphs behind the `geojepa.energy.TokenEngine` interface, so the raw score is
+computed by the same shared code as ``geojepa detect``: the energy for an energy bundle,
+the embedding density (`geojepa.density_score`, its ``density.npz`` loaded by
+`load_density`) for a bundle of ``geojepa export --score density``, as ``geojepa detect
+--score density`` computes it; `score_frame` turns a `SensorFrame` into per-sensor and
+per-time scores and TARP levels (`geojepa.alarms`); `write_scores_csv` writes
+``timestamp,score,alarm,score:<sensor_id>...``, one row per grid time.
 
-Guarantees: no torch import; per-sensor scores are the raw energy centred and scaled by
-the training-period statistics stored at export, the per-time score is their row maximum
-(NaN only where nothing is observed), alarm levels come from one `AlarmTracker` run over
-the rows in order; readings of sensors the model does not know are counted and reported,
-never silently used or dropped; the CSV appears whole or not at all.
+Guarantees: no torch import (nor scikit-learn: the density is scored with numpy);
+per-sensor scores are the raw score (the bundle's: energy or density) centred and scaled
+by the training-period statistics stored at export, the per-time score is their row
+maximum (NaN only where nothing is observed), alarm levels come from one `AlarmTracker`
+run over the rows in order; readings of sensors the model does not know are counted and
+reported, never silently used or dropped; the CSV appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +33,8 @@ import pandas as pd
 
 from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
-from geojepa.density_score import DensityModel, frame_density
-from geojepa.edge.bundle import ExportMeta, load_meta
+from geojepa.density_score import DensityModel, density_stride, frame_density
+from geojepa.edge.bundle import DataFile, ExportMeta, load_meta
 from geojepa.energy import (
     EnergySpec,
     TokenEngine,
@@ -52,6 +56,7 @@ __all__ = [
     "OnnxEngine",
     "Scores",
     "json_line",
+    "load_density",
     "score_frame",
     "score_with",
     "scores_table",
@@ -229,9 +234,43 @@ class Scores:
     sensor_ids: tuple[str, ...]
 
 
+def load_density(
+    folder: str | Path, record: DataFile, n_sensors: int, dim: int | None
+) -> DensityModel:
+    """The density of a density bundle (`record`: its file in `folder`), checked to hold
+    one Gaussian per sensor over `dim`-wide embeddings (None: any width); `InputError`
+    naming the file if it cannot be read or does not fit the model."""
+    path = Path(folder) / record.file
+    try:
+        model = DensityModel.load(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise InputError(
+            f"density file {record.file} cannot be read ({type(err).__name__}: {err})",
+            file=path,
+            hint="re-export the run with `geojepa export RUN --out DIR --score density`",
+        ) from err
+    c, d = model.mean.shape if model.mean.ndim == 2 else (-1, -1)
+    shapes = {
+        "std": ((c, d), model.std.shape),
+        "location": ((c, d), model.location.shape),
+        "precision": ((c, d, d), model.precision.shape),
+        "fitted": ((c,), model.fitted.shape),
+    }
+    bad = [k for k, (want, got) in shapes.items() if want != got]
+    if c != n_sensors or (dim is not None and d != dim) or bad:
+        raise InputError(
+            f"density file {record.file} does not fit the model (mean {model.mean.shape}, "
+            f"{n_sensors} sensors, width {dim}; {', '.join(bad) or 'shapes agree'})",
+            file=path,
+            hint="re-export the run with `geojepa export RUN --out DIR --score density`",
+        )
+    return model
+
+
 @dataclass(frozen=True)
 class EdgeModel:
-    """An export folder, loaded: engine, normaliser, window, energy and alarm settings."""
+    """An export folder, loaded: engine, normaliser, window, energy and alarm settings, and
+    for a density bundle the density (`density`; None for an energy bundle)."""
 
     folder: Path
     meta: ExportMeta
@@ -240,6 +279,7 @@ class EdgeModel:
     window: WindowSpec
     energy: EnergySpec
     calibration: Calibration
+    density: DensityModel | None = None
 
     @classmethod
     def load(cls, folder: str | Path, *, int8: bool | None = None, threads: int = 1) -> EdgeModel:
@@ -253,6 +293,12 @@ class EdgeModel:
             raise InputError(
                 "export metadata: normaliser and sensors disagree", file=root, hint="re-export"
             )
+        density = None
+        if meta.density is not None:
+            dim = meta.model.get("dim")
+            density = load_density(
+                root, meta.density, len(meta.sensor_ids), None if dim is None else int(dim)
+            )
         return cls(
             folder=root,
             meta=meta,
@@ -261,6 +307,7 @@ class EdgeModel:
             window=WindowSpec.from_dict(meta.window),
             energy=EnergySpec.from_dict(meta.energy["spec"]),
             calibration=Calibration.from_dict(meta.alarms, len(meta.sensor_ids)),
+            density=density,
         )
 
     @property
@@ -273,7 +320,16 @@ class EdgeModel:
         return self.window.span(self.window.scales[0])
 
     @property
+    def score(self) -> str:
+        """What the alarms are calibrated on: "energy" or "density"."""
+        return self.meta.score
+
+    @property
     def stride(self) -> int:
+        """Grid steps between scoring windows: the energy's stride, or one patch for the
+        density (`geojepa.density_score.density_stride`)."""
+        if self.density is not None:
+            return density_stride(self.window)
         return self.energy.stride(self.window)
 
     def tracker(self) -> AlarmTracker:
@@ -305,14 +361,21 @@ def score_with(
 
 
 def score_frame(model: EdgeModel, frame: SensorFrame) -> Scores:
-    """Scores and alarm levels of every grid time of `frame` (the model's sensors, in order)."""
+    """Scores and alarm levels of every grid time of `frame` (the model's sensors, in order),
+    with the bundle's score (the energy, or the density of a density bundle)."""
     if frame.sensor_ids != model.sensor_ids:
         raise InputError(
             "the frame's sensors differ from the exported model's",
             hint="build the frame with the model's sensor list",
         )
     return score_with(
-        model.engine, frame, model.normaliser, model.window, model.energy, model.calibration
+        model.engine,
+        frame,
+        model.normaliser,
+        model.window,
+        model.energy,
+        model.calibration,
+        model.density,
     )
 
 

@@ -2,8 +2,14 @@
 
 `watch` reads FILE with `LineFollower` (a partial last line is waited for), parses it with
 `StreamParser`, keeps the last window in a `GridRing` and, whenever an aligned scoring
-point completes (`geojepa.energy.scored_ends`' rule), scores that window with the same
-shared energy code as ``geojepa detect`` and emits one JSON line per grid time it covers:
+point completes (`geojepa.energy.scored_ends`' rule: absolute cell k with (k + 1) a
+multiple of the model's stride), scores that window with the same shared code as
+``geojepa detect`` and emits one JSON line per grid time it covers. The score is the
+bundle's: the energy (`geojepa.energy.window_energy`, stride `recent` patches), or for a
+density bundle the embedding density of each sensor's newest patch
+(`geojepa.density_score.window_embeddings` and `DensityModel.score`, stride one patch, the
+windows `geojepa.density_score.frame_density` scores; cells without a reading get null,
+as there):
 
     {"timestamp": ISO UTC, "score": float|null, "alarm": "green|amber|red",
      "changed": bool, "sensors": [ranked ids when not green], "scores": {id: float|null}}
@@ -28,9 +34,11 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
+from geojepa.density_score import window_embeddings
 from geojepa.edge.score import EdgeModel, json_line, ranked
 from geojepa.edge.stream import GridRing, LineFollower, StreamParser, StreamStats
 from geojepa.energy import window_energy
+from geojepa.frame import SensorFrame
 from geojepa.windows import window_at
 
 log = logging.getLogger(__name__)
@@ -66,13 +74,25 @@ class Watcher:
             return
         self._score(k, k - self.stride + 1)
 
+    def _raw(self, frame: SensorFrame) -> np.ndarray:
+        """Raw scores (stride, C) of the last `stride` cells of `frame` (the ring's window
+        ending at the cell being scored): the energy of its recent patches, or the density
+        of each sensor's last patch, NaN on cells without a reading (as
+        `geojepa.density_score.spread` leaves them)."""
+        m = self.model
+        win = window_at(frame, m.normaliser, m.window, frame.n_times, scale=self.scale)
+        if m.density is not None:
+            emb = window_embeddings(m.engine, [win], m.window.patch)  # (1, C, D)
+            raw = np.repeat(m.density.score(emb), self.stride, axis=0)  # (1, C) -> (stride, C)
+            return np.where(frame.observed[-self.stride :], raw, np.nan)
+        energy = window_energy(m.engine, win, m.window.patch, m.energy)  # (C, recent)
+        return np.repeat(energy, m.window.patch * self.scale, axis=1).T  # (stride, C)
+
     def _score(self, k: int, emit_from: int) -> None:
         """Score the window ending at cell k; emit grid times emit_from .. k."""
         m = self.model
         frame = self.ring.frame(k, self.sensors, m.meta.interval)  # (history, C)
-        win = window_at(frame, m.normaliser, m.window, frame.n_times, scale=self.scale)
-        energy = window_energy(m.engine, win, m.window.patch, m.energy)  # (C, recent)
-        raw = np.repeat(energy, m.window.patch * self.scale, axis=1).T  # (stride, C)
+        raw = self._raw(frame)  # (stride, C)
         sensor = m.calibration.sensor_scores(raw)  # (stride, C): cells k - stride + 1 .. k
         per_time = m.calibration.per_time(sensor)  # (stride,)
         self.windows += 1
@@ -108,8 +128,10 @@ class Watcher:
             return
         for k in self.ring.close_through(current):
             self.on_closed(k)
-        if (current + 1) % self.stride:
-            self._score(current, (current // self.stride) * self.stride)
+            if k == current and (current + 1) % self.stride:
+                # while the ring is suspended at `current`: once past it, the slot of the
+                # window's oldest cell is cleared for the next cell and would read empty
+                self._score(current, (current // self.stride) * self.stride)
 
 
 def watch(
