@@ -167,3 +167,6 @@ def test_density_score_ranges_match_the_whole_run_and_train_rows_only(
     np.testing.assert_array_equal(one.density.precision, two.density.precision)
     assert one.calibration.policy == two.calibration.policy
     assert _run([*base[:3], "--score", "magic", "--out", str(tmp_path / "x.csv")]) == 2
+    # --recent is the energy's: refused with the density rather than silently ignored
+    assert _run([*base, "--recent", "3", "--out", str(tmp_path / "y.csv")]) == 2
+    assert not (tmp_path / "y.csv").exists()

@@ -97,6 +97,22 @@ def test_density_bundle_records_its_score_file_and_version(bundle: Bundle) -> No
     assert energy.to_dict()["format_version"] == 1  # energy bundles stay readable by all
 
 
+def test_a_density_bundle_carries_the_encoder_graph_alone(bundle: Bundle) -> None:
+    from geojepa.edge.score import OnnxEngine
+
+    meta = load_meta(bundle.out)
+    assert sorted(meta.graphs) == ["encoder"]
+    assert not list(bundle.out.glob("predictor*.onnx"))
+    assert {r.graph for r in bundle.report.parity} == {"encoder"}
+    assert bundle.report.energy_max_abs_diff is None  # no energy to compare in this bundle
+    engine = OnnxEngine(bundle.out, meta)
+    with pytest.raises(InputError, match="no predictor graph"):
+        engine.predict(None, *([np.zeros((1, 1))] * 4), np.zeros(1))  # type: ignore[arg-type]
+    # an energy bundle needs its predictor: relabelled as one, the same folder is refused
+    with pytest.raises(InputError, match="no predictor graph"):
+        OnnxEngine(bundle.out, replace(meta, score="energy", density=None))
+
+
 def test_an_old_gateway_refuses_a_density_bundle(
     bundle: Bundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -247,33 +263,28 @@ def test_a_density_score_without_its_file_record_is_refused(bundle: Bundle, tmp_
 def test_an_energy_bundle_without_the_new_fields_loads_and_scores_the_energy(
     bundle: Bundle, tmp_path: Path
 ) -> None:
-    """The density bundle rewritten as a bundle of before density bundles: version 1, no
-    score, no density file, the energy calibration; it scores as `detect` (energy) does,
-    and `watch` as `score` (the last, partial stride too: the site ends mid-stride)."""
-    from geojepa.checkpoint import load_run
-    from geojepa.detect import detect_run, prepare_detect
+    """An energy bundle rewritten as a bundle of before density bundles: version 1, no
+    score field; it scores as `detect` (energy) does, and `watch` as `score` (the last,
+    partial stride too: the site ends mid-stride)."""
+    from geojepa.detect import detect_run
     from geojepa.edge.score import EdgeModel, score_file
     from geojepa.edge.watch import watch
     from geojepa.energy import EnergySpec
 
-    copy = _copy(bundle, tmp_path)
+    copy = tmp_path / "edge"
     spec = EnergySpec(recent=2)  # an energy stride (16) other than the density's (8)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run = load_run(bundle.run)
-        calibration = prepare_detect(run, bundle.site, spec, score="energy").calibration
+        export_run(bundle.run, copy, site=bundle.site, energy=spec, int8="off", check_windows=2)
         ref = detect_run(bundle.run, bundle.site, spec=spec, score="energy")
     finally:
         torch.set_num_threads(threads)
     raw = json.loads((copy / META_FILE).read_text(encoding="utf-8"))
-    for key in ("score", "density"):
-        del raw[key]
+    assert raw["score"] == "energy" and "density" not in raw
+    del raw["score"]
     raw["format_version"] = 1
-    raw["alarms"] = calibration.to_dict()
-    raw["energy"]["spec"] = spec.to_dict()
     (copy / META_FILE).write_text(json.dumps(raw), encoding="utf-8")
-    (copy / DENSITY_FILE).unlink()
     model = EdgeModel.load(copy, int8=False)
     assert model.score == "energy" and model.density is None
     assert model.stride == 2 * model.window.patch

@@ -11,13 +11,14 @@ Two graphs carry everything the energy score needs (`geojepa.energy`):
 
 `TorchEngine` runs the very modules that are exported, so ``geojepa detect`` (torch) and
 the edge scorer (onnxruntime) compute the energy with the same shared numpy code around
-the same two functions.
+the same two functions. An energy bundle carries both graphs.
 
 ``export_run(..., score="density")`` (``geojepa export --score density``) makes a density
 bundle: the embedding density (`geojepa.density_score`, which needs the encoder graph
 only) and its thresholds are fitted on the site's training period by the very code of
 ``geojepa detect --score density`` (`geojepa.detect.prepare_detect`), the density is
-written as ``density.npz`` and the bundle's alarms are calibrated on it. A density window
+written as ``density.npz`` and the bundle's alarms are calibrated on it. A density bundle
+carries ``encoder.onnx`` alone (no predictor graph: smaller on the gateway). A density window
 costs one encoder pass (batch 1); an energy window costs that plus one predictor pass
 over C + 1 masks (C sensors): measured with onnxruntime on one thread, 0.14x the energy's
 time at 16 sensors x 128 steps, 0.02x at 32 x 256 (README, "Model, training and the
@@ -53,6 +54,7 @@ from geojepa.density_score import DensityModel, frame_density, window_embeddings
 from geojepa.detect import DEFAULT_SCORE, SCORES, prepare_detect
 from geojepa.edge.bundle import (
     DENSITY_FILE,
+    SCORE_GRAPHS,
     DataFile,
     ExportMeta,
     GraphFile,
@@ -590,12 +592,13 @@ def _lift(threshold: float) -> float:
 # ----------------------------------------------------------------------------- run export
 @dataclass(frozen=True)
 class ExportReport:
-    """What `export_run` measured: parity per graph and shape, energy parity on real
-    windows (and density parity, in a density bundle), the bundle's score parity on the
-    alarm scale, file sizes, and the int8 decision with its numbers."""
+    """What `export_run` measured: parity per graph and shape, the parity of the bundle's
+    score on real windows (the energy's in an energy bundle, the density's in a density
+    bundle; the other is None), that score's parity on the alarm scale, file sizes, and
+    the int8 decision with its numbers."""
 
     parity: tuple[ParityResult, ...]
-    energy_max_abs_diff: float
+    energy_max_abs_diff: float | None
     score_max_abs_diff: float
     bytes: Mapping[str, int]
     quantization: Mapping[str, Any]
@@ -725,16 +728,15 @@ def export_run(
         frame = to_frame(site, interval=run.interval, sensor_ids=sensor_ids)
     encoder_graph, predictor_graph = torch_engine.encoder_graph, torch_engine.predictor_graph
     x = example_inputs(EXPORT_SHAPE, mc.patch, mc.n_sensor_feats, mc.n_time_feats, seed)
+    modules = {"encoder": encoder_graph, "predictor": predictor_graph}
+    io_names = {"encoder": (ENCODER_INPUTS, "repr"), "predictor": (PREDICTOR_INPUTS, "pred")}
     with atomic_dir(out_dir) as tmp:
-        paths = {k: tmp / v for k, v in GRAPH_FILES.items()}
-        log.info("exporting the encoder graph")
-        export_graph(encoder_graph, x, ENCODER_INPUTS, "repr", paths["encoder"])
-        log.info("exporting the predictor graph")
-        export_graph(predictor_graph, x, PREDICTOR_INPUTS, "pred", paths["predictor"])
-        pairs = {
-            "encoder": (encoder_graph, session(paths["encoder"])),
-            "predictor": (predictor_graph, session(paths["predictor"])),
-        }
+        # the graphs this score needs: a density bundle has no predictor (SCORE_GRAPHS)
+        paths = {k: tmp / GRAPH_FILES[k] for k in SCORE_GRAPHS[score]}
+        for k, path in paths.items():
+            log.info("exporting the %s graph", k)
+            export_graph(modules[k], x, io_names[k][0], io_names[k][1], path)
+        pairs = {k: (modules[k], session(path)) for k, path in paths.items()}
         parity = check_parity(pairs, mc.patch, mc.n_sensor_feats, mc.n_time_feats, seed=seed)
         worst = max(r.max_abs_diff for r in parity)
         if not worst <= PARITY_TOL:
@@ -749,8 +751,8 @@ def export_run(
                 file=paths[k].name,
                 sha256=sha256_file(paths[k]),
                 bytes=paths[k].stat().st_size,
-                inputs=ENCODER_INPUTS if k == "encoder" else PREDICTOR_INPUTS,
-                outputs=("repr",) if k == "encoder" else ("pred",),
+                inputs=io_names[k][0],
+                outputs=(io_names[k][1],),
             )
             for k in paths
         }
@@ -779,15 +781,17 @@ def export_run(
             frame, meta.sensors_frame(), run.normaliser, window, mc, check_windows, seed
         )
         onnx_engine = OnnxEngine(tmp, meta)
-        e_torch = _check_scores(torch_engine, checks, mc.patch, spec)
-        e_onnx = _check_scores(onnx_engine, checks, mc.patch, spec)
-        delta = _delta(e_torch, e_onnx, "energy")
-        energy_diff = float(delta.max()) if delta.size else 0.0
-        checked = [
-            {"graph": "energy", "shape": f"{len(checks)} windows", "max_abs_diff": energy_diff}
-        ]
-        density_diff = None
-        if density is not None:  # the bundle's score is the density: compare that too
+        energy_diff = density_diff = None
+        checked = []
+        if density is None:  # the bundle's score is the energy
+            e_torch = _check_scores(torch_engine, checks, mc.patch, spec)
+            e_onnx = _check_scores(onnx_engine, checks, mc.patch, spec)
+            delta = _delta(e_torch, e_onnx, "energy")
+            energy_diff = float(delta.max()) if delta.size else 0.0
+            checked.append(
+                {"graph": "energy", "shape": f"{len(checks)} windows", "max_abs_diff": energy_diff}
+            )
+        else:  # the bundle's score is the density
             e_torch = _check_scores(torch_engine, checks, mc.patch, spec, density)
             e_onnx = _check_scores(onnx_engine, checks, mc.patch, spec, density)
             delta = _delta(e_torch, e_onnx, "density")

@@ -25,3 +25,19 @@ def version() -> None:
     from geojepa import __version__
 
     typer.echo(__version__)
+
+
+def check_score_options(score: str, recent: int) -> None:
+    """Refuse an unknown ``--score``, and ``--recent`` with the density (which scores each
+    window's newest patch only), before any work is done (`detect` and `export`)."""
+    from geojepa.detect import SCORES
+    from geojepa.errors import UsageError
+
+    if score not in SCORES:
+        raise UsageError(f"unknown --score {score!r}", hint="use " + " or ".join(SCORES))
+    if score == "density" and recent != 1:
+        raise UsageError(
+            f"--recent {recent} applies to the energy: the density scores each window's "
+            "newest patch, a window every patch",
+            hint="drop --recent, or use --score energy",
+        )

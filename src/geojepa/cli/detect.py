@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from geojepa.cli._app import app
+from geojepa.cli._app import app, check_score_options
 from geojepa.errors import UsageError
 
 SCENARIOS = ("slope", "embankment", "dam")
@@ -136,7 +136,9 @@ def detect(
     out: Path = typer.Option(..., "--out", help="Scores CSV to write."),
     start: str | None = typer.Option(None, "--from", help="First time to score (ISO 8601)."),
     end: str | None = typer.Option(None, "--to", help="Last time to score (ISO 8601)."),
-    recent: int = typer.Option(1, "--recent", min=1, help="Patches scored per window."),
+    recent: int = typer.Option(
+        1, "--recent", min=1, help="Patches scored per window (the energy only)."
+    ),
     score: str = typer.Option(
         "energy",
         "--score",
@@ -147,10 +149,9 @@ def detect(
 ) -> None:
     """Score every grid time of SITE with RUN's energy (or density); alarms from training-period
     thresholds."""
-    from geojepa.detect import SCORES, detect_run, parse_time
+    from geojepa.detect import detect_run, parse_time
 
-    if score not in SCORES:
-        raise UsageError(f"unknown --score {score!r}", hint="use " + " or ".join(SCORES))
+    check_score_options(score, recent)
     from geojepa.edge.score import write_scores_csv
     from geojepa.energy import EnergySpec
     from geojepa.site import Site

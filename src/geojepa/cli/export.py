@@ -1,7 +1,8 @@
 """The `export` verb (DESIGN §6): a trained run -> ONNX graphs + metadata for the edge.
 
 ``geojepa export RUN --out DIR [--site SITE] [--int8 auto|off|force] [--score
-energy|density]`` writes DIR with ``encoder.onnx``, ``predictor.onnx`` (single files),
+energy|density]`` writes DIR with ``encoder.onnx`` and, for the energy,
+``predictor.onnx`` (single files),
 ``geojepa-export.json`` and, where it measurably helps, ``*.int8.onnx``. The thresholds
 are fitted on SITE's training period (before the run's training end), as ``geojepa detect
 --score S`` fits them; with ``--score density`` the embedding density is fitted there too
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from geojepa.cli._app import app
+from geojepa.cli._app import app, check_score_options
 from geojepa.errors import UsageError
 
 
@@ -29,7 +30,9 @@ def export_cmd(
     int8: str = typer.Option(
         "auto", "--int8", help="auto (offer int8 where faster and faithful) | off | force."
     ),
-    recent: int = typer.Option(1, "--recent", min=1, help="Patches scored per window."),
+    recent: int = typer.Option(
+        1, "--recent", min=1, help="Patches scored per window (the energy only)."
+    ),
     score: str = typer.Option(
         "energy",
         "--score",
@@ -41,29 +44,25 @@ def export_cmd(
     ),
 ) -> None:
     """Export RUN to ONNX for `geojepa-edge`, with a parity check against PyTorch."""
-    from geojepa.detect import SCORES
     from geojepa.energy import EnergySpec
     from geojepa.export import PARITY_TOL, export_run
     from geojepa.site import Site
 
     if int8 not in ("auto", "off", "force"):
         raise UsageError(f"unknown --int8 {int8!r}", hint="use auto, off or force")
-    if score not in SCORES:
-        raise UsageError(f"unknown --score {score!r}", hint="use " + " or ".join(SCORES))
+    check_score_options(score, recent)
     loaded = Site.load(site) if site is not None else None
     report = export_run(
         run, out, site=loaded, energy=EnergySpec(recent=recent), score=score, int8=int8
     )
     worst = max(r.max_abs_diff for r in report.parity)
     q = report.quantization
-    density = (
-        ""
-        if report.density_max_abs_diff is None
-        else f"; density |delta| {report.density_max_abs_diff:.2g}"
-    )
+    checked = report.energy_max_abs_diff
+    if checked is None:
+        checked = report.density_max_abs_diff
     typer.echo(
         f"wrote {out} ({report.score} score): parity max |delta| {worst:.2g} (limit "
-        f"{PARITY_TOL:g}) at {len({r.shape for r in report.parity})} shapes; energy |delta| "
-        f"{report.energy_max_abs_diff:.2g}{density}; int8 "
+        f"{PARITY_TOL:g}) at {len({r.shape for r in report.parity})} shapes; {report.score} "
+        f"|delta| {checked if checked is None else format(checked, '.2g')}; int8 "
         f"{'offered' if q.get('offered') else 'not offered'} ({q.get('reason', '')})"
     )

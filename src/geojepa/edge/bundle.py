@@ -9,7 +9,8 @@
   settings (thresholds fitted on training-period scores of that score); the parity
   figures measured at export time; whether an int8 variant is offered and why;
 - one single-file ``.onnx`` per graph (no ``.onnx.data`` sidecar), and optionally an
-  ``.int8.onnx`` variant of each;
+  ``.int8.onnx`` variant of each: ``encoder.onnx`` and ``predictor.onnx`` for an energy
+  bundle, ``encoder.onnx`` alone for a density bundle (`SCORE_GRAPHS`);
 - for a density bundle (``geojepa export --score density``), ``density.npz``: the
   training embeddings' Gaussians (`geojepa.density_score.DensityModel`), its name, size
   and SHA-256 recorded under ``density`` in the JSON.
@@ -50,6 +51,12 @@ SCORES: tuple[str, ...] = ("energy", "density")
 SCORE_VERSIONS: Mapping[str, int] = {"energy": 1, "density": 2}
 """The format version a bundle of each score is written with: the oldest a reader must
 know to score it correctly (version 1 readers know only the energy)."""
+SCORE_GRAPHS: Mapping[str, tuple[str, ...]] = {
+    "energy": ("encoder", "predictor"),
+    "density": ("encoder",),
+}
+"""The graphs a bundle of each score carries: the density needs only the target encoder's
+embeddings, so a density bundle ships no predictor graph."""
 DENSITY_FILE = "density.npz"
 SENSOR_FIELDS: tuple[str, ...] = ("id", "kind", "unit", "x", "y", "z", "group")
 

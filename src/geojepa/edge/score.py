@@ -34,7 +34,7 @@ import pandas as pd
 from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
 from geojepa.density_score import DensityModel, density_stride, frame_density
-from geojepa.edge.bundle import DataFile, ExportMeta, load_meta
+from geojepa.edge.bundle import SCORE_GRAPHS, DataFile, ExportMeta, load_meta
 from geojepa.energy import (
     EnergySpec,
     TokenEngine,
@@ -86,7 +86,9 @@ def session_options(threads: int = 1) -> Any:
 
 
 class OnnxEngine:
-    """`TokenEngine` on onnxruntime sessions of ``encoder.onnx`` and ``predictor.onnx``."""
+    """`TokenEngine` on onnxruntime sessions of the bundle's graphs: ``encoder.onnx`` and,
+    in an energy bundle, ``predictor.onnx`` (`SCORE_GRAPHS`). A density bundle has no
+    predictor: `predict` refuses there."""
 
     def __init__(
         self,
@@ -102,12 +104,13 @@ class OnnxEngine:
         opts = session_options(threads)
         self.sessions: dict[str, Any] = {}
         self.inputs: dict[str, list[str]] = {}
-        for name in ("encoder", "predictor"):
+        self.root = root
+        for name in SCORE_GRAPHS[meta.score]:
             if name not in meta.graphs:
                 raise InputError(
                     f"the export has no {name} graph", file=root, hint="re-export the run"
                 )
-            g = meta.graphs[name]
+        for name, g in meta.graphs.items():
             file = g.int8_file if int8 and g.int8_file else g.file
             if int8 and not g.int8_file:
                 log.warning("no int8 %s graph in this export: using fp32", name)
@@ -140,6 +143,12 @@ class OnnxEngine:
         target_pad: np.ndarray,
         mask_kind: np.ndarray,
     ) -> np.ndarray:
+        if "predictor" not in self.sessions:
+            raise InputError(
+                "this bundle has no predictor graph (a density bundle scores without one)",
+                file=self.root,
+                hint="export the run with --score energy to score the energy at the edge",
+            )
         feed = self._feed(inputs)
         feed.update(
             context=np.ascontiguousarray(context, dtype=np.int64),
