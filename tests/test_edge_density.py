@@ -27,7 +27,7 @@ from test_edge import BLOCKER
 
 torch = pytest.importorskip("torch")
 
-from test_export import make_site, write_run  # noqa: E402
+from test_export import grow_in_pieces, make_site, write_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIFT = pd.Timedelta(hours=3)  # the site starts 3 cells after a patch boundary (patch 8)
@@ -197,17 +197,7 @@ def test_watch_follows_a_growing_file_with_a_density_bundle(bundle: Bundle, tmp_
     text = bundle.readings.read_text(encoding="utf-8")
     cut = len(text) // 3
     growing = tmp_path / "growing.csv"
-    growing.write_text(text[:cut], encoding="utf-8")  # ends mid-line
-    rest = text[cut:]
-    pieces = [rest[i : i + 5003] for i in range(0, len(rest), 5003)]
-
-    def stop() -> bool:  # called each time the follower reaches the end of the file
-        if pieces:
-            with open(growing, "a", encoding="utf-8") as fh:
-                fh.write(pieces.pop(0))
-            return False
-        return True
-
+    stop = grow_in_pieces(growing, text, cut, 5003)  # ends mid-line; odd sizes cut lines
     sink = io.StringIO()
     res = watch(bundle.out, growing, sink, poll=0.0, stop=stop, int8=False)
     lines = [json.loads(x) for x in sink.getvalue().splitlines()]

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -326,6 +326,28 @@ def test_edge_score_without_pyarrow_uses_the_streaming_reader(
     pd.testing.assert_frame_equal(outs["arrow"], outs["no-arrow"], rtol=1e-9, atol=1e-12)
 
 
+def grow_in_pieces(
+    growing: Path, text: str, cut: int, size: int, polls: list[int] | None = None
+) -> Callable[[], bool]:
+    """Write text[:cut] to `growing` (it may end mid-line) and return the `stop` callback
+    for `watch`: each time the follower reaches the end of the file it appends the next
+    `size` characters (counted in `polls`), and says stop once everything is written."""
+    growing.write_text(text[:cut], encoding="utf-8")
+    rest = text[cut:]
+    pieces = [rest[i : i + size] for i in range(0, len(rest), size)]
+
+    def stop() -> bool:
+        if polls is not None:
+            polls.append(1)
+        if pieces:
+            with open(growing, "a", encoding="utf-8") as fh:
+                fh.write(pieces.pop(0))
+            return False
+        return True
+
+    return stop
+
+
 def test_watch_follows_a_growing_file(exported: Exported, tmp_path: Path) -> None:
     import io
 
@@ -337,19 +359,8 @@ def test_watch_follows_a_growing_file(exported: Exported, tmp_path: Path) -> Non
     text = full.read_text(encoding="utf-8")
     cut = len(text) * 2 // 5
     growing = tmp_path / "growing.csv"
-    growing.write_text(text[:cut], encoding="utf-8")  # ends mid-line
-    rest = text[cut:]
-    pieces = [rest[i : i + 7001] for i in range(0, len(rest), 7001)]  # odd sizes: cut lines
-    polls = []
-
-    def stop() -> bool:  # called each time the follower reaches the end of the file
-        polls.append(1)
-        if pieces:
-            with open(growing, "a", encoding="utf-8") as fh:
-                fh.write(pieces.pop(0))
-            return False
-        return True
-
+    polls: list[int] = []
+    stop = grow_in_pieces(growing, text, cut, 7001, polls)  # odd sizes: cut lines
     sink = io.StringIO()
     res = watch(exported.out, growing, sink, poll=0.0, stop=stop, int8=False)
     lines = [json.loads(x) for x in sink.getvalue().splitlines()]
