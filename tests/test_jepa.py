@@ -275,3 +275,15 @@ def test_unlogged_step_skips_only_the_diagnostics() -> None:
         assert (p.grad is None) == (q.grad is None)
         if p.grad is not None:
             assert torch.equal(p.grad, q.grad)
+
+
+def test_the_target_encoder_stays_in_eval_mode_so_dropout_never_touches_targets() -> None:
+    cfg = JEPAConfig(model=preset("tiny", dropout=0.2))
+    model = JEPA(cfg, seed=0)
+    batch = _batch(n_sensors=3, count=2)
+    model.train()
+    assert model.encoder.training and not model.target_encoder.training
+    torch.testing.assert_close(model.target_repr(batch), model.target_repr(batch), rtol=0, atol=0)
+    model.eval()
+    model.train()
+    assert not model.target_encoder.training

@@ -572,3 +572,34 @@ def test_train_step_clips_the_gradient_norm(clip: float) -> None:
     else:
         assert out.grad_norm > clip  # the norm before clipping, as logged
         assert after == pytest.approx(clip, rel=1e-3)  # the step used the clipped gradient
+
+
+def test_a_frame_cut_at_an_off_grid_until_keeps_only_cells_that_end_by_it() -> None:
+    """A gridded frame cannot split a cell: the cell straddling `until` (which averages
+    readings after it) is dropped, so no value after `until` reaches the normaliser."""
+    from geojepa.frame import to_frame
+    from geojepa.train import _frame_of
+
+    times = pd.date_range("2024-01-01", periods=6 * 48, freq="10min", tz="UTC")
+    site = Site(
+        name="s",
+        sensors=sensors_frame([Sensor("A", "piezometer", "kPa", 0.0, 0.0, 0.0, "")]),
+        readings=pd.DataFrame(
+            {
+                "timestamp": times,
+                "sensor_id": "A",
+                "value": np.arange(len(times), dtype=float),  # value = reading index
+                "quality": "ok",
+                "source": "x",
+            }
+        ),
+    )
+    frame = to_frame(site, interval="1h")
+    until = pd.Timestamp("2024-01-01 12:30", tz="UTC")
+    cut = _frame_of(frame, until, "1h")
+    last_end = pd.Timestamp(cut.time[-1]).tz_localize("UTC") + pd.Timedelta(cut.interval)
+    assert last_end <= until
+    assert cut.n_times == 12  # 00:00 .. 11:00; the 12:00 cell holds 12:30-12:50 readings
+    assert float(np.nanmax(cut.values)) < 75  # reading 75 is at 12:30
+    on_grid = _frame_of(frame, pd.Timestamp("2024-01-01 12:00", tz="UTC"), "1h")
+    assert on_grid.n_times == 12  # an on-grid until cuts where it always did

@@ -126,6 +126,13 @@ class JEPA(nn.Module):
     def dim(self) -> int:
         return self.config.model.dim
 
+    def train(self, mode: bool = True) -> JEPA:
+        """As `nn.Module.train`, but the target encoder always stays in eval mode: its
+        outputs are the regression targets, which dropout must not perturb."""
+        super().train(mode)
+        self.target_encoder.eval()
+        return self
+
     def target_repr(self, batch: Batch) -> torch.Tensor:
         """Layer-normed target-encoder outputs over all tokens (B, N, D), no gradients."""
         with torch.no_grad():

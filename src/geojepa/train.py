@@ -164,7 +164,10 @@ def _frame_of(
     if isinstance(item, SensorFrame):
         frame = item
         if until is not None:
-            frame = frame.slice_time(0, frame.index_of(until))
+            # keep only the cells that end by `until`: a cell that straddles it averages
+            # readings from after it (a Site is cut by its readings instead)
+            end = (_utc(until) - pd.Timedelta(frame.interval)).tz_localize(None).to_datetime64()
+            frame = frame.slice_time(0, int(np.searchsorted(frame.time, end, side="right")))
         return frame
     site = item.before(until)
     if site.readings.empty:
