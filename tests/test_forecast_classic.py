@@ -180,6 +180,19 @@ def test_fukuzono_recovers_the_time_of_failure() -> None:
     assert np.isnan(m.predict(np.array([t_f + 5.0])).prediction[0])  # no displacement after t_f
 
 
+def test_fukuzono_band_is_finite_and_tight_on_a_clean_acceleration() -> None:
+    """The bootstrap resamples velocities out of time order: every draw must still see
+    the trend of the inverse velocity (a draw read as flat predicts no failure: inf)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(0.0, 90.0, 0.5)
+    x = creep_to_failure(t, 100.0, 0.1) + rng.normal(0, 0.01, t.size)
+    m = Fukuzono(window=14.0, span=3.0).fit(t, x)
+    assert m.time_of_failure_ == pytest.approx(100.0, abs=0.5)
+    assert np.isfinite(m.failure_upper_)
+    assert m.failure_lower_ <= m.time_of_failure_ <= m.failure_upper_
+    assert m.failure_upper_ - m.failure_lower_ < 2.0
+
+
 def test_fukuzono_span_smooths_noisy_velocities() -> None:
     rng = np.random.default_rng(14)
     t_f, b = 100.0, 0.5

@@ -528,7 +528,7 @@ class Fukuzono(CurveForecaster):
         if tm.size < self.min_points - 1:
             raise FitError(f"{tm.size} positive velocities, need {self.min_points - 1}")
         a, b = _ols(tm, iv)
-        span = float(tm[-1] - tm[0])
+        span = float(np.ptp(tm))  # resampled (bootstrap) times are not in order
         if abs(b) * span <= 1e-9 * abs(a + b * float(tm.mean())):
             b = 0.0  # flat inverse velocity to rounding error: steady creep, no failure
         return a, b
