@@ -93,6 +93,47 @@ def test_hyperbolic_on_a_site_uses_the_load_stage_and_ignores_later_readings() -
     assert s.t.max() <= 150.0 and set(s.drivers) == {"load"}
 
 
+def test_readings_after_the_cutoff_do_not_move_the_forecast_times() -> None:
+    """Hourly readings added after the cutoff (a logger switched to a faster rate) leave
+    the grid of the forecast, inferred from the readings up to the cutoff, unchanged."""
+    site = embankment_site(1)
+    cutoff = T0 + pd.Timedelta("150D")
+    a = forecast_site(site, "SP1", cutoff, 3, "linear")
+    extra = pd.DataFrame(
+        {
+            "timestamp": cutoff + pd.to_timedelta(np.arange(1, 24 * 40), unit="h"),
+            "sensor_id": "SP1",
+            "value": 0.0,
+            "quality": "ok",
+            "source": "x",
+        }
+    )
+    r = pd.concat([site.readings, extra], ignore_index=True)
+    b = forecast_site(Site(name=site.name, sensors=site.sensors, readings=r), "SP1", cutoff, 3)
+    c = forecast_site(site, "SP1", cutoff, 3)
+    pd.testing.assert_frame_equal(b.table, c.table)
+    assert list(a.table["timestamp"]) == list(b.table["timestamp"])
+
+
+def test_a_weekly_sensor_is_forecast_on_its_own_weekday() -> None:
+    from geojepa.forecast.apply import future_times
+
+    days = np.arange(0, 140, 7.0)  # every Monday from 2024-01-01 (a Monday)
+    r = pd.DataFrame(
+        {
+            "timestamp": T0 + pd.to_timedelta(days, unit="D"),
+            "sensor_id": "SP1",
+            "value": days * 0.1,
+            "quality": "ok",
+            "source": "x",
+        }
+    )
+    site = Site(name="w", sensors=sensors_frame([Sensor("SP1", "settlement", "mm")]), readings=r)
+    times = future_times(site, "SP1", T0 + pd.Timedelta("70D"), 3, None)
+    expected = T0 + pd.to_timedelta([77, 84, 91], unit="D")
+    assert list(times) == list(expected)
+
+
 def test_consolidation_on_a_site_reads_the_whole_fill_history() -> None:
     site = embankment_site(1)
     cutoff = T0 + pd.Timedelta("150D")

@@ -34,3 +34,51 @@ def test_the_back_analysis_is_shown_when_the_load_is_known() -> None:
     assert min(errs, key=errs.__getitem__) == "consolidation", errs
     without, _ = classic_forecasts(hist_t, y, future_t, "settlement")
     assert "consolidation" not in without and "hyperbolic" in without
+
+
+def test_the_classic_fits_read_no_reading_after_the_forecasts_cutoff(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A forecast file holds no cutoff: a reading after it but before the first forecast
+    time (here 18:00 on day 49, cutoff 12:00, daily forecasts from day 50) must not enter
+    the classic fits the report draws beside it."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    import geojepa.report.forecasts as rf
+    from geojepa.report.artifacts import ForecastInput
+    from geojepa.report.sections import Context
+    from geojepa.site import Sensor, Site, sensors_frame
+
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    stamps = list(t0 + pd.to_timedelta(np.arange(100), unit="D"))
+    stamps.append(t0 + pd.Timedelta(days=49, hours=18))
+    r = pd.DataFrame(
+        {
+            "timestamp": stamps,
+            "sensor_id": "SP1",
+            "value": np.linspace(0.0, 50.0, len(stamps)),
+            "quality": "ok",
+            "source": "x",
+        }
+    ).sort_values("timestamp", ignore_index=True)
+    site = Site("s", sensors_frame([Sensor("SP1", "settlement", "mm")]), r)
+    table = pd.DataFrame(
+        {
+            "timestamp": t0 + pd.to_timedelta([50, 51, 52], unit="D"),
+            "prediction": [1.0, 2.0, 3.0],
+        }
+    )
+    seen: list[np.ndarray] = []
+
+    def spy(hist_t, hist_v, times, kind, load=None):  # type: ignore[no-untyped-def]
+        seen.append(hist_t)
+        return {}, ""
+
+    monkeypatch.setattr(rf, "classic_forecasts", spy)
+    fc = ForecastInput(Path("forecast_SP1.csv"), "SP1", table, ())
+    ctx = Context(site, None, None, None, (fc,), None, None, {}, None, None)
+    rf.forecast_section(ctx)
+    assert len(seen) == 1
+    last = pd.Timestamp(seen[0].max()).tz_localize("UTC")
+    assert last == t0 + pd.Timedelta(days=49)  # the day-49 reading, not the one at 18:00
+    assert rf.history_end(table["timestamp"].iloc[:1]) is None

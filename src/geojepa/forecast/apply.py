@@ -124,12 +124,22 @@ def future_times(
     site: Site, target: str, cut: pd.Timestamp, horizon: int, interval: pd.Timedelta | str | None
 ) -> pd.DatetimeIndex:
     """The `horizon` times of the target's grid strictly after `cut`: steps of `interval`
-    (default: the target's reading interval) from its first reading floored to the step."""
+    (default: the target's reading interval, inferred from its readings up to `cut` only)
+    from its first reading, floored to the step where the step is at most a day (so an
+    hourly or daily grid falls on whole hours or days) and to the day where it is longer
+    (a weekly grid keeps the weekday of the first reading)."""
     mine = site.readings[site.readings["sensor_id"] == target]
+    mine = mine[pd.to_datetime(mine["timestamp"], utc=True) <= cut]  # nothing after the cutoff
+    if mine.empty:
+        raise InputError(
+            f"sensor {target!r} has no reading at or before {cut.isoformat()}",
+            hint="choose a later --cutoff",
+        )
     step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
     if step <= pd.Timedelta(0):
         raise InputError(f"--interval must be positive, got {interval!r}")
-    first = pd.Timestamp(mine["timestamp"].min()).floor(step)
+    day = pd.Timedelta(1, unit="D")
+    first = pd.Timestamp(mine["timestamp"].min()).floor(min(step, day))
     k = int((cut - first) // step) + 1
     return pd.DatetimeIndex([first + (k + i) * step for i in range(horizon)])
 

@@ -4,8 +4,11 @@ The classic methods come from `geojepa.forecast.classic` (the library's own, tes
 curves with known answers), fitted here on the target's readings before the cutoff, unless
 the forecast file already holds other methods' predictions as extra columns.
 
-Guarantees: only readings before the forecast's first time enter the classic fits; the
-readings after it are used only to draw what happened and to compute each method's error.
+Guarantees: the forecast file does not record its cutoff, so the classic fits read only
+readings at or before the forecast's first time less one step (the cutoff lies between
+that time and the first forecast time: `geojepa.forecast.apply.future_times`), never a
+reading after the cutoff; with a single forecast step, readings before its time. Later
+readings are used only to draw what happened and to compute each method's error.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ def forecast_section(ctx: Context) -> Section:
     return sec
 
 
+def history_end(times: pd.Series) -> pd.Timestamp | None:
+    """The last time certainly at or before the forecast's cutoff: its first time less
+    one grid step (None with fewer than two forecast times: the step is unknown)."""
+    if len(times) < 2:
+        return None
+    first, second = pd.Timestamp(times.iloc[0]), pd.Timestamp(times.iloc[1])
+    return first - (second - first)
+
+
 def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
     t = fc.table
     start = t["timestamp"].iloc[0]
@@ -67,8 +79,11 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
         s = site.sensor(sid)
         unit, kind = s.unit, s.kind
         r = site.readings[(site.readings["sensor_id"] == sid) & np.isfinite(site.readings["value"])]
-        before = r[r["timestamp"] < start]
-        after = r[r["timestamp"] >= start]
+        known_by = history_end(t["timestamp"])
+        before = (
+            r[r["timestamp"] <= known_by] if known_by is not None else r[r["timestamp"] < start]
+        )
+        after = r[~r.index.isin(before.index)]
         hist_t, hist_v = plots.naive_utc(before["timestamp"]), before["value"].to_numpy()
         if len(after):
             truth_t, truth_v = plots.naive_utc(after["timestamp"]), after["value"].to_numpy()
