@@ -48,3 +48,49 @@ def test_same_case_same_site() -> None:
     pd.testing.assert_frame_equal(s1.labels, s2.labels)
     pd.testing.assert_frame_equal(s1.readings, s2.readings)
     assert {"drift", "step"} <= set(s1.labels["kind"])
+
+
+def test_injected_faults_start_on_a_reading_and_a_slot_without_one_is_skipped_loudly(
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """A fault placed in a gap (a spike added to a missing value) could never be detected
+    yet would count as missed: every injected fault starts on an observed cell, and a slot
+    with no reading at all injects nothing, with a warning."""
+    import logging
+
+    from geojepa.evaluate.protocol import ground_truth
+    from geojepa.evaluate.sites import inject_events
+    from geojepa.site import Site
+
+    n = 400
+    t = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    rng = np.random.default_rng(0)
+    keep = np.ones(n, dtype=bool)
+    keep[200:] = rng.random(n - 200) < 0.5  # half the test rows missing
+    readings = pd.DataFrame(
+        {
+            "timestamp": t[keep],
+            "sensor_id": "p1",
+            "value": rng.normal(size=int(keep.sum())),
+            "quality": "ok",
+            "source": "x",
+        }
+    )
+    site = Site(
+        "s", pd.DataFrame({"id": ["p1"], "kind": ["piezometer"], "unit": ["kPa"]}), readings
+    )
+    for seed in range(10):
+        out = inject_events(site, "p1", 1.0, seed, kinds=("spike",), per_kind=2)
+        frame = to_frame(out)
+        events = ground_truth(out.labels, frame).events
+        assert len(events) == 2
+        assert all(keep[e.start] for e in events)
+    # no reading in the second half of the test period: its fault is skipped, and said so
+    dense = pd.DataFrame(
+        {"timestamp": t, "sensor_id": "p1", "value": rng.normal(size=n), "quality": "ok"}
+    ).assign(source="x")
+    gap = dense[(dense["timestamp"] < t[300]) | (dense["timestamp"] >= t[n - 2])]
+    caplog.set_level(logging.WARNING, logger="geojepa.evaluate.sites")
+    out = inject_events(Site("s", site.sensors, gap), "p1", 1.0, 0, kinds=("spike",), per_kind=2)
+    assert len(out.labels) == 1 and out.meta["injected"] == 1
+    assert "not injected" in caplog.text

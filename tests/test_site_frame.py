@@ -54,6 +54,26 @@ def test_label_mask(small_site: Site) -> None:
     assert m[:, frame.column("P2")].sum() == 0
 
 
+def test_label_mask_covers_every_cell_an_event_overlaps(small_site: Site) -> None:
+    """Readings are floored onto hourly cells, so a label between grid times covers the
+    cell it starts in; one inside a single cell covers that cell; one after the last cell
+    covers none."""
+    frame = to_frame(small_site)
+    t0 = pd.Timestamp(frame.time[0]).tz_localize("UTC")
+
+    def rows(start: str, end: str) -> list[int]:
+        labels = pd.DataFrame(
+            {"start": [t0 + pd.Timedelta(start)], "end": [t0 + pd.Timedelta(end)], "sensors": [""]}
+        )
+        return np.flatnonzero(label_mask(labels, frame).any(axis=1)).tolist()
+
+    assert rows("6h10min", "8h30min") == [6, 7, 8]
+    assert rows("3h20min", "3h40min") == [3]
+    assert rows("5h", "6h") == [5, 6]  # on the grid: as before
+    assert rows("-2h", "1h") == [0, 1]
+    assert rows("96h30min", "99h") == []
+
+
 def test_unknown_kind_names_known_ones() -> None:
     assert normalise_kind("Piezo") == "piezometer"
     with pytest.raises(InputError, match="use one of"):

@@ -207,7 +207,10 @@ def to_frame(
 def label_mask(site_labels: pd.DataFrame, frame: SensorFrame) -> np.ndarray:
     """Ground-truth mask (T, C) bool: True where a labelled event covers the cell.
 
-    An event with an empty ``sensors`` field covers every sensor.
+    A cell is the interval [time, time + interval), as readings are floored onto it: an
+    event covers every cell it overlaps, so one that starts between grid times covers the
+    cell it starts in, and one that falls inside a single cell covers that cell. An event
+    with an empty ``sensors`` field covers every sensor.
     """
     mask = np.zeros((frame.n_times, frame.n_sensors), dtype=bool)
     if site_labels is None or len(site_labels) == 0 or frame.n_times == 0:
@@ -216,7 +219,10 @@ def label_mask(site_labels: pd.DataFrame, frame: SensorFrame) -> np.ndarray:
     col_of = {s: i for i, s in enumerate(ids)}
     times = frame.time
     for _, ev in site_labels.iterrows():
-        a = np.searchsorted(times, _utc(ev["start"]).tz_localize(None).to_datetime64(), "left")
+        start = _utc(ev["start"]).tz_localize(None).to_datetime64()
+        a = max(int(np.searchsorted(times, start, "right")) - 1, 0)  # the cell holding start
+        if start >= times[-1] + np.timedelta64(frame.interval):
+            a = frame.n_times  # starts after the last cell: covers none
         b = np.searchsorted(times, _utc(ev["end"]).tz_localize(None).to_datetime64(), "right")
         names = [s for s in str(ev.get("sensors", "") or "").split(";") if s]
         cols = [col_of[s] for s in names if s in col_of] if names else list(range(len(ids)))

@@ -175,10 +175,24 @@ def inject_events(
         )
     slot = (hi - lo) / len(plan)
     labels = []
+    observed = np.isfinite(values)
     for j, kind in enumerate(plan):
         length = min(lengths[kind], int(slot) - 2)
         a0 = lo + int(j * slot)
-        a = a0 + int(rng.integers(0, max(int(slot) - length - 1, 1)))
+        # a fault starts on a reading: one placed in a gap (a spike added to nothing)
+        # could never be seen, yet would count as missed by every detector
+        starts = a0 + np.flatnonzero(observed[a0 : a0 + max(int(slot) - length - 1, 1)])
+        if starts.size == 0:
+            log.warning(
+                "%s: no reading in rows %d-%d of its test period: the %s fault of that slot "
+                "is not injected",
+                sensor_id,
+                a0,
+                a0 + int(slot),
+                kind,
+            )
+            continue
+        a = int(starts[int(rng.integers(0, starts.size))])
         b = a + length
         values = inject_fault(values, kind, a, b, intensity, rng, scale=scale)
         labels.append(
