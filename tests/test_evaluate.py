@@ -259,3 +259,87 @@ def test_runs_split_over_processes_merge_into_one(tmp_path: Path, bench: object)
     write_benchmark(tmp_path / "f", other)
     with pytest.raises(InputError, match="another protocol"):
         merge_benchmarks([tmp_path / "a", tmp_path / "f"])
+
+
+def test_an_alarm_on_an_event_begun_in_training_is_not_a_false_alarm() -> None:
+    """An event that starts before the split is left out of the test metrics: its rows are
+    not normal, so an alarm naming its sensor is explained (not a false alarm), and it is
+    neither detected nor missed."""
+    import pandas as pd
+
+    from geojepa.detectors import DetectorScores
+    from geojepa.evaluate.protocol import GroundTruth, LabelledEvent, Protocol, evaluate_scores
+    from geojepa.frame import SensorFrame
+
+    t = 200
+    time = pd.date_range("2024-01-01", periods=t, freq="1h").to_numpy("datetime64[ns]")
+    frame = SensorFrame(
+        np.zeros((t, 1), np.float32),
+        np.ones((t, 1), bool),
+        time,
+        pd.DataFrame({"id": ["a"]}),
+        pd.Timedelta("1h"),
+    )
+    early = LabelledEvent(90, 150, "step", "", ("a",))
+    late = LabelledEvent(170, 180, "step", "", ("a",))
+    split = TimeSplit(100, t)
+    s = np.random.default_rng(0).random(t) * 0.5
+    s[90:150] = 10.0  # the score flags the early event throughout, into the test period
+    s[170:180] = 10.0  # and the test event
+    scores = DetectorScores(s, s[:, None], ("a",))
+    m = evaluate_scores(scores, frame, GroundTruth((early, late), t), split, Protocol(grace=0))
+    assert m["all"]["n_events"] == 1.0
+    assert m["all"]["event_precision"] == 1.0 and m["all"]["event_recall"] == 1.0
+    assert m["all"]["false_alarms_per_month"] == 0.0
+    assert m["all"]["fa_per_month_at_recall"] == 0.0
+    # the same alarm with no event under way there is a false alarm
+    alone = evaluate_scores(scores, frame, GroundTruth((late,), t), split, Protocol(grace=0))
+    assert alone["all"]["false_alarms_per_month"] > 0.0
+
+
+def test_thresholds_come_from_the_training_period_scored_alone() -> None:
+    """A window-ending score of the last training rows reads the rows up to the end of its
+    stride: scored with the whole frame, test rows would move the training scores and so
+    the alarm thresholds. Changing test rows only leaves the thresholds unchanged."""
+    import pandas as pd
+
+    from geojepa.detectors.base import SensorwiseDetector
+    from geojepa.energy import EnergySpec, frame_energy
+    from geojepa.evaluate.protocol import GroundTruth, Protocol, evaluate_detector
+    from geojepa.frame import SensorFrame
+    from geojepa.windows import Normaliser, WindowSpec
+
+    class Mean:  # an engine: a token's representation is its patch mean, predictions 0
+        def __init__(self) -> None:
+            self.kinds = {"tube": 0, "future": 1}
+
+        def target_repr(self, inp):  # type: ignore[no-untyped-def]
+            b, c, n = inp.values.shape
+            return inp.values.reshape(b, c * (n // 16), 16).mean(-1, keepdims=True)
+
+        def predict(self, inp, ctx, cpad, tgt, tpad, kind):  # type: ignore[no-untyped-def]
+            return np.zeros((*tgt.shape, 1), np.float32)
+
+    class WindowEnding(SensorwiseDetector):
+        def _fit_train(self, train):  # type: ignore[no-untyped-def]
+            self.norm_ = Normaliser.fit(train)
+            return self._raw(train)
+
+        def _raw(self, frame):  # type: ignore[no-untyped-def]
+            spec = WindowSpec(length=128, stride=32, patch=16)
+            return frame_energy(Mean(), frame, self.norm_, spec, EnergySpec())
+
+    t, c = 2880, 2
+    values = np.random.default_rng(0).normal(size=(t, c)).astype(np.float32)
+    time = pd.date_range("2022-01-01", periods=t, freq="1h").to_numpy("datetime64[ns]")
+    split, truth = TimeSplit(1440, t), GroundTruth((), t)
+    ids = pd.DataFrame({"id": ["a", "b"]})
+
+    def thresholds(v: np.ndarray) -> tuple[float, float]:
+        frame = SensorFrame(v, np.ones((t, c), bool), time, ids, pd.Timedelta("1h"))
+        m = evaluate_detector(WindowEnding(), frame, truth, split, Protocol()).metrics["all"]
+        return m["amber"], m["red"]
+
+    changed = values.copy()
+    changed[1440:1444, 0] += 30.0  # test rows only
+    assert thresholds(values) == thresholds(changed)

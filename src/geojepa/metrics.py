@@ -396,6 +396,7 @@ def attributed_event_metrics(
     interval: pd.Timedelta,
     tolerance: int = 0,
     grace: int = 0,
+    also_explained: Sequence[SensorEvent] = (),
 ) -> EventMetrics:
     """Event-wise metrics of a site alarm (T,) with its ranked sensors (T, k).
 
@@ -403,12 +404,18 @@ def attributed_event_metrics(
     is on and names one of its sensors (a site-wide event: any). An alarm row is explained
     when it names a sensor of an event under way (rows ``start .. stop-1+max(tolerance,
     grace)``); runs of unexplained alarm rows are false alarms. Precision = detected /
-    (detected + false alarms).
+    (detected + false alarms). `also_explained`: events that explain alarms the same way
+    but are neither detected nor missed (those begun before the test period, which the
+    protocol leaves out rather than counting their rows as normal).
     """
     on = np.asarray(alarm, dtype=bool)
     rk = np.asarray(ranked)
     t = on.size
     explained = np.zeros(t, dtype=bool)
+    for ev in also_explained:
+        a, b2 = max(ev.start, 0), min(ev.stop + max(tolerance, grace), t)
+        if b2 > a:
+            explained[a:b2] |= _named(rk[a:b2], ev.columns)
     delays: list[int] = []
     detected: list[bool] = []
     for ev in events:
@@ -430,9 +437,11 @@ def attributed_false_alarms_at_recall(
     recall: float,
     tolerance: int = 0,
     grace: int = 0,
+    also_explained: Sequence[SensorEvent] = (),
 ) -> float:
     """False alarms per month of ``scores >= threshold`` (with `ranked` attribution) at the
     highest threshold whose attributed event recall is >= `recall`; NaN if none reaches it.
+    `also_explained` as in `attributed_event_metrics`.
 
     Detection at a threshold needs a row with score >= threshold that names the event's
     sensor, so each event's best such score is where its detection switches on.
@@ -452,5 +461,5 @@ def attributed_false_alarms_at_recall(
     thr = order[k - 1]
     if not np.isfinite(thr):
         return float("nan")
-    m = attributed_event_metrics(s >= thr, rk, events, interval, tolerance, grace)
+    m = attributed_event_metrics(s >= thr, rk, events, interval, tolerance, grace, also_explained)
     return m.false_alarms_per_month

@@ -17,7 +17,11 @@
    point-adjusted F1 (read only beside the random detector's: the benchmark always runs it).
 
 Events that start in the training period are left out of the test metrics (their rows
-are excluded, not counted as normal). Events of `Protocol.ignore_kinds` (dropout: missing
+are excluded, not counted as normal; an alarm that names a sensor of one still under way
+is explained, not a false alarm, and the event is neither detected nor missed). Training
+scores, from which the alarm thresholds are calibrated, are computed on the training
+period alone (a window-ending score of the last training rows would otherwise read test
+rows). Events of `Protocol.ignore_kinds` (dropout: missing
 data is found by a completeness check, not by an anomaly score; the observed cells of
 those rows hold nothing abnormal) are not events here: their rows count as normal. Sensors with too few
 training readings (manual campaigns) are left out of the detector's frame and listed. Per event kind, rows of the other kinds'
@@ -278,15 +282,21 @@ def evaluate_scores(
     truth: GroundTruth,
     split: TimeSplit,
     protocol: Protocol,
+    train_score: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of already computed scores under the protocol: {kind or "all": {metric: value}}.
+
+    `train_score` (T_train,): the per-time score of the training period scored alone, to
+    calibrate the thresholds on (`evaluate_detector` passes it); None: the first rows of
+    `scores`, right only for a score that reads no later row.
 
     Point metrics (AUC-PR, VUS-PR) score every observed (time, sensor) cell of the test
     period against the cell labels. Event metrics follow the site alarm (TARP on the
     per-time score, thresholds from training scores) and its attribution: an event is
     detected when the alarm names one of its sensors among the top `protocol.top_k`.
     """
-    train = TrainingScores.from_scores(scores.score, split.train_end)
+    calib = scores.score if train_score is None else train_score
+    train = TrainingScores.from_scores(calib, split.train_end)
     policy = calibrate_policy(train, protocol)
     levels = alarm_levels(scores.score, policy)  # (T,) over the whole series
     a = split.train_end
@@ -304,7 +314,8 @@ def evaluate_scores(
     ranked = top_k_columns(s_cells, protocol.top_k)  # (T_test, k)
     tol, grace = protocol.tolerance, protocol.grace
     sev = sensor_events(test_events, ids, a)
-    em = attributed_event_metrics(alarm_test, ranked, sev, frame.interval, tol, grace)
+    begun = sensor_events(early, ids, a)  # explain alarms that name them; never scored
+    em = attributed_event_metrics(alarm_test, ranked, sev, frame.interval, tol, grace, begun)
     attr, n_attr = _attribution(scores, levels, test_events, tol)
     rows_truth = truth.mask(test_events)[a:]
     out: dict[str, dict[str, float]] = {}
@@ -317,7 +328,7 @@ def evaluate_scores(
         "delay": em.mean_delay,
         "false_alarms_per_month": em.false_alarms_per_month,
         "fa_per_month_at_recall": attributed_false_alarms_at_recall(
-            s_test, ranked, sev, frame.interval, protocol.fa_recall, tol, grace
+            s_test, ranked, sev, frame.interval, protocol.fa_recall, tol, grace, begun
         ),
         "pa_f1": point_adjusted_f1(alarm_test & ~excluded_rows, rows_truth),
         "attribution_top1": attr,
@@ -378,7 +389,10 @@ def evaluate_detector(
     scores = detector.score(frame)
     t2 = time.perf_counter()
     scores.check_nan(frame)
-    metrics = evaluate_scores(scores, frame, truth, split, protocol)
+    # thresholds from the training period scored alone, as `Detector.fit_threshold` does:
+    # a window-ending score of the last training rows read up to a stride of test rows
+    train_score = detector.score(frame.slice_time(0, split.train_end)).score
+    metrics = evaluate_scores(scores, frame, truth, split, protocol, train_score)
     params = {k: _jsonable(v) for k, v in detector.get_params(deep=False).items()}
     return DetectorResult(metrics, params, t1 - t0, t2 - t1, left_out)
 
