@@ -85,3 +85,29 @@ def test_cli_roundtrip_site_to_site(tmp_path: Path, small_site: Site) -> None:
     a, b = Site.load(tmp_path / "a"), Site.load(tmp_path / "b")
     assert np.allclose(a.readings["value"], b.readings["value"])
     assert set(b.readings["source"].astype(str)) == {"r.csv"}
+
+
+def _dst_hour_texts() -> list[str]:
+    """Local times across the US autumn change (2023-11-05): 01:00-01:45 happens twice."""
+    first = pd.date_range("2023-11-05 00:30", "2023-11-05 01:45", freq="15min")
+    second = pd.date_range("2023-11-05 01:00", "2023-11-05 02:15", freq="15min")
+    return [str(t) for t in first] + [str(t) for t in second]
+
+
+@pytest.mark.parametrize("by", ["time", "sensor"])
+def test_long_dst_repeat_resolved_per_sensor(tmp_path: Path, by: str) -> None:
+    # two sensors in local time across the repeated hour: each sensor's rows, in file order,
+    # go through the hour twice (a row of another sensor at the same time is not a repeat)
+    texts = _dst_hour_texts()
+    if by == "time":
+        rows = [f"{t},{s},{i}" for i, t in enumerate(texts) for s in ("A", "B")]
+    else:
+        rows = [f"{t},{s},{i}" for s in ("A", "B") for i, t in enumerate(texts)]
+    p = _csv(tmp_path, "timestamp,sensor_id,value\n" + "\n".join(rows) + "\n")
+    r = read_file(p, tz="America/Los_Angeles")
+    assert r.n_readings == 2 * len(texts)
+    for _, g in r.readings.groupby("sensor_id", observed=True):
+        t = g["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        assert (np.diff(t) == 15 * 60 * 10**9).all()  # one regular series in UTC
+        assert g["value"].tolist() == list(range(len(texts)))
+        assert (g["quality"].astype(str) == "dst_repeat").sum() == 8

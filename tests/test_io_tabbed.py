@@ -98,3 +98,12 @@ def test_tabbed_needs_a_map(tmp_path: Path) -> None:
     d.write_text("2015-01-01\t1\n")
     with pytest.raises(UsageError, match="column map"):
         read_file(d, fmt="tabbed")
+
+
+def test_bad_column_map_line_counts_blank_lines(tmp_path: Path) -> None:
+    # pandas skips blank lines: the line named must still be the file's
+    m = tmp_path / "map.csv"
+    m.write_text("column,role,sensor_id\n0,time,\n\n1,sensor,a\n\n2,spin,b\n")
+    with pytest.raises(InputError, match="unknown role") as err:
+        load_column_map(m)
+    assert err.value.line == 6

@@ -119,3 +119,28 @@ def test_duplicates_returned_not_dropped() -> None:
     t = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:00", "2024-01-01 01:00"]).to_numpy()
     dup = check_increasing(t, file="f.csv", lines=_lines(3), column="t")
     assert dup.tolist() == [False, True, False]
+
+
+def test_clock_repeat_leaves_a_repeated_row_to_the_duplicate_check() -> None:
+    # a row written twice (same time) is not a clock set back by one step: the earlier
+    # readings must not move (the readers drop an identical repeat, refuse a differing one)
+    a = pd.date_range("2015-09-15 10:00", "2015-09-15 12:00", freq="15min").to_numpy()
+    naive = np.concatenate([a[:5], a[4:]]).astype("datetime64[ns]")
+    fixed, rep = resolve_clock_repeat(naive)
+    assert (fixed == naive).all()
+    assert not rep.any()
+    # hourly readings set back an hour repeat a time: that is still the set-back
+    h = pd.date_range("2015-09-15 10:00", "2015-09-15 14:00", freq="h").to_numpy()
+    hourly = np.concatenate([h[:3], h[2:]]).astype("datetime64[ns]")
+    fixed, rep = resolve_clock_repeat(hourly)
+    assert (np.diff(fixed.astype(np.int64)) == 3600 * 10**9).all()
+    assert rep.sum() == 2
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%y %H:%M:%S", "%d/%m/%y"])
+def test_day_first_two_digit_year_is_not_read_month_first(fmt: str) -> None:
+    # a week of day-first dates (all day fields <= 12): every month-first format has its
+    # day-first twin, so the order is decided by the data, not by which one is listed
+    local = pd.date_range("2024-03-01", "2024-03-08", freq="6h" if "%H" in fmt else "D")
+    t, _ = _utc([x.strftime(fmt) for x in local])
+    assert list(t.tz_localize(None)) == list(local)

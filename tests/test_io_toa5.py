@@ -91,3 +91,17 @@ def test_header_only(tmp_path: Path) -> None:
     p = _write(tmp_path, HEADER)
     with pytest.raises(InputError, match="no data rows"):
         read_file(p)
+
+
+def test_toa5_label_error_names_the_line_after_a_dropped_repeat(tmp_path: Path) -> None:
+    head = HEADER.replace('"Rain_mm_Tot"', '"Event"')
+    rows = [
+        '"2024-05-01 00:00:00",0,12.0,10.25,20.5,0',
+        '"2024-05-01 00:00:00",0,12.0,10.25,20.5,0',  # repeated exactly: left out
+        '"2024-05-01 01:00:00",1,12.1,11.25,21.5,0',
+        '"2024-05-01 02:00:00",2,12.2,12.25,22.5,2',  # not 0/1, on line 8
+    ]
+    p = _write(tmp_path, head + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="labels must be 0 or 1") as err:
+        read_file(p, label_cols=["Event"])
+    assert err.value.line == 8

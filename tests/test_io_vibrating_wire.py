@@ -111,3 +111,10 @@ def test_ingest_with_calibration_adds_a_pressure_sensor(tmp_path: Path) -> None:
         2400,
     ]
     assert rep.n_new == 12
+
+
+def test_calibration_error_line_counts_blank_lines(tmp_path: Path) -> None:
+    text = CAL + "\n" + CAL.splitlines()[1].replace("VW1", "VW2").replace("Hz", "Herz") + "\n"
+    with pytest.raises(InputError, match="neither Hz nor digits") as err:
+        load_calibration(_calib(tmp_path, text))
+    assert err.value.line == 4

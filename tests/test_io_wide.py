@@ -168,3 +168,28 @@ def test_quality_flags_use_the_site_vocabulary(tmp_path: Path) -> None:
     p = _csv(tmp_path, "t,a\n2024-01-01,1\n")
     r = read_file(p)
     assert set(r.readings["quality"].cat.categories) == {q.value for q in Quality}
+
+
+def test_numeric_missing_value_matches_the_number_however_written(tmp_path: Path) -> None:
+    # --missing-value -9999: a logger writing -9999.0 or -9999.00 means the same sentinel
+    p = tmp_path / "s.csv"
+    p.write_text(
+        "time,p,q\n2024-01-01 00:00,1.0,-9999.0\n2024-01-01 01:00,-9999,2\n"
+        "2024-01-01 02:00,-9999.00,-9999.5\n",
+        encoding="utf-8",
+    )
+    r = read_file(p, missing_values=["-9999"])
+    got = r.readings.set_index(["sensor_id", "timestamp"])["value"]
+    assert got.isna().sum() == 3
+    assert (got == -9999.0).sum() == 0
+    assert r.quality == {"ok": 3, "missing": 3}
+
+
+def test_sensors_table_error_line_counts_blank_lines(tmp_path: Path) -> None:
+    from geojepa.io.sensors import read_sensors_table
+
+    p = tmp_path / "sensors.csv"
+    p.write_text("\nid,kind,unit\nP1,piezometer,kPa\n\nP2,warp,kPa\n", encoding="utf-8")
+    with pytest.raises(InputError, match="warp") as err:
+        read_sensors_table(p)
+    assert err.value.line == 5

@@ -35,7 +35,11 @@ def ingest_cmd(
         str | None, typer.Option("--time-format", help="strptime pattern, e.g. %d/%m/%Y %H:%M")
     ] = None,
     missing_value: Annotated[
-        list[str] | None, typer.Option("--missing-value", help="extra text meaning missing")
+        list[str] | None,
+        typer.Option(
+            "--missing-value",
+            help="extra text meaning missing (a number also matches however written: -9999 blanks -9999.0)",
+        ),
     ] = None,
     column_map: Annotated[
         Path | None, typer.Option("--column-map", help="column map of headerless files")

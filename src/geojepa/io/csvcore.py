@@ -9,6 +9,8 @@ Guarantees:
 
 - numeric columns come back as float64 with empty cells, ``NAN``/``NaN``/``nan``/``NA``/
   ``null`` (quoted or not) and any extra `missing_values` as NaN, and ``INF``/``-INF`` as ±inf;
+  a missing value that is a number (``-9999``) matches that number however it is written
+  (``-9999.0``, ``-9.999e3``);
 - a row with the wrong number of fields, text in a numeric column or a decimal comma raises
   `InputError` with the file, line and column; blank lines are skipped;
 - `LineMap` turns a data-row index into its file line, exactly, also with blank or skipped
@@ -26,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geojepa.errors import InputError
@@ -148,13 +151,37 @@ def read_delimited(
         # pyarrow refuses as numbers): read with the slower row parser instead
         slow = _read_slow(src, info.encoding, names, first_line, sep, numeric, text, nulls)
         if slow is not None:
-            return slow, lmap
+            return _null_sentinels(slow, numeric, missing_values), lmap
         raise InputError(
             f"cannot parse the file ({str(err).splitlines()[0][:200]})",
             file=info.path,
             hint="check the separator (--sep) and that every row has the header's columns",
         ) from err
-    return table, lmap
+    return _null_sentinels(table, numeric, missing_values), lmap
+
+
+def _null_sentinels(table: pa.Table, numeric: Sequence[str], missing: Sequence[str]) -> pa.Table:
+    """Numeric cells equal to a missing value that is a number become null (NaN)."""
+    nums = []
+    for m in missing:
+        try:
+            v = float(m)
+        except ValueError:
+            continue
+        if np.isfinite(v):
+            nums.append(v)
+    if not nums:
+        return table
+    values = pa.array(sorted(set(nums)), type=pa.float64())
+    for name in numeric:
+        i = table.schema.get_field_index(name)
+        col = table.column(i)
+        hit = pc.is_in(col, value_set=values)
+        if pc.any(hit).as_py():
+            table = table.set_column(
+                i, name, pc.if_else(hit, pa.scalar(None, type=pa.float64()), col)
+            )
+    return table
 
 
 def _read_slow(

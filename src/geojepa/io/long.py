@@ -6,7 +6,9 @@ value/reading.
 
 Guarantees (beyond `ReadResult`'s):
 
-- rows may come in any order; the result is sorted by (sensor_id, timestamp);
+- rows may come in any order; the result is sorted by (sensor_id, timestamp); naive local
+  times in a zone with daylight saving are resolved per sensor in file order (each sensor's
+  rows go through a repeated autumn hour twice, summer time first);
 - a repeated (sensor, time) with the same value is dropped and counted in the warnings,
   with a different value it raises `InputError` naming both lines;
 - a ``quality`` column, when present, must hold known flags (else `InputError` at the line);
@@ -117,10 +119,6 @@ def read_long(
     n = table.num_rows
     if n == 0:
         raise InputError("the file has a header but no data rows", file=p, line=2)
-    t_codes, t_uniq = _dict(table.column(tcol))
-    pt = parse_times_factorized(
-        t_uniq, t_codes, file=p, lines=lmap, column=tcol, tz=tz, fmt=time_format
-    )
     s_codes, s_uniq = _dict(table.column(scol))
     ids = [str(s).strip() for s in s_uniq]
     if any(not s for s in ids):
@@ -130,6 +128,11 @@ def read_long(
     uniq_ids = sorted(set(ids))
     remap = np.array([uniq_ids.index(s) for s in ids], dtype=np.int32)
     sid = remap[s_codes]
+    t_codes, t_uniq = _dict(table.column(tcol))
+    # each sensor is its own series: a repeated autumn hour is resolved in its file order
+    pt = parse_times_factorized(
+        t_uniq, t_codes, file=p, lines=lmap, column=tcol, tz=tz, fmt=time_format, groups=sid
+    )
     (value,) = float_columns(table, [vcol])
     flags = flag_codes(pt.flags)
     if qcol is not None:

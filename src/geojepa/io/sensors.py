@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.errors import InputError
+from geojepa.io.smalltable import row_lines
 from geojepa.io.textfile import inspect_text, sniff_delimiter
 from geojepa.site import SENSOR_COLUMNS, _coerce_sensors, empty_sensors, normalise_kind
 
@@ -50,14 +51,14 @@ def read_sensors_table(path: str | Path) -> pd.DataFrame:
         skipinitialspace=True,
     )
     df.columns = [_ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in df.columns]
+    lines = row_lines(info)  # file line of each row (blank lines skipped)
     if "id" not in df.columns:
         raise InputError(
             "the sensors file has no 'id' column",
             file=p,
-            line=1,
+            line=lines.first_line - 1,
             hint="give a header with id,kind,unit,x,y,z,group",
         )
-    lines = np.arange(len(df)) + 2
     ids = df["id"].str.strip()
     if (ids == "").any():
         i = int(np.flatnonzero((ids == "").to_numpy())[0])

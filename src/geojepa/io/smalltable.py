@@ -18,7 +18,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.io.csvcore import LineMap
-from geojepa.io.textfile import inspect_text, sniff_delimiter
+from geojepa.io.textfile import TextInfo, inspect_text, sniff_delimiter
 
 
 def read_small_table(
@@ -33,10 +33,19 @@ def read_small_table(
     sep = sniff_delimiter(p, lines or list(info.head), candidates=(",", ";", "\t"))
     df = pd.read_csv(p, sep=sep, dtype="str", keep_default_na=False, encoding=info.encoding)
     df.columns = [str(c).strip().lower() for c in df.columns]
-    # the reader skips blank lines before the header too: the header is the first other one
+    rows = row_lines(info)
+    require_columns(df, required, p, what, f"header: {header}", line=rows.first_line - 1)
+    return df, rows
+
+
+def row_lines(info: TextInfo) -> LineMap:
+    """File line of each row `pandas.read_csv` returns for the file `info` describes.
+
+    The reader skips blank lines, before the header too: the header is the first other line
+    (``first_line - 1`` of the map) and the rows are the non-blank lines after it.
+    """
     header_line = next((i + 1 for i, ln in enumerate(info.head) if ln.strip()), 1)
-    require_columns(df, required, p, what, f"header: {header}", line=header_line)
-    return df, LineMap(p, info.encoding, header_line + 1)
+    return LineMap(info.path, info.encoding, header_line + 1)
 
 
 def require_columns(
@@ -60,4 +69,4 @@ def require_columns(
             )
 
 
-__all__ = ["read_small_table", "require_columns"]
+__all__ = ["read_small_table", "require_columns", "row_lines"]

@@ -44,6 +44,7 @@ from geojepa.io.result import (
     quality_codes,
     sensors_for,
 )
+from geojepa.io.smalltable import row_lines
 from geojepa.io.textfile import TextInfo, inspect_text, split_line
 from geojepa.io.times import ParsedTimes, check_increasing, from_naive, parse_times
 from geojepa.io.wide import resolve_duplicate_rows
@@ -97,22 +98,24 @@ class ColumnMap:
 def load_column_map(path: str | Path) -> ColumnMap:
     """Read a column map CSV (header ``column,role,sensor_id,kind,unit,scale,offset,...``)."""
     p = Path(path)
-    inspect_text(p, header_lines=1)
+    info = inspect_text(p, header_lines=1)
     df = pd.read_csv(p, dtype="str", keep_default_na=False, skipinitialspace=True)
     df.columns = [str(c).strip().lower() for c in df.columns]
+    lmap = row_lines(info)  # file line of each row (blank lines skipped)
     for need in ("column", "role"):
         if need not in df.columns:
             raise InputError(
                 f"the column map has no {need!r} column",
                 file=p,
-                line=1,
+                line=lmap.first_line - 1,
                 hint="header: column,role,sensor_id,kind,unit,scale,offset,conversion,note",
             )
+    lines = [lmap[i] for i in range(len(df))]
     specs = [
-        _spec({str(k): v for k, v in r.items()}, str(p), i + 2)
+        _spec({str(k): v for k, v in r.items()}, str(p), lines[i])
         for i, r in enumerate(df.to_dict("records"))
     ]
-    _validate(specs, str(p), [i + 2 for i in range(len(specs))])
+    _validate(specs, str(p), lines)
     return ColumnMap(tuple(specs), name=str(p))
 
 

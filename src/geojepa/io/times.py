@@ -15,7 +15,7 @@ Guarantees:
 - a file mixing times with and without an offset is refused (the naive ones are ambiguous);
 - formats are detected once on a sample and applied to all rows (fast); month/day order of
   slash dates is decided by the data (a field > 12) or, failing that, by which order keeps
-  the times increasing.
+  the times increasing (every month-first format has its day-first twin in the list).
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ NAIVE_FORMATS: tuple[str, ...] = (
     "%m/%d/%y",
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y %H:%M",
+    "%d/%m/%y %H:%M:%S",
     "%d/%m/%y %H:%M",
     "%d/%m/%Y",
+    "%d/%m/%y",
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y %H:%M",
     "%d.%m.%Y",
@@ -125,8 +127,13 @@ def parse_times_factorized(
     tz: str | None = "UTC",
     fmt: str | None = None,
     clock_repeat: bool = False,
+    groups: np.ndarray | None = None,
 ) -> ParsedTimes:
-    """`parse_times` on distinct texts `uniques` (U,) and row codes (N,) into them (-1 = null)."""
+    """`parse_times` on distinct texts `uniques` (U,) and row codes (N,) into them (-1 = null).
+
+    `groups` (N,) ints, optional: rows of different groups (the sensors of a long file) are
+    separate series, each going through a repeated autumn hour in its own file order.
+    """
     zone = check_tz(tz)
     n = len(codes)
     raw = _RowText(uniques, codes)
@@ -186,11 +193,16 @@ def parse_times_factorized(
     used = fmt or _detect_format(ustr, codes, raw, lines, file, column)
     parsed = _parse_with(ustr, used)
     _raise_first_nat(parsed, codes, raw, lines, file, column, used)
-    return from_naive(_ns(parsed)[codes], zone, clock_repeat=clock_repeat, fmt=used)
+    return from_naive(_ns(parsed)[codes], zone, clock_repeat=clock_repeat, fmt=used, groups=groups)
 
 
 def from_naive(
-    naive: np.ndarray, tz: str | None, *, clock_repeat: bool = False, fmt: str = ""
+    naive: np.ndarray,
+    tz: str | None,
+    *,
+    clock_repeat: bool = False,
+    fmt: str = "",
+    groups: np.ndarray | None = None,
 ) -> ParsedTimes:
     """Naive local times (N,) -> `ParsedTimes` in UTC (see `localize`, `resolve_clock_repeat`)."""
     zone = check_tz(tz)
@@ -198,7 +210,7 @@ def from_naive(
     if clock_repeat:
         naive, rep = resolve_clock_repeat(naive)
         flags[rep] = Quality.DST_REPEAT.value
-    utc, f2 = localize(naive, zone)
+    utc, f2 = localize(naive, zone, groups=groups)
     flags = np.where(f2 != Quality.OK.value, f2, flags)
     return ParsedTimes(utc, flags, fmt, False)
 
@@ -310,11 +322,15 @@ def _bad(file: str | Path, line: int, column: str | int, value: str, what: str) 
     )
 
 
-def localize(naive: np.ndarray, zone: str) -> tuple[np.ndarray, np.ndarray]:
+def localize(
+    naive: np.ndarray, zone: str, *, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read naive local times (N,) in `zone`; return UTC (N,) datetime64[ns] and flags (N,).
 
     Repeated (ambiguous) times are resolved in order: along the file, times before the clock
     goes back are summer time, those after are standard time; all are flagged ``dst_repeat``.
+    With `groups` (N,) ints (the sensors of a long file) the order is followed within each
+    group only: another sensor's reading at the same time is not the clock going back.
     Times in the spring gap are moved forward and flagged ``clock``.
     """
     n = len(naive)
@@ -329,10 +345,13 @@ def localize(naive: np.ndarray, zone: str) -> tuple[np.ndarray, np.ndarray]:
     if amb.any():
         pos = np.flatnonzero(amb)
         v = naive[pos].astype(np.int64)
-        day = naive[pos].astype("datetime64[D]")
+        day = naive[pos].astype("datetime64[D]").astype(np.int64)
+        grp = np.zeros(len(pos), dtype=np.int64) if groups is None else np.asarray(groups)[pos]
+        _, series = np.unique(np.stack([day, grp.astype(np.int64)]), axis=1, return_inverse=True)
+        series = series.reshape(-1)
         back = np.zeros(len(pos), dtype=bool)
-        for d in np.unique(day):
-            sel = np.flatnonzero(day == d)
+        for k in np.unique(series):
+            sel = np.flatnonzero(series == k)  # one day of one series, in file order
             run_max = np.maximum.accumulate(v[sel])
             went_back = np.concatenate(([False], v[sel][1:] <= run_max[:-1]))
             back[sel] = np.logical_or.accumulate(went_back)
@@ -352,7 +371,10 @@ def resolve_clock_repeat(
     Where the time goes back by at most `max_step` (plus one sampling step), every earlier
     reading is taken to be on the clock's previous offset and moved back by the set-back,
     so the series increases again. The readings inside the repeated stretch (both passes)
-    are returned flagged. Returns (corrected (N,), repeated (N,) bool).
+    are returned flagged. A time equal to the previous one is a set-back only when one step
+    is already `max_step` (hourly data set back an hour); on finer data it is a repeated row,
+    left to the readers' duplicate check (nothing moves). Returns (corrected (N,), repeated
+    (N,) bool).
     """
     v = naive.astype("datetime64[ns]").astype(np.int64).copy()
     rep = np.zeros(len(v), dtype=bool)
@@ -361,7 +383,8 @@ def resolve_clock_repeat(
     d = np.diff(v)
     step = int(np.median(d[d > 0])) if (d > 0).any() else 0
     limit = int(max_step.value) + step
-    for j in np.flatnonzero(d <= 0):
+    jumps = d <= 0 if step >= int(max_step.value) else d < 0
+    for j in np.flatnonzero(jumps):
         # the jump between row j and j+1: set back by (v[j] - v[j+1] + step)
         setback = int(v[j] - v[j + 1]) + step
         if setback <= 0 or setback > limit:

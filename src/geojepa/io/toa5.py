@@ -38,7 +38,7 @@ from geojepa.io.result import (
 )
 from geojepa.io.textfile import TextInfo, inspect_text, split_line
 from geojepa.io.times import check_increasing, parse_times
-from geojepa.io.wide import check_names, resolve_duplicate_rows
+from geojepa.io.wide import check_names, kept_lines, resolve_duplicate_rows
 from geojepa.site import Quality
 
 NOT_SENSORS = ("RECORD",)
@@ -169,7 +169,9 @@ def read_toa5(
     label_text = {lc: text_column(table, lc) for lc in labels}
     if keep is not None:
         label_text = {k: v[keep] for k, v in label_text.items()}
-    labels_df = labels_from_columns(times, label_text, file=p, lines=lmap, source=src)
+    labels_df = labels_from_columns(
+        times, label_text, file=p, lines=kept_lines(lmap, keep, table.num_rows), source=src
+    )
     return ReadResult(
         readings=readings,
         sensors=sensors_for(value_cols, units={n: unit_of[n] for n in value_cols}, meta=meta),

@@ -36,7 +36,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.io.result import QUALITY_DTYPE
-from geojepa.io.smalltable import require_columns
+from geojepa.io.smalltable import require_columns, row_lines
 from geojepa.io.textfile import inspect_text
 from geojepa.site import Quality, normalise_kind
 
@@ -82,7 +82,7 @@ def pressure(
 def load_calibration(path: str | Path) -> pd.DataFrame:
     """Read and check a calibration table (CSV or JSON), one row per gauge."""
     p = Path(path)
-    inspect_text(p, header_lines=1)
+    info = inspect_text(p, header_lines=1)
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
@@ -96,7 +96,8 @@ def load_calibration(path: str | Path) -> pd.DataFrame:
         lines: list[int | None] = [None] * len(df)
     else:
         df = pd.read_csv(p, dtype="str", keep_default_na=False, skipinitialspace=True)
-        lines = [i + 2 for i in range(len(df))]
+        lmap = row_lines(info)  # file line of each row (blank lines skipped)
+        lines = [lmap[i] for i in range(len(df))]
     df.columns = [str(c).strip().lower() for c in df.columns]
     hint = "columns: " + ", ".join(REQUIRED) + " (+ thermal and baro terms)"
     require_columns(df, REQUIRED, p, "the calibration table", hint)

@@ -163,7 +163,7 @@ def read_wide(
             for lc in labels
         },
         file=p,
-        lines=_kept_lines(lmap, keep, table.num_rows),
+        lines=kept_lines(lmap, keep, table.num_rows),
         source=src,
     )
     for c in skipped:
@@ -298,7 +298,8 @@ def resolve_duplicate_rows(
     return ~dup, suspect
 
 
-def _kept_lines(lmap: Lines, keep: np.ndarray | None, n: int) -> _LazyLines:
+def kept_lines(lmap: Lines, keep: np.ndarray | None, n: int) -> _LazyLines:
+    """File line of each row left after dropping repeats (`keep`, None = all `n` kept)."""
     rows = np.arange(n) if keep is None else np.flatnonzero(keep)
     return _LazyLines(lmap, rows)
 
