@@ -144,3 +144,11 @@ def test_day_first_two_digit_year_is_not_read_month_first(fmt: str) -> None:
     local = pd.date_range("2024-03-01", "2024-03-08", freq="6h" if "%H" in fmt else "D")
     t, _ = _utc([x.strftime(fmt) for x in local])
     assert list(t.tz_localize(None)) == list(local)
+
+
+@pytest.mark.parametrize("fmt", ["%m/%d/%y %I:%M:%S %p", "%d/%m/%Y %I:%M %p"])
+def test_twelve_hour_clock_with_am_pm_is_read(fmt: str) -> None:
+    # logger software often exports "03/17/17 04:30:00 PM"; afternoon rows must land at 16:30
+    local = pd.date_range("2017-03-10 09:30", periods=40, freq="90min")
+    t, _ = _utc([x.strftime(fmt) for x in local])
+    assert list(t.tz_localize(None)) == list(local)

@@ -50,6 +50,15 @@ NAIVE_FORMATS: tuple[str, ...] = (
     "%d/%m/%y %H:%M",
     "%d/%m/%Y",
     "%d/%m/%y",
+    # 12-hour clocks with AM/PM, as data-logger software exports them (HOBO and others)
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%y %I:%M:%S %p",
+    "%m/%d/%y %I:%M %p",
+    "%d/%m/%Y %I:%M:%S %p",
+    "%d/%m/%Y %I:%M %p",
+    "%d/%m/%y %I:%M:%S %p",
+    "%d/%m/%y %I:%M %p",
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y %H:%M",
     "%d.%m.%Y",
@@ -318,7 +327,10 @@ def _bad(file: str | Path, line: int, column: str | int, value: str, what: str) 
         file=file,
         line=int(line),
         column=column,
-        hint=f"write times as {EXAMPLE}",
+        hint=(
+            f"write times as {EXAMPLE}, or give the ingest command their pattern with"
+            " --time-format (e.g. '%d-%m-%Y %H:%M')"
+        ),
     )
 
 
