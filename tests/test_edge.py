@@ -142,6 +142,52 @@ def test_truncated_file_is_read_again(tmp_path: Path) -> None:
     assert follower.restarts == 1
 
 
+def test_a_rotated_file_is_parsed_with_its_own_header(tmp_path: Path) -> None:
+    """A logger that starts a new file (a new program) may write its columns in a new
+    order: after a truncation or rotation the new header is read, not taken for data."""
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"time,P1,P2\n2024-01-01 00:00,1,2\n2024-01-01 00:15,1,2\n")
+    calls: list[int] = []
+
+    def sleep(_: float) -> None:
+        if not calls:
+            path.write_bytes(b"time,P2,P1\n2024-01-01 00:30,20,10\n")  # rotated, reordered
+        calls.append(1)
+
+    parser = StreamParser(["P1", "P2"], file=path, strict=False)
+    follower = LineFollower(path, follow=True, poll=0.0, sleep=sleep, stop=lambda: len(calls) >= 3)
+    chunks = [parser.parse(b) for b in follower.batches()]
+    assert follower.restarts == 1
+    assert parser.stats.bad_lines == 0  # the new header is no garbled data line
+    last = chunks[-1]
+    t = pd.Timestamp("2024-01-01 00:30", tz="UTC").value
+    rows = zip(last.time_ns, last.column, last.value, strict=True)
+    got = {IDS[int(c)]: float(v) for tt, c, v in rows if tt == t}
+    assert got == {"P1": 10.0, "P2": 20.0}
+
+
+def test_a_file_truncated_in_place_keeps_its_header(tmp_path: Path) -> None:
+    """A copy-and-truncate rotation leaves the logger appending data rows to the emptied
+    file without a header: they are read with the header already known."""
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"time,P1,P2\n2024-01-01 00:00,1,2\n2024-01-01 00:15,1,2\n")
+    calls: list[int] = []
+
+    def sleep(_: float) -> None:
+        if not calls:
+            path.write_bytes(b"2024-01-01 00:30,10,20\n")  # truncated, then appended to
+        calls.append(1)
+
+    parser = StreamParser(["P1", "P2"], file=path, strict=True)
+    follower = LineFollower(path, follow=True, poll=0.0, sleep=sleep, stop=lambda: len(calls) >= 3)
+    last = [parser.parse(b) for b in follower.batches()][-1]
+    assert follower.restarts == 1 and parser.stats.bad_lines == 0
+    assert dict(zip(np.asarray(IDS)[last.column], last.value, strict=True)) == {
+        "P1": 10.0,
+        "P2": 20.0,
+    }
+
+
 def test_overlong_line_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "blob.csv"
     path.write_bytes(b"x" * 5000)
@@ -207,6 +253,20 @@ def test_repeated_dst_hour_is_resolved_in_time_order(tmp_path: Path) -> None:
     assert (np.diff(chunk.time_ns) > 0).all()  # strictly increasing in UTC
     assert utc[0] == pd.Timestamp("2024-10-26 23:30", tz="UTC")
     assert utc[-1] == pd.Timestamp("2024-10-27 02:00", tz="UTC")
+
+
+def test_a_time_in_the_daylight_saving_gap_is_a_bad_line_never_a_silent_drop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gap.csv"
+    local = ["2024-03-31 01:30", "2024-03-31 02:30", "2024-03-31 03:30"]  # 02:30 never was
+    path.write_text("time,P1\n" + "".join(f"{t},{i}\n" for i, t in enumerate(local)))
+    with pytest.raises(InputError) as err:
+        _parse_all(path, ["P1"], tz="Europe/Paris")
+    assert err.value.line == 3
+    chunk, parser = _parse_all(path, ["P1"], tz="Europe/Paris", strict=False)
+    assert chunk.value.tolist() == [0.0, 2.0]
+    assert parser.stats.bad_lines == 1  # counted, not dropped silently
 
 
 # ----------------------------------------------------------------------------- grid

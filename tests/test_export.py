@@ -188,6 +188,104 @@ def test_tampered_graph_is_refused(exported: Exported, tmp_path: Path) -> None:
         load_meta(copy)
 
 
+def _edited_bundle(exported: Exported, tmp_path: Path, edit: Callable[[dict], None]) -> Path:
+    """A copy of the export whose JSON `edit` changed (the graphs' hashes still match)."""
+    import shutil
+
+    copy = tmp_path / "edge"
+    shutil.copytree(exported.out, copy)
+    meta = json.loads((copy / META_FILE).read_text(encoding="utf-8"))
+    edit(meta)
+    (copy / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    return copy
+
+
+def _drop_alarms(m: dict) -> None:
+    del m["alarms"]
+
+
+def _new_policy_setting(m: dict) -> None:
+    m["alarms"]["policy"]["n_confirm"] = 2  # a setting of a newer geojepa
+
+
+def _no_mask_kinds(m: dict) -> None:
+    del m["energy"]["kinds"]
+
+
+def _other_patch(m: dict) -> None:
+    m["window"]["patch"] = 2 * int(m["model"]["patch"])
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [_drop_alarms, _new_policy_setting, _no_mask_kinds, _other_patch],
+    ids=lambda f: f.__name__,
+)
+def test_a_bundle_with_incomplete_or_mismatched_settings_is_bad_input(
+    exported: Exported, tmp_path: Path, edit: Callable[[dict], None]
+) -> None:
+    """Settings the scorer cannot use are refused when the bundle loads, as bad input
+    (exit 2, naming the metadata file), not as an internal error half-way through."""
+    from geojepa.edge.app import run
+    from geojepa.edge.score import EdgeModel
+
+    copy = _edited_bundle(exported, tmp_path, edit)
+    with pytest.raises(InputError) as err:
+        EdgeModel.load(copy, int8=False)
+    assert str(err.value.file).endswith(META_FILE)
+    readings = tmp_path / "readings.csv"
+    _readings_csv(exported.site, readings)
+    assert run(["score", str(copy), str(readings), "--fp32"]) == 2
+
+
+def test_an_int8_graph_without_its_hash_is_refused(exported: Exported, tmp_path: Path) -> None:
+    def unhashed(m: dict) -> None:
+        m["graphs"]["encoder"]["int8_file"] = "encoder.onnx.bak"
+        m["graphs"]["encoder"]["int8_sha256"] = None
+
+    copy = _edited_bundle(exported, tmp_path, unhashed)
+    (copy / "encoder.onnx.bak").write_bytes(b"not the graph the export checked")
+    with pytest.raises(InputError, match="SHA-256"):
+        load_meta(copy)
+
+
+def test_int8_is_refused_where_its_scores_are_missing_and_fp32_are_not(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scores that int8 loses (NaN where fp32 scores) must fail the agreement check: a
+    rank correlation over the cells both score cannot see them."""
+    import shutil
+
+    import geojepa.export as ex
+    from geojepa.edge.score import EdgeModel
+    from geojepa.frame import to_frame
+
+    copy = tmp_path / "edge"
+    shutil.copytree(exported.out, copy)
+    model = EdgeModel.load(copy, int8=False)
+    meta = model.meta
+    graphs = {k: replace(g, int8_file=None, int8_sha256=None) for k, g in meta.graphs.items()}
+    meta = replace(meta, graphs=graphs)
+    frame = to_frame(exported.site, interval=meta.interval, sensor_ids=meta.sensor_ids)
+    windows = ex._windows_of(frame, model.normaliser, model.window, 3, seed=0)
+    patch = model.window.patch
+    e_fp32 = ex._check_scores(model.engine, windows, patch, model.energy)
+    assert np.isfinite(e_fp32).sum() >= 6
+    real_check = ex._check_scores
+
+    def lossy(engine: object, *args: object, **kw: object) -> np.ndarray:
+        out = real_check(engine, *args, **kw).copy()  # type: ignore[arg-type]
+        out[np.flatnonzero(np.isfinite(out))[::2]] = np.nan  # int8 loses every other score
+        return out
+
+    monkeypatch.setattr(ex, "quantize_int8", lambda src, dst: shutil.copyfile(src, dst))
+    monkeypatch.setattr(ex, "_check_scores", lossy)
+    q = ex._maybe_int8(
+        copy, meta, graphs, windows, patch, model.energy, e_fp32, "force", model.calibration
+    )
+    assert not q["offered"] and not q["recommended"], q
+
+
 def test_export_without_site_or_calibration_is_a_usage_error(
     exported: Exported, tmp_path: Path
 ) -> None:

@@ -30,9 +30,9 @@ Guarantees: each graph is ONE file (weights inside, no ``.onnx.data`` sidecar), 
 to finish when fp32 max |delta| exceeds `PARITY_TOL`; torch and onnxruntime scores are
 compared on real windows for the energy and, in a density bundle, the density; an int8
 variant is offered only when it is measurably faster and the bundle's scores (energy or
-density) keep Spearman >= `INT8_MIN_SPEARMAN` with fp32; a density bundle's density and
-thresholds read no row at or after the run's training end; the output folder appears
-whole or not at all.
+density) keep Spearman >= `INT8_MIN_SPEARMAN` with fp32 and are NaN exactly where fp32's
+are; a density bundle's density and thresholds read no row at or after the run's training
+end; the output folder appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -912,7 +912,8 @@ def _maybe_int8(
     forcing sensor read as context never reaches a score, so its scores, often the
     largest, must not vouch for the others'), and, with a `calibration`, of the per-time
     scores the alarms read (the row maximum of the calibrated sensor scores); both must
-    reach `INT8_MIN_SPEARMAN`."""
+    reach `INT8_MIN_SPEARMAN`, and int8 must score exactly the cells fp32 scores (a NaN in
+    one only fails)."""
     from geojepa.edge.score import OnnxEngine
 
     if mode == "off":
@@ -933,6 +934,11 @@ def _maybe_int8(
     )
     keep_cells = _scored_cells(windows, scored, e_fp32.size)
     rho = spearman(e_fp32[keep_cells], e_int8[keep_cells])
+    # the rank correlation reads only cells both score: a score int8 loses (NaN where fp32
+    # has one) or makes up must fail the check on its own
+    lost = int(np.sum(np.isfinite(e_fp32[keep_cells]) != np.isfinite(e_int8[keep_cells])))
+    if lost:
+        rho = float("nan")
     if calibration is not None:
         rho = min(
             rho,
@@ -962,6 +968,8 @@ def _maybe_int8(
         if helps
         else f"speed-up {speedup:.2f}x < {INT8_MIN_SPEEDUP}x"
         if rho >= INT8_MIN_SPEARMAN
+        else f"{lost} score(s) NaN in one of int8 and fp32 only"
+        if lost
         else f"Spearman {rho:.4f} < {INT8_MIN_SPEARMAN}"
     )
     if not keep:

@@ -23,7 +23,8 @@ thresholds. A bundle without ``score`` is an energy bundle.
 
 Guarantees: `load_meta` rejects (with `InputError` naming the file and what to do) a
 folder whose JSON is malformed, of a newer format version, of an unknown score, or whose
-graph or density files are missing or differ from the recorded SHA-256, so the gateway
+graph (int8 variants included) or density files are missing, lack a recorded SHA-256
+or differ from it, so the gateway
 never scores with a graph (or density) other than the one the export checked.
 numpy/pandas only: no torch, no onnx.
 """
@@ -304,7 +305,13 @@ def load_meta(folder: str | Path, *, verify: bool = True) -> ExportMeta:
     if verify:
         for g in meta.graphs.values():
             _verify_file(root, g.file, g.sha256, "graph file")
-            if g.int8_file is not None and g.int8_sha256 is not None:
+            if g.int8_file is not None:
+                if g.int8_sha256 is None:  # it would be run unchecked
+                    raise InputError(
+                        f"graph file {g.int8_file} has no recorded SHA-256",
+                        file=path,
+                        hint="re-export the run with `geojepa export RUN --out DIR`",
+                    )
                 _verify_file(root, g.int8_file, g.int8_sha256, "graph file")
         if meta.density is not None:
             _verify_file(root, meta.density.file, meta.density.sha256, "density file")

@@ -34,7 +34,7 @@ import pandas as pd
 from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
 from geojepa.density_score import DensityModel, density_stride, frame_density
-from geojepa.edge.bundle import SCORE_GRAPHS, DataFile, ExportMeta, load_meta
+from geojepa.edge.bundle import META_FILE, SCORE_GRAPHS, DataFile, ExportMeta, load_meta
 from geojepa.energy import (
     EnergySpec,
     TokenEngine,
@@ -295,13 +295,9 @@ class EdgeModel:
         """Load DIR. `int8` None: use the int8 graphs when the export recommends them."""
         root = Path(folder)
         meta = load_meta(root)
+        normaliser, window, energy, calibration = _settings(root, meta)
         use_int8 = bool(meta.quantization.get("recommended", False)) if int8 is None else int8
         engine = OnnxEngine(root, meta, int8=use_int8, threads=threads)
-        normaliser = Normaliser.from_dict(meta.normaliser)
-        if list(normaliser.sensor_ids) != meta.sensor_ids:
-            raise InputError(
-                "export metadata: normaliser and sensors disagree", file=root, hint="re-export"
-            )
         density = None
         if meta.density is not None:
             dim = meta.model.get("dim")
@@ -313,9 +309,9 @@ class EdgeModel:
             meta=meta,
             engine=engine,
             normaliser=normaliser,
-            window=WindowSpec.from_dict(meta.window),
-            energy=EnergySpec.from_dict(meta.energy["spec"]),
-            calibration=Calibration.from_dict(meta.alarms, len(meta.sensor_ids)),
+            window=window,
+            energy=energy,
+            calibration=calibration,
             density=density,
         )
 
@@ -343,6 +339,41 @@ class EdgeModel:
 
     def tracker(self) -> AlarmTracker:
         return AlarmTracker(self.calibration.policy, self.sensor_ids, self.calibration.top_k)
+
+
+def _settings(
+    root: Path, meta: ExportMeta
+) -> tuple[Normaliser, WindowSpec, EnergySpec, Calibration]:
+    """The bundle's normaliser, window, energy and alarm settings, checked against each
+    other and the model's geometry; `InputError` naming the metadata file when one is
+    missing, malformed, of a newer geojepa or does not fit (never an internal error)."""
+    path = root / META_FILE
+    hint = "re-export the run with `geojepa export RUN --out DIR` (or upgrade geojepa here)"
+    try:
+        normaliser = Normaliser.from_dict(meta.normaliser)
+        window = WindowSpec.from_dict(meta.window)
+        energy = EnergySpec.from_dict(meta.energy["spec"])
+        calibration = Calibration.from_dict(meta.alarms, len(meta.sensor_ids))
+        kinds = {str(k): int(v) for k, v in meta.energy["kinds"].items()}
+    except InputError as err:
+        raise InputError(f"export metadata: {err.message}", file=path, hint=hint) from err
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(
+            f"export metadata is incomplete or malformed ({type(err).__name__}: {err})",
+            file=path,
+            hint=hint,
+        ) from err
+    problems = []
+    if list(normaliser.sensor_ids) != meta.sensor_ids:
+        problems.append("the normaliser's sensors differ from the sensors table")
+    if not {"tube", "future"} <= set(kinds):
+        problems.append(f"the mask kinds {sorted(kinds)} lack tube or future")
+    patch = meta.model.get("patch")
+    if patch is not None and int(patch) != window.patch:
+        problems.append(f"the window's patch {window.patch} is not the model's {patch}")
+    if problems:
+        raise InputError("export metadata: " + "; ".join(problems), file=path, hint=hint)
+    return normaliser, window, energy, calibration
 
 
 def score_with(

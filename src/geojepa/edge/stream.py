@@ -13,7 +13,10 @@ Three pieces, each usable alone:
   ``floor(t / interval)``, the same rule as `geojepa.frame.to_frame`) and keeps only the
   last `length` cells: memory is O(length x sensors) however long the stream runs.
 
-Guarantees: no line is misread because it was incomplete; nothing is dropped silently —
+Guarantees: no line is misread because it was incomplete; a file that is truncated or
+replaced (a logger's rotation, a new logger program) is read again from its start with its
+own header (its columns may be new or in a new order; a file truncated in place and
+appended to without one keeps the header it had); nothing is dropped silently —
 unknown sensor columns, missing/non-finite values, late readings (for a cell already
 closed) and unparseable lines are counted in `StreamStats` and logged; a line longer than
 `max_line_bytes` raises `InputError` instead of growing memory without bound.
@@ -44,6 +47,7 @@ NON_FINITE_TEXT = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-i
 TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts")
 TOA5_SKIP_COLUMNS = frozenset({"RECORD", "RN"})
 _OFFSET_RE = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
+NAT_NS = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 
 # ------------------------------------------------------------------------------ lines
@@ -253,6 +257,7 @@ class StreamParser:
         self.sep = sep
         self.time_col = time_col
         self.strict = strict
+        self._given = (fmt, sep)  # as asked: a new file's header decides them again
         self.stats = StreamStats()
         self.header: list[str] | None = None
         self._header_lines: list[str] = []
@@ -261,6 +266,32 @@ class StreamParser:
         self._aware: bool | None = None  # whether times carry an offset (first data row)
 
     # --- header
+    def _restart(self) -> None:
+        """Forget the header: the lines that follow are a new file (`LineFollower` read a
+        truncated or replaced file again from its start), whose columns may differ."""
+        log.info("%s: a new file: reading its header again", self.file)
+        self.fmt, self.sep = self._given
+        self.header = None
+        self._header_lines = []
+        self._header_size = 1
+        self._aware = None
+
+    def _is_header(self, line: str) -> bool:
+        """Whether `line`, the first of a re-read file, is a header (not a data row): a TOA5
+        file line, a long table's column names, or a line naming a column of the old header,
+        a sensor of the model or a time column (a data row holds times and numbers)."""
+        text = line.lstrip("\ufeff")
+        if text.startswith('"TOA5"') or text.startswith("TOA5,"):
+            return True
+        names = {c.strip().strip('"') for c in next(csv.reader([text], delimiter=self.sep or ","))}
+        lower = {n.lower() for n in names}
+        if {"timestamp", "sensor_id", "value"} <= lower:
+            return True
+        if self.fmt == "long":
+            return False
+        known = set(self.header or ()) | set(self.sensor_ids)
+        return bool(names & known) or bool(lower & set(TIME_NAMES))
+
     def _take_header(self, batch: LineBatch) -> LineBatch | None:
         """Consume header lines; return what is left of `batch` once the header is complete."""
         lines = list(batch.lines)
@@ -332,7 +363,7 @@ class StreamParser:
             if header[i] in self.col_of:
                 known += 1
             else:
-                self.stats.unknown_sensors[header[i]] = 0
+                self.stats.unknown_sensors.setdefault(header[i], 0)  # kept across files
                 log.warning(
                     "%s: column %r is not a sensor of the model: ignored", self.file, header[i]
                 )
@@ -346,7 +377,15 @@ class StreamParser:
 
     # --- rows
     def parse(self, batch: LineBatch) -> ReadingsChunk:
-        """Readings of the complete lines in `batch` (header lines are consumed first)."""
+        """Readings of the complete lines in `batch` (header lines are consumed first).
+
+        A batch that starts at line 1 once the header is read starts a new file (the
+        follower re-reads a truncated or rotated file): its header is read again when it
+        opens with one; a file truncated in place and appended to keeps the old one."""
+        if self.header is not None and batch.first_line == 1:
+            top = next((ln for ln in batch.lines if ln.strip()), None)
+            if top is not None and self._is_header(top):
+                self._restart()
         if self.header is None:
             rest = self._take_header(batch)
             if rest is None or not rest.lines:
@@ -430,11 +469,20 @@ class StreamParser:
         if self._aware:
             out[ok] = good.dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
         else:
-            out[ok] = self._localize(pd.DatetimeIndex(good))
+            local = self._localize(pd.DatetimeIndex(good))
+            skipped = local == NAT_NS  # in a daylight-saving gap: a time the clock never showed
+            for i in np.flatnonzero(skipped):
+                self._bad(
+                    int(line_no[ok[i]]),
+                    column,
+                    f"time {text[ok[i]]!r} does not exist in {self.tz} (a daylight-saving gap)",
+                )
+            out[ok] = np.where(skipped, -1, local)
         return out
 
     def _localize(self, naive: pd.DatetimeIndex) -> np.ndarray:
-        """Naive local times -> UTC ns. In a repeated daylight-saving hour, time order decides."""
+        """Naive local times -> UTC ns. In a repeated daylight-saving hour, time order decides;
+        a time in a daylight-saving gap (it never existed there) is `NAT_NS`."""
         if self.tz.upper() == "UTC":
             return naive.to_numpy("datetime64[ns]").view(np.int64)
         first = naive.tz_localize(self.tz, ambiguous=np.ones(len(naive), bool), nonexistent="NaT")
@@ -444,6 +492,8 @@ class StreamParser:
         out = a.copy()
         prev = self._prev_utc
         for i in range(len(out)):
+            if out[i] == NAT_NS:
+                continue  # no time: it cannot order the next one
             if a[i] != b[i] and prev is not None and a[i] <= prev:
                 out[i] = b[i]  # the clock went back: this is the second pass of the hour
             prev = int(out[i])
