@@ -635,7 +635,12 @@ class GridRing:
         n_late = int(late.sum())
         if n_late:
             self.stats.late += n_late
-            log.warning("%d reading(s) arrived for cells already scored: counted as late", n_late)
+            log.warning(
+                "%d reading(s) arrived for cells already scored: counted as late (watch reads"
+                " a file in time order; score a whole file sorted otherwise, e.g. by sensor as"
+                " `geojepa readings` writes it, with `geojepa-edge score`)",
+                n_late,
+            )
         use = ~late & good
         slot = np.mod(cells[use], self.length)
         np.add.at(self.sums, (slot, col[use]), val[use])
