@@ -13,8 +13,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
-
 from geojepa.cli._app import app
 from geojepa.errors import GeoJEPAError, InputError
 from geojepa.logs import configure
@@ -37,6 +35,28 @@ for _name in VERB_MODULES:
 
 log = logging.getLogger("geojepa.cli")
 
+# Newer typer releases carry their own copy of click and raise its exceptions, not click's:
+# catch the class of either that exists, so usage errors exit 2 whatever typer is installed.
+_EXCEPTION_MODULES = ("click.exceptions", "typer._click.exceptions", "typer")
+
+
+def _exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """Every installed exception class called `name` among click's and typer's."""
+    found: list[type[BaseException]] = []
+    for module in _EXCEPTION_MODULES:
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+USAGE_ERRORS = _exceptions("UsageError")
+ABORTS = _exceptions("Abort")
+EXITS = _exceptions("Exit")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``geojepa`` command."""
@@ -46,14 +66,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         apply_threads(cli_threads())
         rv = app(args=args, prog_name="geojepa", standalone_mode=False)
-    except click.exceptions.UsageError as err:
-        err.show()
+    except USAGE_ERRORS as err:
+        err.show()  # type: ignore[attr-defined]  # every UsageError has show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except ABORTS:
         sys.stderr.write("aborted\n")
         sys.exit(130)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
+    except EXITS as err:
+        sys.exit(err.exit_code)  # type: ignore[attr-defined]  # every Exit has exit_code
     except InputError as err:
         sys.stderr.write(f"error: {err.render()}\n")
         sys.exit(2)
