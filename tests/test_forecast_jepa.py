@@ -262,3 +262,46 @@ def test_frame_track_maps_rows_to_days(tmp_path: Path) -> None:
     tr = series_track(plate(), layout("P1"))
     ft = frame_track(tr.frame, "P1", 5.0)
     assert ft.step == 1.0 and ft.times()[0] == 5.0 and ft.row_of(5.99) == 0
+
+
+def _settlement_frame(n: int = 160, seed: int = 0) -> SensorFrame:
+    """A daily frame of one settlement plate ``P1``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=float)
+    y = t / (0.5 + 0.01 * t) + rng.normal(0, 0.3, n)
+    time = pd.date_range("2020-01-01", periods=n, freq="1D").to_numpy("datetime64[ns]")
+    sensors = sensors_frame([Sensor("P1", "settlement", "mm", group="g")])
+    return SensorFrame(
+        y[:, None].astype(np.float32), np.ones((n, 1), bool), time, sensors, pd.Timedelta("1D")
+    )
+
+
+def test_sim_methods_refuse_to_forecast_a_site_of_their_own_pool() -> None:
+    """The pool's records are used whole: a pool site must not be the forecast one."""
+    from geojepa.forecast.jepa_protocols import SimContext, sim_methods
+
+    ctx = SimContext({"s0": _settlement_frame(), "s1": _settlement_frame(seed=1)})
+    feats = EncoderFeatures(None, spec=WindowSpec(length=16, stride=4, patch=4))
+    methods = sim_methods({"level": feats}, ctx, ["s0", "s1"], horizons=(7.0,), heads=("ridge",))
+    t = np.arange(100, dtype=float)
+    y = ctx.track("s0/P1").target_values()[:100]
+    with pytest.raises(ValueError, match="pool"):
+        methods["level_ridge"]([]).bind("s0/P1", None).fit(t, y)
+    # a site outside the pool is forecast as before
+    methods = sim_methods({"level": feats}, ctx, ["s1"], horizons=(7.0,), heads=("ridge",))
+    pred = methods["level_ridge"]([]).bind("s0/P1", None).fit(t, y).predict(np.array([107.0]))
+    assert np.isfinite(pred.prediction).all()
+
+
+def test_time_of_failure_refuses_training_events_of_an_evaluated_site() -> None:
+    """A training event on an evaluated slope would hand its failure time to the head."""
+    from geojepa.forecast.jepa_protocols import SimContext, failure_protocol_jepa
+    from geojepa.forecast.simulated import CreepCase
+
+    ctx = SimContext({"s0": _settlement_frame()}, kind="settlement")
+    s = ctx.track("s0/P1")
+    series = Series("s0/P1", s.times(), s.target_values())
+    case = CreepCase("s0", "P1", series, onset=60.0, end=120.0, failure=125.0)
+    feats = {"level": EncoderFeatures(None, spec=WindowSpec(length=16, stride=4, patch=4))}
+    with pytest.raises(ValueError, match="evaluated"):
+        failure_protocol_jepa(feats, ctx, [case], [case])

@@ -264,3 +264,47 @@ def test_target_only_run_reads_the_targets_training_period_alone(
     wb = read_checkpoint(Path(b.run_dir) / "checkpoint.pt")["model"]
     assert wa.keys() == wb.keys()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_wins_pairs_seeds_and_counts_a_missing_forecast_against_the_encoder() -> None:
+    """Means are over the seeds both arms were measured on; an encoder without a forecast
+    (NaN) on a seed where the baseline has one neither wins nor escapes the one-std flag."""
+    rows = []
+    # site a: pretrained_src has no forecast on seed 2, where the baseline does
+    for seed, (p, s) in enumerate([(1.0, 1.5), (1.0, 1.5), (float("nan"), 0.1)]):
+        rows += [_row("a", 0.01, "pretrained_src", seed, p), _row("a", 0.01, "scratch", seed, s)]
+    # site b: seed 2 ran for the encoder only (an easy draw); on the shared seeds it loses
+    for seed, (p, s) in enumerate([(2.0, 1.9), (2.0, 1.9)]):
+        rows += [_row("b", 0.01, "pretrained", seed, p), _row("b", 0.01, "scratch", seed, s)]
+    rows.append(_row("b", 0.01, "pretrained", 2, 0.1))
+    # site c: the baseline has no forecast on seed 0: compared on seeds 1 and 2 only
+    for seed, (p, s) in enumerate([(5.0, float("nan")), (1.0, 1.2), (1.0, 1.2)]):
+        rows += [_row("c", 0.01, "pretrained", seed, p), _row("c", 0.01, "scratch", seed, s)]
+    rec = pd.DataFrame(rows)
+    a = wins(rec, "pretrained_src").set_index("site").loc["a"]
+    assert not bool(a["wins"]) and bool(a["worse_by_more_than_1std"])
+    w = wins(rec).set_index("site")
+    assert not bool(w.loc["b", "wins"])
+    assert w.loc["b", "mean"] == pytest.approx(2.0) and int(w.loc["b", "seeds"]) == 2
+    assert bool(w.loc["c", "wins"]) and w.loc["c", "mean"] == pytest.approx(1.0)
+    assert not bool(w.loc["c", "worse_by_more_than_1std"])
+
+
+def test_training_samples_of_a_site_without_a_training_period_are_empty(
+    target: TransferSite,
+) -> None:
+    """split 0: every row is in the test period, so no row may label the head (the cut
+    before row split - 1 must not wrap round to the whole record)."""
+    feats = EncoderFeatures(None, spec=WindowSpec(length=16, stride=4, patch=4))
+    none = site_samples(feats, replace(target, split=0), (7.0,), test=False, stride=2.0)
+    assert none.x.shape[0] == 0
+
+
+def test_loso_run_refuses_the_held_out_site_under_another_key(sim: Site, tmp_path: Path) -> None:
+    """The leave-one-site-out guard compares the sites' own names, not the mapping's keys:
+    the held-out site listed twice must not reach the pretraining."""
+    from geojepa.transfer import loso_run
+
+    assert sim.name != "emb"
+    with pytest.raises(InputError, match="transfer target"):
+        loso_run({"emb": sim, "emb-again": sim}, "emb", tmp_path, tiny_config())

@@ -24,9 +24,12 @@ The protocol, per target site S (leave one site out over site families):
 
 Guarantees: S's data never enters the ``pretrained`` encoder (its run is trained on other
 sites; callers pass those, and `check_disjoint` refuses a run whose training sites include
-S's name); the head never sees a target from the test period; the same label draw, head
-and features width serve every encoder. Runs are cached in folders (`pretrained_run`):
-a folder whose recorded sites, end times or configuration differ is refused, not reused.
+S's name); the head never sees a target from the test period (a site without a training
+period gives no training samples); the same label draw, head and features width serve
+every encoder; `wins` compares two encoders on the same seeds, and an encoder without a
+forecast where the baseline has one counts as a loss. Runs are cached in folders
+(`pretrained_run`): a folder whose recorded sites, end times or configuration differ is
+refused, not reused.
 """
 
 from __future__ import annotations
@@ -245,11 +248,21 @@ def loso_run(
     until: pd.Timestamp | None = None,
 ) -> LoadedRun:
     """A run pretrained on every site but `target` (each cut before `until` when given),
-    cached in ``cache/loso-<target>-<config_tag>``."""
+    cached in ``cache/loso-<target>-<config_tag>``. The held-out site is known by its key
+    and its own name (`Site.name`, which may differ): another entry with either name is
+    refused before training, and the run's training sites are checked against both."""
+    held_out = {target, sites[target].name}
     others = [s for n, s in sites.items() if n != target]
+    twice = [s.name for s in others if s.name in held_out]
+    if twice:
+        raise InputError(
+            f"site {twice[0]!r} is the transfer target and one of the sites to pretrain on",
+            hint="list each site once",
+        )
     folder = Path(cache) / f"loso-{target}-{config_tag(config)}"
     run = pretrained_run(others, folder, config, [until] * len(others))
-    check_disjoint(run, target)
+    for name in held_out:
+        check_disjoint(run, name)
     return run
 
 
@@ -298,6 +311,8 @@ def site_samples(
             rows = origin_rows(tr, stride, span)
             rows = rows[rows >= site.split]
             src = tr
+        elif site.split < 1:
+            continue  # no training period (row split - 1 would wrap round to the last row)
         else:
             src = tr.cut(float(tr.times()[site.split - 1]))
             rows = origin_rows(src, stride, span)
@@ -540,17 +555,40 @@ def wins(
 ) -> pd.DataFrame:
     """Per (site, horizon, head, fraction <= max_fraction): mean and std over seeds of the
     MAE of `encoder` and `baseline`, whether it wins, and whether it loses by more than one
-    std (the larger of the two stds)."""
+    std (the larger of the two stds).
+
+    Paired over seeds: both means are over the same seeds (``seeds``: those where both
+    arms have a finite MAE; a seed run for one arm only is left out). A seed where
+    `encoder` has no forecast (NaN) and `baseline` has one counts against the encoder: the
+    pair is no win and is flagged worse. A tie is no win."""
     r = records[records["fraction"] <= max_fraction + 1e-12]
     keys = ["site", "family", "head", "fraction", "horizon"]
-    g = r.groupby([*keys, "encoder"])["mae"].agg(["mean", "std"]).reset_index()
-    a = g[g["encoder"] == encoder].drop(columns="encoder")
-    b = g[g["encoder"] == baseline].drop(columns="encoder")
-    m = a.merge(b, on=keys, suffixes=("", "_base"))
+    a = r.loc[r["encoder"] == encoder, [*keys, "seed", "mae"]]
+    b = r.loc[r["encoder"] == baseline, [*keys, "seed", "mae"]]
+    p = a.merge(b, on=[*keys, "seed"], suffixes=("", "_base"))
+    both = p["mae"].notna() & p["mae_base"].notna()
+    p = p.assign(
+        mae=p["mae"].where(both),
+        mae_base=p["mae_base"].where(both),
+        both=both,
+        failed=p["mae"].isna() & p["mae_base"].notna(),
+    )
+    m = (
+        p.groupby(keys)
+        .agg(
+            mean=("mae", "mean"),
+            std=("mae", "std"),
+            mean_base=("mae_base", "mean"),
+            std_base=("mae_base", "std"),
+            seeds=("both", "sum"),
+            failed=("failed", "any"),
+        )
+        .reset_index()
+    )
     std = np.fmax(m["std"].fillna(0.0), m["std_base"].fillna(0.0))
-    m["wins"] = m["mean"] < m["mean_base"]
-    m["worse_by_more_than_1std"] = (m["mean"] - m["mean_base"]) > std
-    return m
+    m["wins"] = (m["mean"] < m["mean_base"]) & ~m["failed"]
+    m["worse_by_more_than_1std"] = ((m["mean"] - m["mean_base"]) > std) | m["failed"]
+    return m.drop(columns="failed")
 
 
 __all__ = [

@@ -17,8 +17,9 @@ Method factories for `geojepa.forecast.protocols` (real data) and
 
 Guarantees: every learned method sees the evaluated history only up to the cutoff (the
 harness truncates it; `JepaForecaster` cuts its tracks at the history's end); records of
-the same site after the cutoff are never training data; the true failure times of the
-evaluated slopes are used to choose cutoffs and to score only.
+the same site after the cutoff are never training data (a simulated pool site is never
+forecast); the true failure times of the evaluated slopes are used to choose cutoffs and
+to score only (no training event comes from an evaluated slope; both checked by name).
 """
 
 from __future__ import annotations
@@ -198,13 +199,20 @@ def sim_methods(
 ) -> dict[str, MethodFactory]:
     """Factories for simulated series named ``site/sensor`` (the harness's training
     series are ignored: the pool sites and the same site's other sensors are used);
-    `base` as in `series_methods`."""
+    `base` as in `series_methods`. Forecasting a series of a pool site is refused."""
     training = context.tracks(pool)
+    pooled = set(pool)
+
+    def track_of(h: Series) -> Track:
+        site = h.name.split("/", 1)[0]
+        if site in pooled:  # its whole record, after the cutoff too, would be training data
+            raise ValueError(f"series {h.name!r} is of site {site!r}, one of the pool's")
+        return context.track(h.name)
 
     def build(feats: Features, head: str, bank: SampleBank, _: Sequence[Series]) -> JepaForecaster:
         return JepaForecaster(
             feats,
-            lambda h: context.track(h.name),
+            track_of,
             training,
             context_of=(lambda h: context.others(h.name)) if same_site else None,
             horizons=horizons,
@@ -276,7 +284,11 @@ def failure_protocol_jepa(
     `geojepa.forecast.simulated.failure_protocol_sim` (method ``<prefix>_tof``).
     `fukuzono`: the hybrid, whose ridge also reads Fukuzono's own estimate at the cutoff
     (`fukuzono_features`, from the record's readings up to the cutoff row's time).
+    A training event on a site of `cases` is refused (its failure time would train the head).
     """
+    shared = sorted({c.site for c in train_cases} & {c.site for c in cases})
+    if shared:
+        raise ValueError(f"training events on evaluated sites {shared}: use other slopes")
     rows: list[dict[str, Any]] = []
 
     def extra(c: CreepCase, times: np.ndarray) -> np.ndarray:
