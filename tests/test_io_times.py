@@ -152,3 +152,13 @@ def test_twelve_hour_clock_with_am_pm_is_read(fmt: str) -> None:
     local = pd.date_range("2017-03-10 09:30", periods=40, freq="90min")
     t, _ = _utc([x.strftime(fmt) for x in local])
     assert list(t.tz_localize(None)) == list(local)
+
+
+@pytest.mark.parametrize("fmt", ["%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%m/%d/%y %I:%M %p"])
+def test_a_midnight_saved_as_a_bare_date_is_midnight(fmt: str) -> None:
+    # spreadsheets write the midnight reading as "3/17/2017", the others with their time
+    local = pd.date_range("2017-03-16 18:00", periods=24, freq="30min")
+    texts = [x.strftime(fmt.partition(" ")[0] if x.hour == x.minute == 0 else fmt) for x in local]
+    assert sum(":" not in t for t in texts) == 1
+    t, _ = _utc(texts)
+    assert list(t.tz_localize(None)) == list(local)

@@ -241,7 +241,22 @@ def _ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
 
 
 def _parse_with(ustr: pd.Series, fmt: str) -> pd.Series:
-    """Naive times with `fmt`; texts that do not fit (or carry an offset) become NaT."""
+    """Naive times with `fmt`; texts that do not fit (or carry an offset) become NaT.
+
+    A date with no time of day under a format that has one is read as midnight of that date
+    (spreadsheets save ``3/17/2017 00:00`` as ``3/17/2017``).
+    """
+    parsed = _parse_exact(ustr, fmt)
+    date_part, sep, time_part = fmt.partition(" ")
+    if sep and ("%H" in time_part or "%I" in time_part):
+        bare = parsed.isna() & ~ustr.astype(str).str.contains(":", regex=False)
+        if bare.any():
+            parsed[bare] = _parse_exact(ustr[bare], date_part)
+    return parsed
+
+
+def _parse_exact(ustr: pd.Series, fmt: str) -> pd.Series:
+    """Naive times with exactly `fmt`; texts that do not fit (or carry an offset) are NaT."""
     try:
         return pd.Series(pd.to_datetime(ustr, format=fmt, errors="coerce"), index=ustr.index)
     except (ValueError, OverflowError):
