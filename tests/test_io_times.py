@@ -162,3 +162,18 @@ def test_a_midnight_saved_as_a_bare_date_is_midnight(fmt: str) -> None:
     assert sum(":" not in t for t in texts) == 1
     t, _ = _utc(texts)
     assert list(t.tz_localize(None)) == list(local)
+
+
+@pytest.mark.parametrize("fmt", ["%d-%m-%Y %H:%M", "%d-%m-%Y"])
+def test_day_first_dashed_dates_are_read_not_taken_for_offsets(fmt: str) -> None:
+    # "31-03-2024" ends like an offset (-20:24); it is a date, read day-first
+    local = pd.date_range("2024-03-25", periods=20, freq="12h" if "%H" in fmt else "D")
+    t, _ = _utc([x.strftime(fmt) for x in local])
+    assert list(t.tz_localize(None)) == list(local)
+
+
+def test_an_offset_after_a_time_is_still_an_offset() -> None:
+    t, _ = _utc(["2024-03-31T14:15:00+01:00", "2024-03-31T15:15:00+01:00"])
+    assert list(t.tz_localize(None)) == list(
+        pd.to_datetime(["2024-03-31 13:15", "2024-03-31 14:15"])
+    )

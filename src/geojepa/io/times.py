@@ -35,7 +35,9 @@ from geojepa.errors import InputError, UsageError
 from geojepa.io.csvcore import Lines
 from geojepa.site import Quality
 
-_OFFSET_RE = re.compile(r"(?:[Zz]|[+-]\d{2}:?\d{2}|\sUTC|\sGMT|UTC|GMT)$")
+# a numeric offset follows a time of day (a ':' or a 'T' before it), so the year of a
+# day-first dashed date ("31-03-2024") is not read as an offset of -20:24
+_OFFSET_RE = re.compile(r"(?:[Zz]|[:T].*[+-]\d{2}:?\d{2}|\sUTC|\sGMT|UTC|GMT)$")
 NAIVE_FORMATS: tuple[str, ...] = (
     "ISO8601",
     "%m/%d/%Y %H:%M:%S",
@@ -59,6 +61,9 @@ NAIVE_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y %I:%M %p",
     "%d/%m/%y %I:%M:%S %p",
     "%d/%m/%y %I:%M %p",
+    "%d-%m-%Y %H:%M:%S",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y %H:%M",
     "%d.%m.%Y",
