@@ -269,6 +269,20 @@ def test_a_time_in_the_daylight_saving_gap_is_a_bad_line_never_a_silent_drop(
     assert parser.stats.bad_lines == 1  # counted, not dropped silently
 
 
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M", "%m/%d/%Y %I:%M %p"])
+def test_a_stream_reads_non_iso_times_in_the_file_format_as_ingest_does(
+    tmp_path: Path, fmt: str
+) -> None:
+    # day-first dates with every day <= 12: a row-by-row guess reads 01/03 as 3 January
+    path = tmp_path / "dayfirst.csv"
+    local = pd.date_range("2024-03-01", periods=48, freq="6h")
+    path.write_text("time,P1\n" + "".join(f"{t.strftime(fmt)},{i}\n" for i, t in enumerate(local)))
+    chunk, parser = _parse_all(path, ["P1"])
+    want = local.as_unit("ns").asi8
+    assert chunk.time_ns.tolist() == want.tolist()
+    assert parser.stats.bad_lines == 0
+
+
 # ----------------------------------------------------------------------------- grid
 def _wide_file(path: Path, n: int, rng: np.random.Generator, gap: tuple[int, int] = (0, 0)) -> None:
     times = pd.date_range("2024-03-01", periods=n, freq="5min")

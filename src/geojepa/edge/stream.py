@@ -39,6 +39,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
+from geojepa.io.times import naive_format
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "-9999", "#n/a
 NON_FINITE_TEXT = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts")
 TOA5_SKIP_COLUMNS = frozenset({"RECORD", "RN"})
-_OFFSET_RE = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
+# a numeric offset follows a time of day (the year of "31-03-2024" is not an offset)
+_OFFSET_RE = r"(?:[Zz]|[:T].*[+-]\d{2}:?\d{2})$"
 NAT_NS = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 
@@ -264,6 +266,7 @@ class StreamParser:
         self._header_size = 1
         self._prev_utc: int | None = None
         self._aware: bool | None = None  # whether times carry an offset (first data row)
+        self._time_fmt: str | None = None  # the naive time format, decided once (not ISO 8601)
 
     # --- header
     def _restart(self) -> None:
@@ -275,6 +278,7 @@ class StreamParser:
         self._header_lines = []
         self._header_size = 1
         self._aware = None
+        self._time_fmt = None
 
     def _is_header(self, line: str) -> bool:
         """Whether `line`, the first of a re-read file, is a header (not a data row): a TOA5
@@ -459,8 +463,16 @@ class StreamParser:
         sub = s.iloc[idx]
         ts = pd.to_datetime(sub, format="ISO8601", errors="coerce", utc=self._aware)
         retry = ts.isna().to_numpy()
-        if retry.any():  # not ISO 8601: the slow, per-row parser
-            ts[retry] = pd.to_datetime(sub[retry], format="mixed", errors="coerce", utc=self._aware)
+        if retry.any() and not self._aware:
+            # not ISO 8601: one format for the file, chosen from the first such rows as
+            # `geojepa ingest` and `geojepa-edge score` choose it (day- or month-first by
+            # the data), never guessed row by row
+            if self._time_fmt is None:
+                self._time_fmt = naive_format(sub[retry].tolist())
+            if self._time_fmt is not None:
+                ts[retry] = pd.to_datetime(sub[retry], format=self._time_fmt, errors="coerce")
+        elif retry.any():  # offset times not in ISO 8601: the per-row parser
+            ts[retry] = pd.to_datetime(sub[retry], format="mixed", errors="coerce", utc=True)
         bad = ts.isna().to_numpy()
         for i in np.flatnonzero(bad):
             self._bad(int(line_no[idx[i]]), column, f"cannot read time {text[idx[i]]!r}")

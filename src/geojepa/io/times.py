@@ -311,18 +311,37 @@ def _detect_format(
         return ok[0]  # the caller names the first row it cannot read
     if len(complete) == 1:
         return complete[0]
-    # several formats read everything (slash dates with all fields <= 12): keep one whose
-    # times increase in file order, the most regular steps first, month-first on a tie
+    return _most_regular({f: _ns(full[f])[codes] for f in complete})
+
+
+def _most_regular(candidates: dict[str, np.ndarray]) -> str:
+    """Of formats that read every row (times (N,) in file order, per format), the one whose
+    times increase in file order with the most regular steps; the first listed on a tie
+    (month-first before day-first). Slash dates with every field <= 12 need this."""
+    names = list(candidates)
     best: tuple[int, float, int] | None = None
-    for k, f in enumerate(complete):
-        v = _ns(full[f])[codes].astype(np.int64)
+    for k, f in enumerate(names):
+        v = candidates[f].astype(np.int64)
         d = np.diff(v)
         if len(v) >= 2 and not (d >= 0).all():
             continue
         score = (len(np.unique(d)), float(np.median(d)) if len(d) else 0.0, k)
         if best is None or score < best:
             best = score
-    return complete[best[2]] if best is not None else complete[0]
+    return names[best[2]] if best is not None else names[0]
+
+
+def naive_format(texts: Sequence[str]) -> str | None:
+    """The format of `NAIVE_FORMATS` (ISO 8601 first) that reads every one of `texts` (rows in
+    file order), chosen as a whole file's is; None when no format reads them all."""
+    ustr = pd.Series([str(t).strip() for t in texts], dtype="object")
+    full = {f: _parse_with(ustr, f) for f in NAIVE_FORMATS}
+    complete = {
+        f: _ns(got)
+        for f, got in full.items()
+        if len(got) and got.notna().all() and got.dt.year.between(1900, 2200).all()
+    }
+    return _most_regular(complete) if complete else None
 
 
 def _raise_first_nat(
