@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from geojepa.simulate import (
     EVENT_KINDS,
     FAULT_KINDS,
     GEOTECH_KINDS,
+    SimulatedSite,
     event_shape,
     inject_fault,
     series_scale,
@@ -208,3 +210,56 @@ def test_intensity_scales_simulated_events() -> None:
                 diff += float(np.nanmean(np.abs(x["value"].to_numpy() - clean)))
         gaps.append(diff)
     assert gaps[1] > 2.0 * gaps[0] > 0
+
+
+@pytest.mark.parametrize("scenario", ["slope", "embankment", "dam"])
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_geotechnical_events_change_only_labelled_sensors(scenario: str, seed: int) -> None:
+    """The noise-free signal with events differs from the one without only on the sensors
+    and windows of the geotechnical labels (and after them, for persistent kinds): a
+    creeping slide must not move a sensor its label leaves out."""
+    on = simulate_site(scenario, 24, 400, "3h", seed, event_rate=2.0)
+    off = simulate_site(scenario, 24, 400, "3h", seed, events=False)
+    changed = (on.truth["signal"] - off.truth["signal"]).abs() > 1e-9
+    allowed = pd.DataFrame(False, index=changed.index, columns=changed.columns)
+    labels = on.site.labels
+    for r in labels[labels["category"] == "geotechnical"].itertuples(index=False):
+        stop = None if r.kind in PERSISTENT_KINDS else r.end
+        for sid in str(r.sensors).split(";"):
+            allowed.loc[r.start : stop, sid] = True
+    stray = [c for c in changed.columns if (changed[c] & ~allowed[c]).any()]
+    assert not stray, stray
+
+
+@pytest.mark.parametrize("scenario", ["embankment", "dam"])
+def test_intensity_zero_gives_labels_only(scenario: str) -> None:
+    """At intensity 0 the readings are those of the clean site (a clogged rain gauge
+    included), while the labels are kept."""
+    quiet = simulate_site(scenario, 12, 200, "2h", 1, intensity=0.0, event_rate=10.0)
+    clean = simulate_site(scenario, 12, 200, "2h", 1, events=False)
+    assert "stuck" in set(quiet.site.labels["kind"])
+    a, b = quiet.site.readings, clean.site.readings
+    same = np.isclose(a["value"], b["value"], equal_nan=True, rtol=0, atol=0)
+    assert same.all(), sorted(set(a.loc[~same, "sensor_id"]))
+
+
+@pytest.mark.parametrize(("scenario", "seed"), [("slope", 0), ("embankment", 2), ("dam", 3)])
+def test_rain_gauge_faults_change_only_labelled_readings(scenario: str, seed: int) -> None:
+    """A logger dropout, a late clock or a clogged funnel does not move the tipping
+    bucket's phase: after the label the gauge reads what the clean site's gauge reads."""
+    on = simulate_site(scenario, 12, 365, "1h", seed, event_rate=3.0)
+    off = simulate_site(scenario, 12, 365, "1h", seed, events=False)
+
+    def rain(sim: SimulatedSite) -> pd.Series:
+        r = sim.site.readings
+        return r[r["sensor_id"] == "RG01"].set_index("timestamp")["value"]
+
+    a, b = rain(on), rain(off)
+    labels = on.site.labels
+    mine = labels[labels["sensors"].str.split(";").apply(lambda ids: "RG01" in ids)]
+    assert len(mine) >= 2
+    covered = pd.Series(False, index=a.index)
+    for r in mine.itertuples(index=False):
+        covered[r.start : r.end] = True
+    changed = ~np.isclose(a, b, equal_nan=True)
+    assert not (changed & ~covered.to_numpy()).any()

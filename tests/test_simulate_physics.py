@@ -8,6 +8,7 @@ import pytest
 
 from geojepa.frame import to_frame
 from geojepa.simulate import simulate_site
+from geojepa.simulate.embankment import consolidation_kernel
 from geojepa.simulate.signals import (
     ar1,
     causal_convolve,
@@ -109,6 +110,24 @@ def test_settlement_after_each_stage_is_hyperbolic_and_restarts() -> None:
     assert restarts >= 4
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="geojepa.soil.terzaghi_u computes sqrt(a / (1 + a^2.8)^0.179), a = 4 Tv / pi, "
+    "not sqrt(a) / (1 + a^2.8)^0.179: U is 0.967 at t90 and grows past 1 (1.39 at Tv = 3); "
+    "the fix belongs to geojepa.soil (the corrected formula itself dips after its peak, "
+    "0.997, so U needs e.g. 1 - 8/pi^2 exp(-pi^2 Tv / 4) for Tv >= 0.2)",
+)
+def test_consolidation_curve_reaches_90_percent_at_t90_and_approaches_one() -> None:
+    """Settlement per unit load (no secondary compression) is 0.9 at t90 and rises towards
+    1 without passing it; the excess pore pressure 1 - U of foundation piezometers then
+    dissipates towards 0 without turning negative."""
+    k = consolidation_kernel(100.0, 5000, 0.0)
+    assert k[100] == pytest.approx(0.9, abs=0.01)
+    assert np.all(np.diff(k) >= 0)
+    assert k.max() <= 1.0
+    assert k[-1] >= 0.99
+
+
 def test_accelerating_creep_shows_falling_inverse_velocity() -> None:
     checked = 0
     for seed in (0, 1):
@@ -117,6 +136,8 @@ def test_accelerating_creep_shows_falling_inverse_velocity() -> None:
         creep = sim.site.labels[sim.site.labels["kind"] == "accelerating_creep"]
         assert len(creep) >= 1
         ev = creep.iloc[0]
+        slide = sim.truth["slide_displacement_mm"]
+        moved = slide[ev["end"]] - slide[ev["start"]]
         for sid in str(ev["sensors"]).split(";"):
             spec = sim.site.sensor(sid)
             if (
@@ -124,6 +145,9 @@ def test_accelerating_creep_shows_falling_inverse_velocity() -> None:
                 or spec.meta["sampling"] != "logger"
             ):
                 continue
+            clean = sim.truth["signal"][sid]
+            if clean[ev["end"]] - clean[ev["start"]] < 0.3 * moved:
+                continue  # the label also lists sensors moving with a small part of the slide
             y = pd.Series(frame.values[:, frame.column(sid)], index=frame.times())
             daily = y.resample("1D").mean()
             v = daily.diff().rolling(3, center=True).mean()

@@ -3,8 +3,10 @@
 Steps: draw the site family and layout from the seed; make the drivers on a grid that
 starts with a warm-up period; plan events; compute sensor physics; sample each sensor
 on its schedule (logger scans, GNSS solutions, survey campaigns) with white noise; inject
-sensor faults; round to each sensor's resolution; assemble the `Site`, the drivers table,
-the labels and the logger tables that `SimulatedSite.write` turns into files.
+sensor faults; round to each sensor's resolution (a rain gauge's tips come first, so its
+faults act on tip counts and leave the bucket's phase after them unchanged); assemble the
+`Site`, the drivers table, the labels and the logger tables that `SimulatedSite.write`
+turns into files.
 
 Guarantees: the same arguments give identical objects and byte-identical files; the
 Site's readings are exactly what a reader parses back from the written files (values,
@@ -218,10 +220,13 @@ def simulate_site(
         x = _sample(phys.signal[:, i], pos)
         if phys.noise_sd[i] > 0:
             x = x + r_sample.normal(0.0, phys.noise_sd[i], len(x))
+        rain = sp.kind == "rain_gauge"
+        if rain:  # the bucket tips on the true catch; logger faults act on the tip counts
+            x = _quantise(x, sp, float(phys.resolution[i]))
         for ev in faults:
             if sp.id in ev.sensors:
                 x = _fault(x, ev, sp)
-        values[sp.id] = _quantise(x, sp, float(phys.resolution[i]))
+        values[sp.id] = x if rain else _quantise(x, sp, float(phys.resolution[i]))
 
     decimals = {sp.id: decimals_of(float(phys.resolution[i])) for i, sp in enumerate(specs)}
     for sp in specs:
@@ -316,7 +321,7 @@ def _sample(signal: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 def _fault(x: np.ndarray, ev: PlannedEvent, sp: SensorSpec) -> np.ndarray:
     rng = np.random.default_rng(ev.seed)
-    if sp.kind == "rain_gauge" and ev.kind == "stuck":
+    if sp.kind == "rain_gauge" and ev.kind == "stuck" and ev.intensity > 0:
         out = x.copy()
         out[ev.start : ev.end] = 0.0  # a clogged funnel reads no rain
         return out

@@ -53,6 +53,14 @@ CREEP_FAILURE_FRACTION = 0.85
 """An accelerating-creep event ends (stabilisation) at this fraction of the time from its
 start to the failure time its inverse-velocity trend points to."""
 
+CREEP_CORE_SLIDE = 0.3
+"""A slope gets accelerating-creep events only if a displacement sensor moves with at least
+this fraction of the slide (its ``slide`` factor)."""
+
+CREEP_LABEL_SLIDE = 0.05
+"""An accelerating-creep label lists every displacement sensor whose ``slide`` factor is at
+least this; the event's extra movement reaches exactly those sensors (see `slope`)."""
+
 
 @dataclass(frozen=True)
 class SeriesScale:
@@ -362,12 +370,9 @@ def plan_events(
         return [s.id for s in same[:k]]
 
     if scenario == "slope":
-        moving = [
-            s.id
-            for s in specs
-            if s.kind in DISPLACEMENT_KINDS and s.factors.get("slide", 0.0) >= 0.3
-        ]
-        if moving and long_enough:
+        slide = {s.id: s.factors.get("slide", 0.0) for s in specs if s.kind in DISPLACEMENT_KINDS}
+        moving = [sid for sid, f in slide.items() if f >= CREEP_LABEL_SLIDE]
+        if any(f >= CREEP_CORE_SLIDE for f in slide.values()) and long_enough:
             for _ in range(1 + int(years > 2.0)):
                 add_geo("accelerating_creep", moving, (20, 60), max(lo, n_out // 3))
     elif scenario == "embankment":

@@ -3,7 +3,8 @@ sensors it moves (inclinometers, extensometers, GNSS, soil-nail strain gauges).
 
 Guarantees: the creep rate grows only when the slip-surface pore pressure exceeds its
 threshold (a quantile of its own record); accelerating-creep events add a velocity
-v ~ (t_f - t_0) / (t_f - t), so inverse velocity falls linearly towards t_f.
+v ~ (t_f - t_0) / (t_f - t), so inverse velocity falls linearly towards t_f; an event's
+extra movement reaches exactly the sensors of its label (each by its ``slide`` factor).
 """
 
 from __future__ import annotations
@@ -55,14 +56,18 @@ def slope_physics(
     v = v0 * (0.3 + 3.0 * fam.creep_sensitivity * excess)  # mm/day, (n,)
     v_typ = float(np.mean(ctx.out(v)))
     failures: list[dict[str, Any]] = []
+    base = np.cumsum(v) / ctx.steps_day  # mm, (n,) without events
+    base -= base[ctx.n_warm]
+    extra: list[tuple[frozenset[str], np.ndarray]] = []  # (labelled sensors, extra mm (n,))
     for ev in [e for e in ctx.events if e.kind == "accelerating_creep"]:
         s0, e0 = ev.start + ctx.n_warm, ev.end + ctx.n_warm
         tf = float(ev.failure_step if ev.failure_step is not None else ev.end) + ctx.n_warm
         t = np.arange(s0, e0, dtype=np.float64)
-        v[s0:e0] += ev.intensity * max(v_typ, v0) * (tf - s0) / (tf - t)
+        dv = np.zeros(ctx.n)
+        dv[s0:e0] = ev.intensity * max(v_typ, v0) * (tf - s0) / (tf - t)
+        extra.append((frozenset(ev.sensors), np.cumsum(dv) / ctx.steps_day))
         failures.append({"start_step": ev.start, "failure_step": round(tf - ctx.n_warm, 3)})
-    disp = np.cumsum(v) / ctx.steps_day  # mm, (n,)
-    disp -= disp[ctx.n_warm]
+    disp = base + sum((x for _, x in extra), np.zeros(ctx.n))  # the slide body
     truth["creep"] = {
         "threshold_kpa": round(thr, 4),
         "base_rate_mm_day": round(v0, 5),
@@ -73,8 +78,11 @@ def slope_physics(
     cos_a = math.cos(math.radians(g["angle_deg"]))
 
     def moving(specs: list[SensorSpec]) -> np.ndarray:
-        f = np.array([s.factors.get("slide", 0.0) for s in specs])
-        return disp[:, None] * f[None, :]  # (n, k)
+        out = np.empty((ctx.n, len(specs)))
+        for j, s in enumerate(specs):
+            d = base + sum((x for ids, x in extra if s.id in ids), np.zeros(ctx.n))
+            out[:, j] = d * s.factors.get("slide", 0.0)
+        return out  # (n, k)
 
     inc = by_kind.get("inclinometer", [])
     if inc:
