@@ -30,7 +30,7 @@ import numpy as np
 
 from geojepa.forecast.base import DEFAULT_LEVEL, FitError, carry_forward
 from geojepa.forecast.classic import CurveForecaster
-from geojepa.soil import consolidation_curve
+from geojepa.soil import TV90, TV_SWITCH, consolidation_curve
 
 T90_GRID: tuple[float, ...] = tuple(float(x) for x in np.geomspace(2.0, 2000.0, 40).round(3))
 """Candidate times to 90 % consolidation (days), log-spaced."""
@@ -110,6 +110,7 @@ class Consolidation(CurveForecaster):
             raise FitError(f"{t.size} observed readings, need {self.min_points}")
         if not np.any(self.load_dq_ != 0.0):
             raise FitError("the load never changes: nothing to back-analyse")
+        self.fit_end_ = float(t[-1])
         best = fit_grid(self._columns(t), y, self.t90_grid, self.loss)
         if best is None:
             raise FitError("no t90 of the grid gives a fit")
@@ -127,11 +128,17 @@ class Consolidation(CurveForecaster):
 
     @property
     def t90_identified_(self) -> bool:
-        """False when the fitted t90 sits at an end of the grid: the record does not pin it
-        down (consolidation too slow or too fast for its span), so the forecast leans on
-        the grid's bounds."""
+        """False when the record does not pin t90 down, so the forecast leans on the grid:
+        the fitted t90 sits at an end of the grid (consolidation too slow or too fast for
+        the record's span), or every reading falls in the early, square-root part of the
+        curve of the fitted t90 (there ``a U`` depends on ``a / sqrt(t90)`` alone, and every
+        longer t90 fits as well)."""
         t90 = self.t90_
-        return bool(np.isfinite(t90) and min(self.t90_grid) < t90 < max(self.t90_grid))
+        if not (np.isfinite(t90) and min(self.t90_grid) < t90 < max(self.t90_grid)):
+            return False
+        loaded = self.load_days_[self.load_dq_ != 0.0]
+        elapsed = self.fit_end_ - float(loaded.min()) if loaded.size else 0.0
+        return bool(elapsed > TV_SWITCH / TV90 * t90)
 
     @property
     def primary_final_(self) -> float:
