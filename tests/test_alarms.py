@@ -128,3 +128,11 @@ def test_alarms_imports_only_numpy_and_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[0, 1]"
+
+
+def test_nan_breaks_a_run_toward_clearing() -> None:
+    """n_off consecutive times below the clear value: a gap (NaN) between them restarts
+    the count, as it does for n_on exceedances, so an alarm never clears across a gap."""
+    policy = TarpPolicy(amber=1.0, red=10.0, n_on=1, n_off=3)
+    s = np.array([5, 0, np.nan, 0, 0, 0, 0])
+    np.testing.assert_array_equal(alarm_levels(s, policy), [1, 1, 1, 1, 1, 0, 0])

@@ -347,3 +347,31 @@ def test_pyod_scoring_contract(name: str, frame: SensorFrame) -> None:
     pred = det.predict(frame)
     assert pred.shape == (frame.n_times,) and set(np.unique(pred)) <= {0, 1}
     np.testing.assert_array_equal(pred[:train_end], det.labels_)
+
+
+def test_rate_of_change_is_a_rate_across_a_gap() -> None:
+    """A change measured across missing rows is divided by the rows it spans: a steady
+    trend resumed after a dropout is no jump, a step hidden in the dropout still is."""
+    rng = np.random.default_rng(2)
+    t = np.arange(1000, dtype=np.float64)
+    trend = 0.05 * t + rng.normal(scale=0.01, size=1000)
+    step = trend + np.where(t >= 660, 30.0, 0.0)  # the step happens inside the gap
+    x = np.stack([trend, step], axis=1)
+    x[600:720] = np.nan  # a 120-row dropout on both sensors
+    fr = _frame_with(x)
+    s = RateOfChange().fit(fr, 400).score(fr).sensor_scores
+    usual = float(np.nanmax(s[400:600, 0]))
+    assert s[720, 0] < 3.0 * usual  # the trend went on at its usual rate
+    assert s[720, 1] > 5.0 * usual  # 30 over 121 rows is 5x the trend's rate
+
+
+def test_rate_of_change_without_gaps_is_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 1)).cumsum(axis=0)
+    fr = _frame_with(x)
+    det = RateOfChange(lags=(1, 24)).fit(fr, 150)
+    s = det._raw(fr)[:, 0]  # before the training-scale normalisation
+    d1 = np.abs(np.diff(x[:, 0], prepend=x[0, 0])) / det.lag_scale_[0, 0]
+    d24 = np.zeros(300)
+    d24[24:] = np.abs(x[24:, 0] - x[:-24, 0]) / det.lag_scale_[1, 0]
+    np.testing.assert_allclose(s, np.fmax(d1, d24), rtol=1e-5)

@@ -5,7 +5,7 @@ A Trigger Action Response Plan raises a level when the score stays at or above t
 level's threshold for `n_on` consecutive grid times, and lowers it when the score stays
 below the level's clear value (at most the threshold: hysteresis) for `n_off` consecutive
 times. Red implies amber. A NaN score (nothing observed) carries no information: it
-breaks a run of exceedances and does not count toward clearing, so the level holds.
+breaks a run of exceedances and a run toward clearing alike, so the level holds.
 
 Every alarm names its sensors: at any time, the sensors ranked by their per-sensor score
 (highest first); an alarm episode is attributed at its onset, the time it was raised.
@@ -112,7 +112,10 @@ class AlarmTracker:
         s = float(score)
         for i, (th, clear) in enumerate(self._levels):
             if np.isnan(s):
-                self._up[i] = 0  # no information: a run of exceedances is broken, the level holds
+                # no information: a run of exceedances or of clear times is broken (each
+                # counts consecutive grid times), the level holds
+                self._up[i] = 0
+                self._down[i] = 0
                 continue
             self._up[i] = self._up[i] + 1 if s >= th else 0
             self._down[i] = self._down[i] + 1 if s < clear else 0

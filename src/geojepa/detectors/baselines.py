@@ -3,7 +3,8 @@
 - `TriggerLevels`: fixed trigger levels per sensor from training percentiles (what sites use
   today); the score is the distance beyond the nearer level in units of the band width, so
   0 is exactly a level and negative is inside the band.
-- `RateOfChange`: the change over one or more lags, in units of the training change.
+- `RateOfChange`: the change over one or more lags, in units of the training change; a
+  change across a gap is divided by the rows it spans (a rate).
 - `RobustZ`: distance from the median of the preceding window (or of the whole training
   period) in units of the training MAD.
 - `WindowIsolationForest`: IsolationForest on each sensor's raw (standardised) windows.
@@ -84,7 +85,9 @@ class RateOfChange(SensorwiseDetector):
     """Rate-of-change alarms: |v(t) - v(t - lag)| over each lag, in units of its training q90.
 
     The value lag steps back is the last observation at or before that row; where there is
-    none yet, the change is taken as 0 (nothing to compare with).
+    none yet, the change is taken as 0 (nothing to compare with). A change is a rate: when
+    that observation lies more than lag rows back (a gap), the change is scaled by
+    lag / (rows it spans), so a trend resumed after a dropout is not a jump.
     """
 
     def __init__(self, lags: tuple[int, ...] = (1, 24)) -> None:
@@ -93,12 +96,17 @@ class RateOfChange(SensorwiseDetector):
     def _changes(self, frame: SensorFrame) -> list[np.ndarray]:
         v = np.where(frame.observed, frame.values, np.nan).astype(np.float64)  # (T, C)
         past = _ffill(v)
+        rows = np.arange(v.shape[0], dtype=np.float64)[:, None]  # (T, 1)
+        past_row = _ffill(np.where(frame.observed, rows, np.nan))  # (T, C) last observed row
         out = []
         for lag in self.lags:
             ref = np.full_like(past, np.nan)
+            ref_row = np.full_like(past, np.nan)
             if lag < past.shape[0]:
                 ref[lag:] = past[:-lag]
-            d = np.abs(v - ref)
+                ref_row[lag:] = past_row[:-lag]
+            span = np.fmax(rows - ref_row, float(lag))  # (T, C) rows the change spans, >= lag
+            d = np.abs(v - ref) * (float(lag) / span)
             d[frame.observed & np.isnan(d)] = 0.0
             out.append(d)  # (T, C)
         return out
