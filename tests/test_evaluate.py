@@ -343,3 +343,35 @@ def test_thresholds_come_from_the_training_period_scored_alone() -> None:
     changed = values.copy()
     changed[1440:1444, 0] += 30.0  # test rows only
     assert thresholds(values) == thresholds(changed)
+
+
+def test_a_block_scored_detector_alarms_when_its_block_completes() -> None:
+    """A score that reads up to L rows ahead (`Detector.lookahead_rows`) reaches the alarm
+    L rows later, as a live monitor has it: the delay counts from the event's onset to the
+    end of the block that first shows it; the point metrics keep the score on its rows."""
+    import pandas as pd
+
+    from geojepa.detectors import DetectorScores
+    from geojepa.evaluate.protocol import GroundTruth, LabelledEvent, Protocol, evaluate_scores
+    from geojepa.frame import SensorFrame
+
+    t = 400
+    time = pd.date_range("2024-01-01", periods=t, freq="1h").to_numpy("datetime64[ns]")
+    frame = SensorFrame(
+        np.zeros((t, 1), np.float32),
+        np.ones((t, 1), bool),
+        time,
+        pd.DataFrame({"id": ["a"]}),
+        pd.Timedelta("1h"),
+    )
+    event = LabelledEvent(290, 330, "step", "", ("a",))
+    s = np.random.default_rng(0).random(t) * 0.5
+    s[288:336] = 10.0  # blocks of 16 rows: the block 288..303 holds the onset
+    scores = DetectorScores(s, s[:, None], ("a",))
+    split, truth, proto = TimeSplit(200, t), GroundTruth((event,), t), Protocol(grace=0)
+    causal = evaluate_scores(scores, frame, truth, split, proto)["all"]
+    block = evaluate_scores(scores, frame, truth, split, proto, lookahead=15)["all"]
+    assert causal["delay"] == 0.0  # the score already at the onset row
+    assert block["delay"] == 13.0  # the block 288..303 exists live at row 303; onset 290
+    assert block["event_recall"] == 1.0
+    assert block["auc_pr"] == causal["auc_pr"]  # point metrics: the score on its own rows

@@ -118,6 +118,14 @@ class Detector(BaseEstimator):
         """Per-time (T,) and per-sensor (T, C) scores of `frame`; higher = more anomalous."""
         raise NotImplementedError
 
+    def lookahead_rows(self) -> int:
+        """Rows after t whose readings the score of row t may read (after ``fit``): 0 for a
+        score of readings up to t. A detector that scores windows every few rows and gives
+        each window's score to the block of rows it ends with reads up to block - 1 rows
+        ahead; live, that score exists only once the block is complete (``geojepa-edge
+        watch`` emits it then), so the benchmark times its alarms at the block's end."""
+        return 0
+
     def decision_function(self, frame: SensorFrame) -> np.ndarray:
         """PyOD's name for the per-time score (T,): higher = more anomalous."""
         return self.score(frame).score

@@ -294,6 +294,12 @@ class JepaEnergy(_JepaBase):
         self._load(train)
         return self._raw(train)
 
+    def lookahead_rows(self) -> int:
+        """A window's energy fills the stride of rows it ends with: stride - 1 rows ahead."""
+        from geojepa.energy import EnergySpec
+
+        return EnergySpec(relative=self.relative).stride(self.window_) - 1
+
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         from geojepa.energy import EnergySpec, frame_energy
 
@@ -360,6 +366,10 @@ class JepaDensity(_JepaBase):
             f"density-{self.density_method}", frame, lambda: self._density_raw(frame)
         )
 
+    def lookahead_rows(self) -> int:
+        """A window's density fills the patch of rows it ends with: patch - 1 rows ahead."""
+        return int(self.window_.patch) - 1
+
     def _density_raw(self, frame: SensorFrame) -> np.ndarray:
         stride = self.window_.patch
         with _one_thread():
@@ -416,6 +426,9 @@ class JepaFused(_JepaBase):
         self.parts_ = [p.fit(train, train.n_times) for p in self._parts()]
         return self._raw(train)
 
+    def lookahead_rows(self) -> int:
+        return max(p.lookahead_rows() for p in self.parts_)
+
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         scores = np.stack([p.score(frame).sensor_scores for p in self.parts_])  # (2, T, C)
         return _mean_of_finite(scores)
@@ -445,6 +458,9 @@ class JepaWithTrigger(_JepaBase):
         self.energy_ = JepaEnergy(**self.get_params()).fit(train, train.n_times)
         self.trigger_ = _ScaledTriggerLevels().fit(train, train.n_times)
         return self._raw(train)
+
+    def lookahead_rows(self) -> int:
+        return self.energy_.lookahead_rows()  # trigger levels read row t only
 
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         energy = self.energy_.score(frame).sensor_scores  # (T, C), on its training scale

@@ -206,6 +206,10 @@ class Reconstruction(SensorwiseDetector):
         self.window_ = cfg.window
         return self._raw(train)
 
+    def lookahead_rows(self) -> int:
+        """As the JEPA energy: a window's error fills the stride of rows it ends with."""
+        return EnergySpec().stride(self.window_) - 1
+
     def _raw(self, frame: SensorFrame) -> np.ndarray:
         with _one_thread():
             return frame_energy(

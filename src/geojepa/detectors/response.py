@@ -88,6 +88,9 @@ class ResponseOnly(Detector):
         log.debug("response-only: %d forcing sensor(s) as context", int(self.forcing_.sum()))
         return self
 
+    def lookahead_rows(self) -> int:
+        return self.inner.lookahead_rows()
+
     def score(self, frame: SensorFrame) -> DetectorScores:
         if not hasattr(self, "forcing_"):
             raise RuntimeError("ResponseOnly is not fitted: call fit first")

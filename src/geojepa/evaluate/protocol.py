@@ -283,6 +283,7 @@ def evaluate_scores(
     split: TimeSplit,
     protocol: Protocol,
     train_score: np.ndarray | None = None,
+    lookahead: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Metrics of already computed scores under the protocol: {kind or "all": {metric: value}}.
 
@@ -294,11 +295,17 @@ def evaluate_scores(
     period against the cell labels. Event metrics follow the site alarm (TARP on the
     per-time score, thresholds from training scores) and its attribution: an event is
     detected when the alarm names one of its sensors among the top `protocol.top_k`.
+
+    `lookahead` (`Detector.lookahead_rows`): rows after t a score of row t may read. Point
+    metrics keep each score on the rows it describes; the alarm, its attribution and every
+    event metric read each score only from the row where it exists live, `lookahead` rows
+    later (`as_emitted`), so a block-scored detector's alarms come when its block completes.
     """
     calib = scores.score if train_score is None else train_score
     train = TrainingScores.from_scores(calib, split.train_end)
     policy = calibrate_policy(train, protocol)
-    levels = alarm_levels(scores.score, policy)  # (T,) over the whole series
+    live = as_emitted(scores, lookahead)  # what a live monitor has at each row
+    levels = alarm_levels(live.score, policy)  # (T,) over the whole series
     a = split.train_end
     ids = list(scores.sensor_ids)
     ignored = set(protocol.ignore_kinds)  # not events at all: their cells count as normal
@@ -308,15 +315,15 @@ def evaluate_scores(
     excluded_rows = truth.mask(early)[a:]
     valid = frame.observed[a:] & ~excluded  # (T_test, C)
     cells = truth.cell_mask(test_events, ids)[a:]  # (T_test, C)
-    s_cells = scores.sensor_scores[a:]  # (T_test, C)
-    s_test = scores.score[a:]  # (T_test,)
+    s_cells = scores.sensor_scores[a:]  # (T_test, C): point metrics
+    s_test = live.score[a:]  # (T_test,): alarms and events read the live scores
     alarm_test = levels[a:] > 0
-    ranked = top_k_columns(s_cells, protocol.top_k)  # (T_test, k)
+    ranked = top_k_columns(live.sensor_scores[a:], protocol.top_k)  # (T_test, k)
     tol, grace = protocol.tolerance, protocol.grace
     sev = sensor_events(test_events, ids, a)
     begun = sensor_events(early, ids, a)  # explain alarms that name them; never scored
     em = attributed_event_metrics(alarm_test, ranked, sev, frame.interval, tol, grace, begun)
-    attr, n_attr = _attribution(scores, levels, test_events, tol)
+    attr, n_attr = _attribution(live, levels, test_events, tol)
     rows_truth = truth.mask(test_events)[a:]
     out: dict[str, dict[str, float]] = {}
     out[ALL] = {
@@ -368,6 +375,20 @@ class DetectorResult:
     left_out: tuple[str, ...] = ()  # sensors with too few training readings
 
 
+def as_emitted(scores: DetectorScores, lookahead: int) -> DetectorScores:
+    """`scores` as a live monitor has them: each row's score from the row where it can
+    first be computed, `lookahead` rows later (rows (T,) and cells (T, C) moved down by
+    `lookahead`; the first `lookahead` rows have none yet, NaN)."""
+    if lookahead <= 0:
+        return scores
+    n = min(int(lookahead), scores.n_times)
+    score = np.full_like(scores.score, np.nan)
+    cells = np.full_like(scores.sensor_scores, np.nan)
+    score[n:] = scores.score[: scores.n_times - n]
+    cells[n:] = scores.sensor_scores[: scores.n_times - n]
+    return DetectorScores(score, cells, scores.sensor_ids)
+
+
 def evaluate_detector(
     detector: Detector,
     frame: SensorFrame,
@@ -392,7 +413,9 @@ def evaluate_detector(
     # thresholds from the training period scored alone, as `Detector.fit_threshold` does:
     # a window-ending score of the last training rows read up to a stride of test rows
     train_score = detector.score(frame.slice_time(0, split.train_end)).score
-    metrics = evaluate_scores(scores, frame, truth, split, protocol, train_score)
+    metrics = evaluate_scores(
+        scores, frame, truth, split, protocol, train_score, detector.lookahead_rows()
+    )
     params = {k: _jsonable(v) for k, v in detector.get_params(deep=False).items()}
     return DetectorResult(metrics, params, t1 - t0, t2 - t1, left_out)
 
