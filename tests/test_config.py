@@ -88,3 +88,40 @@ def test_patch_mismatch_and_missing_file(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, "model:\n  patch: 8\n")).window.patch == 8
     with pytest.raises(InputError, match="not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML) reads `5e-4` (no dot) as text; it is a number to anyone writing it
+    cfg = load_config(
+        _write(tmp_path, "train:\n  lr: 5e-4\n  min_lr: 1E-7\nmask:\n  weights: {temporal: 2e0}\n")
+    )
+    assert cfg.train.lr == 5e-4 and cfg.train.min_lr == 1e-7
+    assert dict(cfg.mask.weights) == {"temporal": 2.0}
+    with pytest.raises(InputError, match="not an integer"):
+        load_config(_write(tmp_path, "train:\n  steps: 1e3\n"))  # a count stays an integer
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("train:\n  lr: .inf\n", "not a finite number"),
+        # a NaN floor compares false with every value: the guard could never fire
+        ("train:\n  collapse_min_rank_fraction: .nan\n", "not a finite number"),
+        # RankMe / D and the std ratio are at most 1: a floor above 1 fires on every model
+        ("train:\n  collapse_min_rank_fraction: 5\n", "collapse_min_rank_fraction"),
+        ("train:\n  collapse_min_std_ratio: 1.5\n", "collapse_min_std_ratio"),
+        ("train:\n  collapse_min_std_ratio: -0.1\n", "collapse_min_std_ratio"),
+        # refused by the method (JEPAConfig) only when training started, without a line
+        ("method:\n  loss: l3\n", "unknown loss"),
+        ("method:\n  sigreg_weight: -1\n", "sigreg_weight"),
+    ],
+)
+def test_values_a_run_would_refuse_or_ignore_are_refused_at_load(
+    tmp_path: Path, text: str, what: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path) + ":"), msg
+    assert what in msg, msg

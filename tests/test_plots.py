@@ -220,3 +220,65 @@ def test_empty_inputs_say_so_in_words(fig: object) -> None:
     figure = fig()  # type: ignore[operator]
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert any(t.startswith("no ") for t in texts), texts
+
+
+def test_score_timeline_shades_each_alarm_over_its_whole_interval() -> None:
+    from matplotlib.dates import date2num
+
+    t = _hours(10)
+    alarm = ["green"] * 3 + ["red"] + ["green"] * 2 + ["amber"] * 2 + ["green"] * 2
+    fig = plots.score_timeline(t, np.arange(10.0), alarm)
+    spans = sorted(
+        (float(p.vertices[:, 0].min()), float(p.vertices[:, 0].max()))
+        for c in fig.axes[0].collections
+        for p in c.get_paths()
+    )
+    hour = 1 / 24
+    # the one-sample red alarm at 03:00 covers 03:00-04:00, as in the alarm strip below;
+    # the amber run at 06:00 and 07:00 covers 06:00-08:00
+    t0 = float(date2num(t[0]))
+    want = [(t0 + 3 * hour, t0 + 4 * hour), (t0 + 6 * hour, t0 + 8 * hour)]
+    assert np.allclose(spans, want, rtol=0, atol=1e-6), spans
+
+
+def test_text_from_the_data_is_drawn_literally_not_as_mathtext() -> None:
+    # a sensor id, unit, group, kind or method name is data: `$...$` in it is no formula
+    odd = "PZ$\\foo$_1"
+    t = _hours(30)
+    panel = plots.SensorPanel(sensor_id=odd, unit="m$^3$", times=t, values=np.arange(30.0))
+    fig = plots.sensor_series([panel])
+    _check_labels(fig)  # a bad formula raised when the PNG was drawn
+    label = fig.axes[0].yaxis.label
+    assert label._preprocess_math(label.get_text()) == (f"{odd}\n(m$^3$)", False)  # as written
+    table = pd.DataFrame({"episode": [odd], "sensor_id": [odd], "share": [1.0], "level": ["red"]})
+    _check_labels(plots.attribution_bars(table))
+    sensors = sensors_frame([Sensor(odd, "x$\\y$", "kPa", 0.0, 0.0, 1.0, "B$\\h$")])
+    _check_labels(plots.site_plan(sensors))
+    _check_labels(plots.depth_section(sensors))
+    future = _hours(40)[30:]
+    _check_labels(
+        plots.forecast_plot(
+            sensor_id=odd,
+            unit="m$^3$",
+            name="J$\\x$",
+            history_times=t,
+            history=np.arange(30.0),
+            times=future,
+            prediction=np.ones(10),
+            methods={"$\\m$": np.ones(10)},
+        )
+    )
+    metrics = pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5], "$\\q$_loss": [0.3, 0.2]})
+    _check_labels(plots.training_curves(metrics))
+
+
+def test_loss_axis_claims_no_loss_the_curves_may_not_be() -> None:
+    # the logged `loss` is latent + SIGReg (every preset) and the latent loss may be l2:
+    # the axis must not call every curve on it a latent smooth-L1
+    steps = np.arange(0, 50, 10)
+    metrics = pd.DataFrame(
+        {"step": steps, "loss": 2.0 / (1 + steps), "latent_loss": 1.0 / (1 + steps)}
+    )
+    metrics["sigreg"] = metrics["loss"] - metrics["latent_loss"]
+    ylabel = _data_axes(plots.training_curves(metrics))[0].get_ylabel()
+    assert "smooth-L1" not in ylabel and "loss" in ylabel

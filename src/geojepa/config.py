@@ -14,8 +14,10 @@ YAML layout (every section optional; a ``preset`` key picks the starting point):
     method: {loss: smooth_l1, sigreg_weight: 0.0}
     train:  {steps: 2000, batch_size: 32, lr: 0.0005, bf16: false, ...}
 
-Guarantees: an unknown key, a value of the wrong type or a value a section refuses raises
-`InputError` naming the file, the line and column of the key, and the known keys; presets
+Guarantees: an unknown key, a value of the wrong type, a number that is not finite or a
+value a section (the method's options included) refuses raises `InputError` naming the
+file, the line and column of the key, and the known keys; a number is read as YAML 1.2 reads
+it (``5e-4`` is a number, where PyYAML's YAML 1.1 gives text); presets
 + file + overrides resolve to one `RunConfig` whose `to_dict()` is plain JSON/YAML data and
 whose `from_dict(to_dict())` is equal to it.
 """
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -104,6 +108,14 @@ class TrainConfig:
             (self.eval_every >= 1 and self.log_every >= 1, "eval_every and log_every >= 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
             (self.lidar_views >= 2, "lidar_views must be >= 2"),
+            (
+                0.0 <= self.collapse_min_rank_fraction <= 1.0,
+                "collapse_min_rank_fraction must be in [0, 1] (RankMe / D; 0 = not checked)",
+            ),
+            (
+                0.0 <= self.collapse_min_std_ratio <= 1.0,
+                "collapse_min_std_ratio must be in [0, 1] (0 = not checked)",
+            ),
             (self.collapse_patience >= 1, "collapse_patience must be >= 1"),
             (
                 self.collapse_min_alignment >= 0,
@@ -376,6 +388,11 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
+"""A YAML 1.2 number in exponent notation, which PyYAML (YAML 1.1) reads as text when it
+has no dot or no exponent sign (``5e-4``, ``1.0e3``)."""
+
+
 def _coerce(value: Any, tp: Any, path: tuple[str, ...], marks: _Marks) -> Any:
     """Check `value` against annotation `tp`; lists become tuples where a tuple is declared."""
     origin = typing.get_origin(tp)
@@ -408,8 +425,12 @@ def _coerce(value: Any, tp: Any, path: tuple[str, ...], marks: _Marks) -> Any:
             raise marks.error(path, f"{key} = {value!r} is not an integer")
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML12_FLOAT.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise marks.error(path, f"{key} = {value!r} is not a number")
+        if not math.isfinite(value):
+            raise marks.error(path, f"{key} = {value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -512,6 +533,10 @@ def _resolve(data: Mapping[str, Any], marks: _Marks, base: RunConfig | None) -> 
                     hint="known keys: " + ", ".join(known),
                 )
             method[k] = _coerce(v, hints[k], ("method", str(k)), marks)
+        try:  # the method's own checks (loss name, SIGReg sizes), here rather than at step 0
+            JEPAConfig(model=model, **method)
+        except InputError as err:
+            raise marks.error(("method",), err.message, err.hint) from err
     try:
         return RunConfig(
             model=model,

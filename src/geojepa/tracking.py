@@ -10,8 +10,9 @@
 - `NullTracker` does nothing (tracking off, or ranks other than 0 under DDP).
 
 Guarantees: tracking never changes training; metrics are buffered and flushed at least at
-every `flush()`/`finish()`; a resumed run continues the same MLflow run (its id is kept in
-``RUN/mlflow_run.json``).
+every `flush()`/`finish()`; `finish()` closes the MLflow run even when its last metrics
+cannot be sent (as FAILED, the error raised); a resumed run continues the same MLflow run
+(its id is kept in ``RUN/mlflow_run.json``).
 """
 
 from __future__ import annotations
@@ -150,7 +151,16 @@ class MLflowTracker:
             self.client.log_batch(self.run_id, metrics=chunk)
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.flush()
+        """Send the buffered metrics and close the run; a run whose metrics could not be
+        sent is still closed, as FAILED, and the error raised."""
+        try:
+            self.flush()
+        except Exception:
+            try:
+                self.client.set_terminated(self.run_id, status="FAILED")
+            except Exception as err:  # the store is gone: the flush error says why
+                log.warning("MLflow run %s left open: %s", self.run_id, err)
+            raise
         self.client.set_terminated(self.run_id, status=status)
 
 

@@ -11,6 +11,8 @@ Guarantees:
 - long series are thinned by a min/max envelope to at most `max_points` points, so a spike
   of one sample is still visible and the PNG stays small;
 - an input with nothing to draw gives a figure that says so in words, never an exception.
+- text from the data (sensor ids, units, groups, method names) is drawn as written, never
+  parsed as a mathtext formula (`base.plain_text`).
 
 Alarm colours follow a monitoring system's TARP: green, amber, red.
 

@@ -2,7 +2,9 @@
 
 Guarantees: `naive_utc` turns any datetime-like input (tz-aware or naive) into naive UTC
 ``datetime64[ns]``; `thin` keeps each bucket's minimum and maximum, so a one-sample spike
-survives; figures are made without pyplot (no global state, the Agg canvas).
+survives; `plain_text` makes text from the data (sensor ids, units, names) draw as written,
+never as a mathtext formula; figures are made without pyplot (no global state, the Agg
+canvas).
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ FIG_WIDTH = 9.6
 
 def kind_colour(kind: str) -> str:
     return KIND_COLOURS.get(kind, KIND_COLOURS["other"])
+
+
+def plain_text(text: object) -> str:
+    """`text` for a figure, drawn literally: its dollar signs escaped, so a sensor id such
+    as ``PZ$1$`` is not set as a formula (nor one like ``A$\\x$`` fails to draw)."""
+    return str(text).replace("$", r"\$")
 
 
 def naive_utc(times: object) -> np.ndarray:

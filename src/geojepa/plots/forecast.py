@@ -16,6 +16,7 @@ from geojepa.plots.base import (
     empty_figure,
     naive_utc,
     new_figure,
+    plain_text,
     thin,
     time_axis,
 )
@@ -73,7 +74,7 @@ def forecast_plot(
         )
         ov.set_title("whole record", fontsize=9)
         ov.set_xlabel(TIME_LABEL)
-        ov.set_ylabel(f"{sensor_id} ({unit or 'no unit'})")
+        ov.set_ylabel(plain_text(f"{sensor_id} ({unit or 'no unit'})"))
         time_axis(ov)
         ov.grid(True, color="#eeeeee", lw=0.5)
         near = ht >= lo
@@ -92,9 +93,15 @@ def forecast_plot(
             color="#1e88e5",
             alpha=0.2,
             lw=0,
-            label=f"{name} band",
+            label=plain_text(f"{name} band"),
         )
-    ax.plot(ft, np.asarray(prediction, float), color="#1e88e5", lw=1.8, label=f"{name} forecast")
+    ax.plot(
+        ft,
+        np.asarray(prediction, float),
+        color="#1e88e5",
+        lw=1.8,
+        label=plain_text(f"{name} forecast"),
+    )
     styles = ["--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1))]
     colours = ["#e65100", "#6a1b9a", "#2e7d32", "#ad1457", "#00838f"]
     for k, (other, values) in enumerate((methods or {}).items()):
@@ -104,7 +111,7 @@ def forecast_plot(
             ls=styles[k % len(styles)],
             color=colours[k % len(colours)],
             lw=1.3,
-            label=other,
+            label=plain_text(other),
         )
     if cutoff is not None:
         ax.axvline(
@@ -115,7 +122,7 @@ def forecast_plot(
             label="cutoff",
         )
     ax.set_title("forecast window", fontsize=9)
-    ax.set_ylabel(f"{sensor_id} ({unit or 'no unit'})")
+    ax.set_ylabel(plain_text(f"{sensor_id} ({unit or 'no unit'})"))
     ax.set_xlabel(TIME_LABEL)
     time_axis(ax)
     ax.grid(True, color="#eeeeee", lw=0.5)

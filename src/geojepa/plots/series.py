@@ -25,6 +25,7 @@ from geojepa.plots.base import (
     hatch_events,
     naive_utc,
     new_figure,
+    plain_text,
     shade_spans,
     split_line,
     thin,
@@ -120,7 +121,7 @@ def sensor_series(
                 st, sv = thin(naive_utc(p.score_times), np.asarray(p.score, float), max_points)
                 frac = np.clip(np.nan_to_num(sv, nan=0.0) / score_top, 0, 1) * SCORE_STRIP
                 ax.fill_between(st, 0, frac, color="#90a4ae", lw=0, transform=strip)
-        ax.set_ylabel(f"{p.sensor_id}\n({p.unit or 'no unit'})", fontsize=8)
+        ax.set_ylabel(plain_text(f"{p.sensor_id}\n({p.unit or 'no unit'})"), fontsize=8)
         ax.tick_params(labelsize=7, labelbottom=False)
         ax.grid(True, color="#eeeeee", lw=0.5)
     last = axes[-1]
@@ -191,16 +192,18 @@ def score_timeline(
     bx.set_ylabel("alarm", rotation=0, ha="right", va="center", fontsize=8)
     hatch_events(ax, events)
     hatch_events(bx, events)
-    # shade alarm periods lightly behind the score, then draw the score itself
+    # shade alarm periods lightly behind the score, then draw the score itself; each time
+    # covers [its time, the next) as in the strip below: both ends of every time's interval
+    # (2T,) go in, so a one-time alarm has a width and a run ends one interval after its last
+    bounds = np.column_stack([edges[:-1], edges[1:]]).ravel()
     for value, colour in ((1, ALARM_COLOURS["amber"]), (2, ALARM_COLOURS["red"])):
         on = code == value
         if on.any():
             ax.fill_between(
-                edges[:-1],
+                bounds,
                 0,
                 1,
-                where=on,
-                step="post",
+                where=np.repeat(on, 2),
                 color=colour,
                 alpha=0.18,
                 transform=ax.get_xaxis_transform(),
@@ -250,9 +253,9 @@ def attribution_bars(table: pd.DataFrame, *, max_episodes: int = 6) -> Figure:
         ax = fig.add_subplot(nrows, ncols, k + 1)
         rows = table[table["episode"] == ep].iloc[::-1]
         colour = ALARM_COLOURS.get(str(rows["level"].iloc[0]), "#777777")
-        ax.barh(rows["sensor_id"].astype(str), rows["share"] * 100.0, color=colour)
+        ax.barh(rows["sensor_id"].map(plain_text), rows["share"] * 100.0, color=colour)
         ax.set_xlim(0, 100)
-        ax.set_title(str(ep), fontsize=8)
+        ax.set_title(plain_text(ep), fontsize=8)
         ax.set_xlabel("share of alarm score (%)", fontsize=7)
         ax.set_ylabel("sensor", fontsize=7)
         ax.tick_params(labelsize=7)

@@ -12,6 +12,7 @@ from geojepa.plots.base import (
     empty_figure,
     kind_colour,
     new_figure,
+    plain_text,
 )
 
 
@@ -31,7 +32,7 @@ def site_plan(sensors: pd.DataFrame) -> Figure:
             marker=KIND_MARKERS.get(str(kind), "o"),
             edgecolors="white",
             linewidths=0.6,
-            label=f"{kind} ({len(grp)})",
+            label=plain_text(f"{kind} ({len(grp)})"),
             zorder=3,
         )
     # one label per position: the sensor ids there (a borehole's group name on big sites)
@@ -45,7 +46,12 @@ def site_plan(sensors: pd.DataFrame) -> Figure:
             text = text[:22] + "…"
         if labelled < 80:
             ax.annotate(
-                text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color="#333"
+                plain_text(text),
+                (x, y),
+                xytext=(4, 4),
+                textcoords="offset points",
+                fontsize=7,
+                color="#333",
             )
             labelled += 1
     ax.set_xlabel("easting x (m)")
@@ -103,7 +109,7 @@ def depth_section(sensors: pd.DataFrame) -> Figure:
         top = float(grp["z"].max())
         ax.plot([xa, xa], [top, float(grp["z"].min())], color="#9e9e9e", lw=2.5, zorder=1)
         ax.annotate(
-            str(group),
+            plain_text(group),
             (xa, top),
             xytext=(0, 4),
             textcoords="offset points",
@@ -120,7 +126,7 @@ def depth_section(sensors: pd.DataFrame) -> Figure:
             marker=KIND_MARKERS.get(str(kind), "o"),
             edgecolors="white",
             linewidths=0.6,
-            label=str(kind),
+            label=plain_text(kind),
             zorder=3,
         )
     ax.set_xlabel(label)

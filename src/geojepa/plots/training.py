@@ -17,6 +17,7 @@ from geojepa.plots.base import (
     empty_figure,
     naive_utc,
     new_figure,
+    plain_text,
 )
 
 
@@ -43,13 +44,15 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
             continue  # e.g. `latent_loss` equal to `loss` when no other term is on
         drawn_values.append(d[col])
         sparse = len(d) < 0.5 * len(metrics)  # evaluation-only rows: draw the points
-        ax.plot(d["step"], d[col], lw=1.0, label=col, marker="o" if sparse else None, ms=3)
+        ax.plot(
+            d["step"], d[col], lw=1.0, label=plain_text(col), marker="o" if sparse else None, ms=3
+        )
         drawn = True
         positive = positive and bool((d[col] > 0).all())
     if drawn and positive:
         ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss (latent smooth-L1)")
+    ax.set_ylabel("loss (see legend)")
     ax.grid(True, color="#eeeeee", lw=0.5)
     if drawn:
         ax.legend(fontsize=7, frameon=False)
