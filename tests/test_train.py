@@ -228,8 +228,9 @@ def test_until_hides_later_readings(tmp_path: Path) -> None:
 
 
 def test_collapse_guard_stops_the_run_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
-    # an unreachable rank floor makes every evaluation fail: the run must stop, not go on
-    cfg = small_config(steps=9, collapse_min_rank_fraction=1.01, collapse_patience=2)
+    # a rank floor of the full width (RankMe stays below D) makes every evaluation fail:
+    # the run must stop, not go on
+    cfg = small_config(steps=9, collapse_min_rank_fraction=1.0, collapse_patience=2)
     with pytest.raises(CollapseError, match=r"collapsed at step 6.*RankMe"):
         pretrain([toy_site()], tmp_path / "r", cfg, tracking_uri="none", progress=False)
     assert read_checkpoint(tmp_path / "r" / "checkpoint.pt")["step"] == 3

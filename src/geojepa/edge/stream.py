@@ -39,7 +39,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
-from geojepa.io.times import naive_format
+from geojepa.timeformats import naive_format
 
 log = logging.getLogger(__name__)
 

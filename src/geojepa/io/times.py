@@ -34,46 +34,11 @@ import pyarrow.compute as pc
 from geojepa.errors import InputError, UsageError
 from geojepa.io.csvcore import Lines
 from geojepa.site import Quality
+from geojepa.timeformats import NAIVE_FORMATS, as_ns, most_regular, parse_naive
 
 # a numeric offset follows a time of day (a ':' or a 'T' before it), so the year of a
 # day-first dashed date ("31-03-2024") is not read as an offset of -20:24
 _OFFSET_RE = re.compile(r"(?:[Zz]|[:T].*[+-]\d{2}:?\d{2}|\sUTC|\sGMT|UTC|GMT)$")
-NAIVE_FORMATS: tuple[str, ...] = (
-    "ISO8601",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%y %H:%M:%S",
-    "%m/%d/%y %H:%M",
-    "%m/%d/%Y",
-    "%m/%d/%y",
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%y %H:%M:%S",
-    "%d/%m/%y %H:%M",
-    "%d/%m/%Y",
-    "%d/%m/%y",
-    # 12-hour clocks with AM/PM, as data-logger software exports them (HOBO and others)
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %I:%M %p",
-    "%m/%d/%y %I:%M:%S %p",
-    "%m/%d/%y %I:%M %p",
-    "%d/%m/%Y %I:%M:%S %p",
-    "%d/%m/%Y %I:%M %p",
-    "%d/%m/%y %I:%M:%S %p",
-    "%d/%m/%y %I:%M %p",
-    "%d-%m-%Y %H:%M:%S",
-    "%d-%m-%Y %H:%M",
-    "%d-%m-%Y",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y %H:%M",
-    "%d.%m.%Y",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d",
-    "%Y%m%d%H%M%S",
-    "%Y%m%d%H%M",
-    "%Y%m%d",
-)
 EXAMPLE = "ISO 8601 like 2024-03-31T14:15:00 or 2024-03-31 14:15:00+01:00"
 
 
@@ -202,12 +167,14 @@ def parse_times_factorized(
             pd.to_datetime(cleaned, format=fmt or "ISO8601", utc=True, errors="coerce")
         )
         _raise_first_nat(parsed, codes, raw, lines, file, column, fmt or "ISO8601")
-        utc_u = _ns(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+        utc_u = as_ns(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
         return ParsedTimes(utc_u[codes], flags, fmt or "ISO8601", True)
     used = fmt or _detect_format(ustr, codes, raw, lines, file, column)
-    parsed = _parse_with(ustr, used)
+    parsed = parse_naive(ustr, used)
     _raise_first_nat(parsed, codes, raw, lines, file, column, used)
-    return from_naive(_ns(parsed)[codes], zone, clock_repeat=clock_repeat, fmt=used, groups=groups)
+    return from_naive(
+        as_ns(parsed)[codes], zone, clock_repeat=clock_repeat, fmt=used, groups=groups
+    )
 
 
 def from_naive(
@@ -241,42 +208,6 @@ class _RowText:
         return "" if c < 0 else str(self.uniques[c])
 
 
-def _ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-    return np.asarray(pd.DatetimeIndex(values).as_unit("ns").to_numpy(dtype="datetime64[ns]"))
-
-
-def _parse_with(ustr: pd.Series, fmt: str) -> pd.Series:
-    """Naive times with `fmt`; texts that do not fit (or carry an offset) become NaT.
-
-    A date with no time of day under a format that has one is read as midnight of that date
-    (spreadsheets save ``3/17/2017 00:00`` as ``3/17/2017``).
-    """
-    parsed = _parse_exact(ustr, fmt)
-    date_part, sep, time_part = fmt.partition(" ")
-    if sep and ("%H" in time_part or "%I" in time_part):
-        bare = parsed.isna() & ~ustr.astype(str).str.contains(":", regex=False)
-        if bare.any():
-            parsed[bare] = _parse_exact(ustr[bare], date_part)
-    return parsed
-
-
-def _parse_exact(ustr: pd.Series, fmt: str) -> pd.Series:
-    """Naive times with exactly `fmt`; texts that do not fit (or carry an offset) are NaT."""
-    try:
-        return pd.Series(pd.to_datetime(ustr, format=fmt, errors="coerce"), index=ustr.index)
-    except (ValueError, OverflowError):
-        # some text carries an offset the offset test missed (e.g. "-09"): read one by one,
-        # keeping only naive results, so the caller names the first unreadable row
-        out = []
-        for text in ustr:
-            try:
-                t = pd.to_datetime(text, format=fmt)
-            except (ValueError, OverflowError):
-                t = pd.NaT
-            out.append(pd.NaT if getattr(t, "tzinfo", None) is not None else t)
-        return pd.Series(pd.to_datetime(pd.Series(out, dtype="object")), index=ustr.index)
-
-
 def _detect_format(
     ustr: pd.Series,
     codes: np.ndarray,
@@ -290,20 +221,20 @@ def _detect_format(
     sample = ustr.iloc[idx]
     ok: list[str] = []
     for f in NAIVE_FORMATS:
-        got = _parse_with(sample, f)
+        got = parse_naive(sample, f)
         if got.notna().all() and got.dt.year.between(1900, 2200).all():
             ok.append(f)
     if not ok:
         # name the first row no format reads
         for j in idx:
-            if all(_parse_with(ustr.iloc[[j]], f).isna().all() for f in NAIVE_FORMATS):
+            if all(parse_naive(ustr.iloc[[j]], f).isna().all() for f in NAIVE_FORMATS):
                 i = int(np.flatnonzero(codes == j)[0])
                 _bad(file, lines[i], column, raw[i], "cannot read the timestamp")
         i = int(np.flatnonzero(codes == idx[0])[0])
         _bad(file, lines[i], column, raw[i], "cannot read the timestamps")
     if len(ok) == 1:
         return ok[0]
-    full = {f: _parse_with(ustr, f) for f in ok}
+    full = {f: parse_naive(ustr, f) for f in ok}
     complete = [
         f for f in ok if full[f].notna().all() and full[f].dt.year.between(1900, 2200).all()
     ]
@@ -311,37 +242,7 @@ def _detect_format(
         return ok[0]  # the caller names the first row it cannot read
     if len(complete) == 1:
         return complete[0]
-    return _most_regular({f: _ns(full[f])[codes] for f in complete})
-
-
-def _most_regular(candidates: dict[str, np.ndarray]) -> str:
-    """Of formats that read every row (times (N,) in file order, per format), the one whose
-    times increase in file order with the most regular steps; the first listed on a tie
-    (month-first before day-first). Slash dates with every field <= 12 need this."""
-    names = list(candidates)
-    best: tuple[int, float, int] | None = None
-    for k, f in enumerate(names):
-        v = candidates[f].astype(np.int64)
-        d = np.diff(v)
-        if len(v) >= 2 and not (d >= 0).all():
-            continue
-        score = (len(np.unique(d)), float(np.median(d)) if len(d) else 0.0, k)
-        if best is None or score < best:
-            best = score
-    return names[best[2]] if best is not None else names[0]
-
-
-def naive_format(texts: Sequence[str]) -> str | None:
-    """The format of `NAIVE_FORMATS` (ISO 8601 first) that reads every one of `texts` (rows in
-    file order), chosen as a whole file's is; None when no format reads them all."""
-    ustr = pd.Series([str(t).strip() for t in texts], dtype="object")
-    full = {f: _parse_with(ustr, f) for f in NAIVE_FORMATS}
-    complete = {
-        f: _ns(got)
-        for f, got in full.items()
-        if len(got) and got.notna().all() and got.dt.year.between(1900, 2200).all()
-    }
-    return _most_regular(complete) if complete else None
+    return most_regular({f: as_ns(full[f])[codes] for f in complete})
 
 
 def _raise_first_nat(
@@ -411,7 +312,7 @@ def localize(
     flags[gap] = Quality.CLOCK.value
     local = idx.tz_localize(zone, ambiguous=is_dst, nonexistent="shift_forward")
     utc = local.tz_convert("UTC").tz_localize(None)
-    return _ns(utc), flags
+    return as_ns(utc), flags
 
 
 def resolve_clock_repeat(
