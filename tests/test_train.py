@@ -604,3 +604,46 @@ def test_a_frame_cut_at_an_off_grid_until_keeps_only_cells_that_end_by_it() -> N
     assert float(np.nanmax(cut.values)) < 75  # reading 75 is at 12:30
     on_grid = _frame_of(frame, pd.Timestamp("2024-01-01 12:00", tz="UTC"), "1h")
     assert on_grid.n_times == 12  # an on-grid until cuts where it always did
+
+
+class _Recorder:
+    """A tracker that records how the run was closed."""
+
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def log_params(self, params: Any) -> None:
+        return None
+
+    def log_metrics(self, metrics: Any, step: int) -> None:
+        return None
+
+    def log_artifact(self, path: Any) -> None:
+        raise OSError("the artifact store is down")
+
+    def flush(self) -> None:
+        return None
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.closed.append(status)
+
+
+def test_a_run_that_fails_to_start_or_to_upload_is_closed_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geojepa.train as train_mod
+
+    rec = _Recorder()
+    monkeypatch.setattr(train_mod, "make_tracker", lambda *a, **k: rec)
+
+    def broken(*a: object, **k: object) -> None:
+        raise RuntimeError("no validation windows")
+
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "validation_set", broken)
+        with pytest.raises(RuntimeError, match="no validation windows"):
+            pretrain([toy_site()], tmp_path / "a", small_config(steps=2), progress=False)
+    assert rec.closed == ["FAILED"]  # closed, not left running
+    with pytest.raises(OSError, match="artifact store"):
+        pretrain([toy_site()], tmp_path / "b", small_config(steps=2), progress=False)
+    assert rec.closed == ["FAILED", "FAILED"]  # an upload that failed is no finished run

@@ -726,46 +726,50 @@ def _train(
         elif metrics_log.path.exists():
             metrics_log.path.unlink()
     tracker: Tracker = make_tracker(run, tracking_uri, enabled=main) if main else NullTracker()
-    if main:
-        tracker.log_params(
-            {
-                **cfg.to_dict(),
-                "data": {
-                    r.name: {
-                        "sensors": len(r.sensors),
-                        "interval": str(r.interval),
-                        "train_end": r.train_end.isoformat(),
-                        "windows": r.n_windows,
-                    }
-                    for r in records
-                },
-                "world_size": info.world_size,
-                **({"init": start_from.describe()} if start_from is not None else {}),
-            }
+    try:  # a run that fails to start is closed in the tracker, not left running
+        if main:
+            tracker.log_params(
+                {
+                    **cfg.to_dict(),
+                    "data": {
+                        r.name: {
+                            "sensors": len(r.sensors),
+                            "interval": str(r.interval),
+                            "train_end": r.train_end.isoformat(),
+                            "windows": r.n_windows,
+                        }
+                        for r in records
+                    },
+                    "world_size": info.world_size,
+                    **({"init": start_from.describe()} if start_from is not None else {}),
+                }
+            )
+
+        collator = MaskCollator(cfg.mask, cfg.window.patch, cfg.seed)
+        val = validation_set(data, cfg, collator)
+        guard = CollapseGuard(
+            min_rank_fraction=tc.collapse_min_rank_fraction,
+            min_std_ratio=tc.collapse_min_std_ratio,
+            min_alignment=tc.collapse_min_alignment,
+            patience=tc.collapse_patience,
+            enabled=tc.stop_on_collapse,
         )
+        loader = torch.utils.data.DataLoader(
+            _StepWindows(data),
+            batch_sampler=_StepSampler(
+                cfg.seed, start, stop, [len(d.train) for d in data], tc.batch_size
+            ),
+            collate_fn=_RankCollate(collator, info),
+            num_workers=0,
+        )
+        ddp: torch.nn.Module = model
+        if info.distributed:
+            from torch.nn.parallel import DistributedDataParallel
 
-    collator = MaskCollator(cfg.mask, cfg.window.patch, cfg.seed)
-    val = validation_set(data, cfg, collator)
-    guard = CollapseGuard(
-        min_rank_fraction=tc.collapse_min_rank_fraction,
-        min_std_ratio=tc.collapse_min_std_ratio,
-        min_alignment=tc.collapse_min_alignment,
-        patience=tc.collapse_patience,
-        enabled=tc.stop_on_collapse,
-    )
-    loader = torch.utils.data.DataLoader(
-        _StepWindows(data),
-        batch_sampler=_StepSampler(
-            cfg.seed, start, stop, [len(d.train) for d in data], tc.batch_size
-        ),
-        collate_fn=_RankCollate(collator, info),
-        num_workers=0,
-    )
-    ddp: torch.nn.Module = model
-    if info.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ddp = DistributedDataParallel(model, find_unused_parameters=True)
+            ddp = DistributedDataParallel(model, find_unused_parameters=True)
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
 
     def checkpoint(step: int, last: dict[str, float]) -> None:
         if main:
@@ -861,12 +865,17 @@ def _train(
     finally:
         bar.close()
         if main:
-            tracker.flush()
-            if status != "FAILED":
-                for name in (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, INIT_NAME):
-                    if (run / name).is_file():
-                        tracker.log_artifact(run / name)
-            tracker.finish(status)
+            try:
+                tracker.flush()
+                if status != "FAILED":
+                    for name in (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, INIT_NAME):
+                        if (run / name).is_file():
+                            tracker.log_artifact(run / name)
+            except BaseException:
+                status = "FAILED"  # the run's record is incomplete: never left running
+                raise
+            finally:
+                tracker.finish(status)
     seconds = time.perf_counter() - t0
     return TrainResult(
         run_dir=run,
