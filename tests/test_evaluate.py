@@ -23,7 +23,7 @@ from geojepa.evaluate import (
     time_split,
     write_benchmark,
 )
-from geojepa.frame import label_mask, to_frame
+from geojepa.frame import SensorFrame, label_mask, to_frame
 from geojepa.site import Site
 from test_detectors_synth import make_site
 
@@ -261,25 +261,27 @@ def test_runs_split_over_processes_merge_into_one(tmp_path: Path, bench: object)
         merge_benchmarks([tmp_path / "a", tmp_path / "f"])
 
 
+def _one_gauge(t: int) -> SensorFrame:
+    """An hourly frame of one gauge 'a', every reading observed (the scores carry the test)."""
+    import pandas as pd
+
+    time = pd.date_range("2024-01-01", periods=t, freq="1h").to_numpy("datetime64[ns]")
+    ids = pd.DataFrame({"id": ["a"]})
+    return SensorFrame(
+        np.zeros((t, 1), np.float32), np.ones((t, 1), bool), time, ids, pd.Timedelta("1h")
+    )
+
+
 def test_an_alarm_on_an_event_begun_in_training_is_not_a_false_alarm() -> None:
     """An event that starts before the split is left out of the test metrics: its rows are
     not normal, so an alarm naming its sensor is explained (not a false alarm), and it is
     neither detected nor missed."""
-    import pandas as pd
 
     from geojepa.detectors import DetectorScores
     from geojepa.evaluate.protocol import GroundTruth, LabelledEvent, Protocol, evaluate_scores
-    from geojepa.frame import SensorFrame
 
     t = 200
-    time = pd.date_range("2024-01-01", periods=t, freq="1h").to_numpy("datetime64[ns]")
-    frame = SensorFrame(
-        np.zeros((t, 1), np.float32),
-        np.ones((t, 1), bool),
-        time,
-        pd.DataFrame({"id": ["a"]}),
-        pd.Timedelta("1h"),
-    )
+    frame = _one_gauge(t)
     early = LabelledEvent(90, 150, "step", "", ("a",))
     late = LabelledEvent(170, 180, "step", "", ("a",))
     split = TimeSplit(100, t)
@@ -349,21 +351,12 @@ def test_a_block_scored_detector_alarms_when_its_block_completes() -> None:
     """A score that reads up to L rows ahead (`Detector.lookahead_rows`) reaches the alarm
     L rows later, as a live monitor has it: the delay counts from the event's onset to the
     end of the block that first shows it; the point metrics keep the score on its rows."""
-    import pandas as pd
 
     from geojepa.detectors import DetectorScores
     from geojepa.evaluate.protocol import GroundTruth, LabelledEvent, Protocol, evaluate_scores
-    from geojepa.frame import SensorFrame
 
     t = 400
-    time = pd.date_range("2024-01-01", periods=t, freq="1h").to_numpy("datetime64[ns]")
-    frame = SensorFrame(
-        np.zeros((t, 1), np.float32),
-        np.ones((t, 1), bool),
-        time,
-        pd.DataFrame({"id": ["a"]}),
-        pd.Timedelta("1h"),
-    )
+    frame = _one_gauge(t)
     event = LabelledEvent(290, 330, "step", "", ("a",))
     s = np.random.default_rng(0).random(t) * 0.5
     s[288:336] = 10.0  # blocks of 16 rows: the block 288..303 holds the onset
