@@ -412,10 +412,6 @@ def attributed_event_metrics(
     rk = np.asarray(ranked)
     t = on.size
     explained = np.zeros(t, dtype=bool)
-    for ev in also_explained:
-        a, b2 = max(ev.start, 0), min(ev.stop + max(tolerance, grace), t)
-        if b2 > a:
-            explained[a:b2] |= _named(rk[a:b2], ev.columns)
     delays: list[int] = []
     detected: list[bool] = []
     for ev in events:
@@ -424,7 +420,8 @@ def attributed_event_metrics(
         detected.append(bool(hit.size))
         if hit.size:
             delays.append(int(hit[0]))
-        b2 = min(ev.stop + max(tolerance, grace), t)
+    for ev in (*events, *also_explained):  # rows under way (with grace) naming its sensors
+        a, b2 = max(ev.start, 0), min(ev.stop + max(tolerance, grace), t)
         explained[a:b2] |= _named(rk[a:b2], ev.columns)
     return _tally(on, on & ~explained, detected, delays, interval)
 
