@@ -2,7 +2,7 @@
 so the edge scorer's streaming parser (a gateway may have no pyarrow) reads times exactly as
 ``geojepa ingest`` does.
 
-Guarantees: `NAIVE_FORMATS` lists ISO 8601 first, then slash, dash, dot and compact dates
+Guarantees: `NUMERIC_OFFSET` matches an offset only after a time of day; `NAIVE_FORMATS` lists ISO 8601 first, then slash, dash, dot and compact dates
 (month-first before day-first); `parse_naive` reads a date with no time of day under a
 format that has one as midnight; `naive_format` picks, among the formats that read every
 text, the one whose times increase in file order with the most regular steps (the first
@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+NUMERIC_OFFSET = r"[:T].*[+-]\d{2}:?\d{2}"
+"""A numeric UTC offset at the end of a time text: it follows a time of day (a ':' or a 'T'
+before it), so the year of a day-first dashed date ("31-03-2024") is no offset of -20:24."""
 
 NAIVE_FORMATS: tuple[str, ...] = (
     "ISO8601",
@@ -91,6 +95,15 @@ def _parse_exact(ustr: pd.Series, fmt: str) -> pd.Series:
         return pd.Series(pd.to_datetime(pd.Series(out, dtype="object")), index=ustr.index)
 
 
+def reads_every(parsed: pd.Series) -> bool:
+    """Whether a format read every text (`parse_naive`'s result) as a plausible date."""
+    return (
+        bool(len(parsed))
+        and bool(parsed.notna().all())
+        and bool(parsed.dt.year.between(1900, 2200).all())
+    )
+
+
 def most_regular(candidates: dict[str, np.ndarray]) -> str:
     """Of formats that read every row (times (N,) in file order, per format), the one whose
     times increase in file order with the most regular steps; the first listed on a tie
@@ -113,9 +126,5 @@ def naive_format(texts: Sequence[str]) -> str | None:
     file order), chosen as a whole file's is; None when no format reads them all."""
     ustr = pd.Series([str(t).strip() for t in texts], dtype="object")
     full = {f: parse_naive(ustr, f) for f in NAIVE_FORMATS}
-    complete = {
-        f: as_ns(got)
-        for f, got in full.items()
-        if len(got) and got.notna().all() and got.dt.year.between(1900, 2200).all()
-    }
+    complete = {f: as_ns(got) for f, got in full.items() if reads_every(got)}
     return most_regular(complete) if complete else None

@@ -39,7 +39,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
-from geojepa.timeformats import naive_format
+from geojepa.timeformats import NUMERIC_OFFSET, naive_format
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "-9999", "#n/a
 NON_FINITE_TEXT = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts")
 TOA5_SKIP_COLUMNS = frozenset({"RECORD", "RN"})
-# a numeric offset follows a time of day (the year of "31-03-2024" is not an offset)
-_OFFSET_RE = r"(?:[Zz]|[:T].*[+-]\d{2}:?\d{2})$"
+_OFFSET_RE = rf"(?:[Zz]|{NUMERIC_OFFSET})$"
 NAT_NS = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 

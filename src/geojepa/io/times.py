@@ -34,11 +34,16 @@ import pyarrow.compute as pc
 from geojepa.errors import InputError, UsageError
 from geojepa.io.csvcore import Lines
 from geojepa.site import Quality
-from geojepa.timeformats import NAIVE_FORMATS, as_ns, most_regular, parse_naive
+from geojepa.timeformats import (
+    NAIVE_FORMATS,
+    NUMERIC_OFFSET,
+    as_ns,
+    most_regular,
+    parse_naive,
+    reads_every,
+)
 
-# a numeric offset follows a time of day (a ':' or a 'T' before it), so the year of a
-# day-first dashed date ("31-03-2024") is not read as an offset of -20:24
-_OFFSET_RE = re.compile(r"(?:[Zz]|[:T].*[+-]\d{2}:?\d{2}|\sUTC|\sGMT|UTC|GMT)$")
+_OFFSET_RE = re.compile(rf"(?:[Zz]|{NUMERIC_OFFSET}|\sUTC|\sGMT|UTC|GMT)$")
 EXAMPLE = "ISO 8601 like 2024-03-31T14:15:00 or 2024-03-31 14:15:00+01:00"
 
 
@@ -221,8 +226,7 @@ def _detect_format(
     sample = ustr.iloc[idx]
     ok: list[str] = []
     for f in NAIVE_FORMATS:
-        got = parse_naive(sample, f)
-        if got.notna().all() and got.dt.year.between(1900, 2200).all():
+        if reads_every(parse_naive(sample, f)):
             ok.append(f)
     if not ok:
         # name the first row no format reads
@@ -235,9 +239,7 @@ def _detect_format(
     if len(ok) == 1:
         return ok[0]
     full = {f: parse_naive(ustr, f) for f in ok}
-    complete = [
-        f for f in ok if full[f].notna().all() and full[f].dt.year.between(1900, 2200).all()
-    ]
+    complete = [f for f in ok if reads_every(full[f])]
     if not complete:
         return ok[0]  # the caller names the first row it cannot read
     if len(complete) == 1:
