@@ -545,3 +545,16 @@ def test_json_lines_are_json() -> None:
 
     line = json_line({"score": float("nan"), "x": 1.0})
     assert json.loads(line) == {"score": None, "x": 1.0}
+
+
+def test_one_unreadable_time_costs_its_own_line_only(tmp_path: Path) -> None:
+    # the stream's time format is chosen from the rows some format can read: one garbled
+    # time in the first batch is one bad line, not a batch of them
+    path = tmp_path / "dayfirst.csv"
+    local = pd.date_range("2024-03-01", periods=24, freq="6h")
+    texts = [t.strftime("%d/%m/%Y %H:%M") for t in local]
+    texts[5] = "01/0#/2024 30:00"
+    path.write_text("time,P1\n" + "".join(f"{t},{i}\n" for i, t in enumerate(texts)))
+    chunk, parser = _parse_all(path, ["P1"], strict=False)
+    assert parser.stats.bad_lines == 1
+    assert chunk.time_ns.tolist() == np.delete(local.as_unit("ns").asi8, 5).tolist()

@@ -123,8 +123,10 @@ def most_regular(candidates: dict[str, np.ndarray]) -> str:
 
 def naive_format(texts: Sequence[str]) -> str | None:
     """The format of `NAIVE_FORMATS` (ISO 8601 first) that reads every one of `texts` (rows in
-    file order), chosen as a whole file's is; None when no format reads them all."""
+    file order) that any format reads, chosen as a whole file's is (a text no format reads
+    is the caller's bad line, not a reason to refuse the others); None when none is read."""
     ustr = pd.Series([str(t).strip() for t in texts], dtype="object")
     full = {f: parse_naive(ustr, f) for f in NAIVE_FORMATS}
-    complete = {f: as_ns(got) for f, got in full.items() if reads_every(got)}
+    readable = np.logical_or.reduce([got.notna().to_numpy() for got in full.values()])
+    complete = {f: as_ns(got[readable]) for f, got in full.items() if reads_every(got[readable])}
     return most_regular(complete) if complete else None
