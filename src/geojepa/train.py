@@ -866,7 +866,6 @@ def _train(
         bar.close()
         if main:
             try:
-                tracker.flush()
                 if status != "FAILED":
                     for name in (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, INIT_NAME):
                         if (run / name).is_file():
@@ -875,7 +874,7 @@ def _train(
                 status = "FAILED"  # the run's record is incomplete: never left running
                 raise
             finally:
-                tracker.finish(status)
+                tracker.finish(status)  # sends the buffered metrics, then closes the run
     seconds = time.perf_counter() - t0
     return TrainResult(
         run_dir=run,
