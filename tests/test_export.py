@@ -260,8 +260,7 @@ def test_int8_is_refused_where_its_scores_are_missing_and_fp32_are_not(
     from geojepa.edge.score import EdgeModel
     from geojepa.frame import to_frame
 
-    copy = tmp_path / "edge"
-    shutil.copytree(exported.out, copy)
+    copy = _edited_bundle(exported, tmp_path, lambda m: None)  # a copy the test may change
     model = EdgeModel.load(copy, int8=False)
     meta = model.meta
     graphs = {k: replace(g, int8_file=None, int8_sha256=None) for k, g in meta.graphs.items()}

@@ -172,13 +172,11 @@ def test_quality_flags_use_the_site_vocabulary(tmp_path: Path) -> None:
 
 def test_numeric_missing_value_matches_the_number_however_written(tmp_path: Path) -> None:
     # --missing-value -9999: a logger writing -9999.0 or -9999.00 means the same sentinel
-    p = tmp_path / "s.csv"
-    p.write_text(
+    text = (
         "time,p,q\n2024-01-01 00:00,1.0,-9999.0\n2024-01-01 01:00,-9999,2\n"
-        "2024-01-01 02:00,-9999.00,-9999.5\n",
-        encoding="utf-8",
+        "2024-01-01 02:00,-9999.00,-9999.5\n"
     )
-    r = read_file(p, missing_values=["-9999"])
+    r = read_file(_csv(tmp_path, text, "s.csv"), missing_values=["-9999"])
     got = r.readings.set_index(["sensor_id", "timestamp"])["value"]
     assert got.isna().sum() == 3
     assert (got == -9999.0).sum() == 0
