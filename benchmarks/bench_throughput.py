@@ -20,8 +20,14 @@ against the same encoder run over the full sequence with non-context tokens mask
 and reports the speed-up. The machine is shared: absolute figures are noisy; the
 fractions and ratios, measured side by side in one process, much less so.
 
+With ``--device cuda`` the same steps run on a GPU (batches moved there first, the clock read
+after `torch.cuda.synchronize`), against that GPU's dense matmul (8192^3, the size that
+reaches its peak) in the same dtype; the "CPU time" column means nothing there and is not
+printed.
+
 Usage: python benchmarks/bench_throughput.py [--steps K] [--repeats R] [--threads T]
-       [--batch B] [--fusion joint,factorised,per_kind] [--no-bf16] [--json FILE]
+       [--batch B] [--fusion joint,factorised,per_kind] [--no-bf16] [--device cpu|cuda]
+       [--json FILE]
 """
 
 from __future__ import annotations
@@ -116,16 +122,29 @@ class Rate:
     cpu: float
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 0.6) -> Rate:
-    """FLOP/s of a dense n x n @ n x n matmul in `dtype` on the current threads."""
-    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0)).to(dtype)
-    b = torch.randn(n, n, generator=torch.Generator().manual_seed(1)).to(dtype)
+def sync(device: torch.device) -> None:
+    """Wait for the GPU's queued work (the clock must not stop before it ends)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(
+    dtype: torch.dtype, n: int = 1024, seconds: float = 0.6, device: torch.device | None = None
+) -> Rate:
+    """FLOP/s of a dense n x n @ n x n matmul in `dtype` on the current threads (or GPU)."""
+    device = device or torch.device("cpu")
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    b = torch.randn(n, n, generator=torch.Generator().manual_seed(1)).to(device, dtype)
     for _ in range(3):
         a @ b
+    sync(device)
     reps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         a @ b
         reps += 1
+        if device.type == "cuda" and reps % 8 == 0:
+            sync(device)
+    sync(device)
     flops = 2.0 * n**3 * reps
     return Rate(flops / (time.perf_counter() - t0), flops / (time.process_time() - c0))
 
@@ -134,7 +153,7 @@ def masked_full_loss(model: JEPA, batch: Batch) -> torch.Tensor:
     """The same loss, but the context encoder runs over ALL tokens with non-context masked
     (the alternative to gathering): what the gather saves."""
     b, n = batch.token_valid.shape
-    ctx_mask = torch.zeros(b, n + 1, dtype=torch.bool)
+    ctx_mask = torch.zeros(b, n + 1, dtype=torch.bool, device=batch.context.device)
     slot = torch.where(batch.context_pad, torch.full_like(batch.context, n), batch.context)
     ctx_mask.scatter_(1, slot, True)
     full = model.encoder.encode(batch, None, ~ctx_mask[:, :n])  # (B, N, D)
@@ -158,9 +177,10 @@ def step_fn(
     model: JEPA, loss_fn: Callable[[JEPA, Batch], torch.Tensor], bf16: bool
 ) -> Callable[[Batch], None]:
     opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4, fused=True)
+    kind = next(model.parameters()).device.type
 
     def step(batch: Batch) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -173,8 +193,9 @@ def step_fn(
 def count_flops(
     model: JEPA, loss_fn: Callable[[JEPA, Batch], torch.Tensor], batch: Batch, bf16: bool
 ) -> int:
+    kind = next(model.parameters()).device.type
     with FlopCounterMode(display=False) as counter:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(model, batch)
         loss.backward()
     model.zero_grad(set_to_none=True)
@@ -198,11 +219,14 @@ def mean_step_flops(
 
 def time_steps(step: Callable[[Batch], None], batches: list[Batch], steps: int) -> Rate:
     """Mean seconds per step over `steps` steps (after 2 warm-up steps): wall, CPU."""
+    device = batches[0].values.device
     for b in batches[:2]:
         step(b)
+    sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(steps):
         step(batches[i % len(batches)])
+    sync(device)
     return Rate((time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps)
 
 
@@ -215,9 +239,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--fusion", default=",".join(FUSIONS))
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--no-gather-check", action="store_true")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    peak_n = 8192 if on_gpu else 1024
     register_cpu_attention_flops()
 
     frame = make_frame(N_SENSORS, LENGTH * 4, seed=0)
@@ -229,9 +257,12 @@ def main(argv: list[str]) -> int:
         collate([(s, ds[(s * args.batch + i) % len(ds)]) for i in range(args.batch)])
         for s in range(8)
     ]
+    batches = [b.to(device) for b in batches]
     collate_wps = 8 * args.batch / (time.perf_counter() - t0)
     ctx_frac = float((~batches[0].context_pad).sum() / batches[0].token_valid.sum())
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
+    if on_gpu:
+        print(f"device: {torch.cuda.get_device_name(device)} (torch {torch.__version__})")
     print(
         f"shape: {N_SENSORS} sensors x {LENGTH} steps, patch {PATCH} -> "
         f"{N_SENSORS * LENGTH // PATCH} tokens/window, batch {args.batch}, "
@@ -248,15 +279,15 @@ def main(argv: list[str]) -> int:
                 if args.no_gather_check or fusion != "joint"
                 else [("masked-full", masked_full_loss)]
             ):
-                model = JEPA(JEPAConfig(preset("tiny", fusion=fusion)), seed=0)
+                model = JEPA(JEPAConfig(preset("tiny", fusion=fusion)), seed=0).to(device)
                 flops = mean_step_flops(model, loss_fn, batches, args.steps, bf16)
                 step = step_fn(model, loss_fn, bf16)
                 times, fracs, peaks, cpu_fracs = [], [], [], []
                 dtype = torch.bfloat16 if bf16 else torch.float32
                 for _ in range(args.repeats):
-                    before = matmul_peak(dtype)
+                    before = matmul_peak(dtype, peak_n, device=device)
                     dt = time_steps(step, batches, args.steps)
-                    after = matmul_peak(dtype)  # bracket the steps
+                    after = matmul_peak(dtype, peak_n, device=device)  # bracket the steps
                     peak = 0.5 * (before.wall + after.wall)
                     times.append(dt.wall)
                     peaks.append(peak)
@@ -285,9 +316,13 @@ def main(argv: list[str]) -> int:
                     f"{row['gflop_per_step']:6.2f} GFLOP/step, "
                     f"{row['peak_fraction']:.0%} of the {row['precision']} matmul peak "
                     f"(repeats: {', '.join(f'{f:.0%}' for f in fracs)}; "
-                    f"fastest step / highest peak: {row['peak_fraction_best']:.0%}); "
-                    f"in CPU time {row['peak_fraction_cpu']:.0%} "
-                    f"(repeats: {', '.join(f'{f:.0%}' for f in cpu_fracs)})",
+                    f"fastest step / highest peak: {row['peak_fraction_best']:.0%})"
+                    + (
+                        ""
+                        if on_gpu
+                        else f"; in CPU time {row['peak_fraction_cpu']:.0%} "
+                        f"(repeats: {', '.join(f'{f:.0%}' for f in cpu_fracs)})"
+                    ),
                     flush=True,
                 )
     by = {(r["fusion"], r["precision"], r["context_encoder"]): r for r in rows}

@@ -1,4 +1,5 @@
-"""Data parallel training: one process never opens a process group; torchrun (gloo, CPU)
+"""Data parallel training: one process never opens a process group; under torchrun the
+backend follows the training device (gloo on the CPU, nccl on GPUs); torchrun (gloo, CPU)
 with 2 processes follows the same loss curve as one process on the same global batch."""
 
 from __future__ import annotations
@@ -22,16 +23,50 @@ from test_train import small_config, toy_site
 TESTS = Path(__file__).resolve().parent
 
 
-def test_torchrun_uses_gloo_even_where_a_gpu_is_present(monkeypatch: pytest.MonkeyPatch) -> None:
-    # training keeps its tensors on the CPU: nccl would fail at the first all-reduce
+class _Opened(Exception):
+    """Raised by the patched init_process_group: the test stops once the group is asked for."""
+
+
+@pytest.mark.parametrize(
+    ("device", "backend", "gpu"), [("cpu", "gloo", None), ("auto", "nccl", 1), ("cuda", "nccl", 1)]
+)
+def test_torchrun_backend_follows_the_training_device(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    device: str,
+    backend: str,
+    gpu: int | None,
+) -> None:
+    # a machine with two GPUs (pretended): a CPU run keeps gloo, nccl reducing CUDA tensors
+    # only; a GPU run uses nccl and each process takes the GPU of its local rank
     for key, value in (("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")):
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    chosen: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    seen: dict[str, object] = {}
+
+    def opened(**kw: object) -> None:
+        seen.update(kw)
+        raise _Opened
+
+    monkeypatch.setattr(dist, "init_process_group", opened)
+    with pytest.raises(_Opened):
+        pretrain([toy_site()], tmp_path / "r", small_config(steps=2), device=device)
+    assert seen == {"backend": backend}
+    assert chosen == ([] if gpu is None else [torch.device("cuda", gpu)])
+
+
+def test_init_from_env_opens_the_group_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in (("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(key, value)
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     seen: dict[str, object] = {}
     monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.update(kw))
     info = init_from_env()
-    assert seen == {"backend": "gloo"}
+    assert seen == {"backend": "gloo"}  # the default: the CPU's
     assert (info.rank, info.world_size, info.backend, info.opened_here) == (1, 2, "gloo", True)
 
 

@@ -12,7 +12,8 @@ A checkpoint (``RUN/checkpoint.pt``) is one dict of plain Python types and tenso
   from (seed, step), so resuming needs nothing else;
 - ``metrics``: the last logged metrics.
 
-Guarantees: `save_checkpoint` writes atomically (a kill leaves the previous file whole);
+Guarantees: `save_checkpoint` writes atomically (a kill leaves the previous file whole)
+and holds CPU tensors only, whatever device trained (a GPU run's file reads on a CPU);
 `read_checkpoint` uses ``torch.load(weights_only=True)`` (no pickle code runs) and refuses
 other formats or newer versions with an `InputError`; `load_run` returns the model in eval
 mode, built from the stored configuration alone.
@@ -123,7 +124,7 @@ def save_checkpoint(
         "config": config.to_dict(),
         "sites": [s.to_dict() for s in sites],
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer": _on_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "schedule": {"step": int(step), "total_steps": int(total_steps), **dict(schedule or {})},
         "rng": {"torch": torch.get_rng_state(), "seed": int(config.seed)},
         "step": int(step),
@@ -132,6 +133,19 @@ def save_checkpoint(
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     log.debug("checkpoint written at step %d: %s", step, path)
+
+
+def _on_cpu(obj: Any) -> Any:
+    """`obj` with every tensor in it copied to the CPU (a GPU run's file reads anywhere)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Data-parallel training under ``torchrun`` (PyTorch DDP), opt-in.
 
-`init_from_env()` opens a process group ONLY when the launcher set ``WORLD_SIZE > 1``
-(``torchrun --nproc_per_node=N``), always with the gloo backend: the training loop keeps the
-model and its batches on the CPU, and nccl reduces CUDA tensors only, so choosing it on a
-machine that merely has a GPU would fail at the first gradient all-reduce. Without
-``WORLD_SIZE > 1`` the single-process path never touches ``torch.distributed``.
+`init_from_env(backend)` opens a process group ONLY when the launcher set ``WORLD_SIZE > 1``
+(``torchrun --nproc_per_node=N``). The caller names the backend from the device it trains
+on (`backend_for`): nccl when the model and its batches live on CUDA GPUs (one per process,
+the local rank's), gloo on the CPU; nccl reduces CUDA tensors only, so it is never chosen
+because a machine merely has a GPU. Without ``WORLD_SIZE > 1`` the single-process path never
+touches ``torch.distributed``.
 
 Guarantees: `DistInfo` says who we are; `rank_slice` splits a global batch of B items into
 contiguous equal shares (B must divide by the world size); `all_sum` / `all_max` are
@@ -55,18 +56,35 @@ def env_world_size() -> int:
         ) from err
 
 
-def init_from_env() -> DistInfo:
-    """Join the torchrun job described by the environment, or stay single-process."""
+def env_local_rank() -> int:
+    """This process's rank on its machine under torchrun (0 when not launched by it)."""
+    try:
+        return int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError as err:
+        raise InputError(
+            f"LOCAL_RANK={os.environ.get('LOCAL_RANK')!r} is not a number",
+            hint="launch with torchrun --nproc_per_node=N, or unset LOCAL_RANK",
+        ) from err
+
+
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for a model on `device`: nccl on CUDA, gloo elsewhere."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def init_from_env(backend: str = "gloo") -> DistInfo:
+    """Join the torchrun job described by the environment, or stay single-process.
+
+    `backend` must suit the device the tensors live on (`backend_for`)."""
     world = env_world_size()
     if world <= 1:
         return DistInfo()
     import torch.distributed as dist
 
     rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = env_local_rank()
     if dist.is_initialized():
         return DistInfo(rank, world, local_rank, str(dist.get_backend()), opened_here=False)
-    backend = "gloo"  # CPU tensors (module docstring), whatever accelerators the machine has
     dist.init_process_group(backend=backend)
     log.info("DDP: rank %d of %d (%s)", rank, world, backend)
     return DistInfo(rank, world, local_rank, backend, opened_here=True)

@@ -14,7 +14,10 @@ Guarantees:
   invented values; a sensor without any valid patch in a window gets a zero vector and
   `sensor_observed` False;
 - the model is used in eval mode under no_grad; nothing is written unless asked
-  (`write_embeddings`, atomic; Parquet, .npz or CSV by suffix).
+  (`write_embeddings`, atomic; Parquet, .npz or CSV by suffix);
+- `device` ("cpu" by default, "auto", "cuda", "cuda:N"; `geojepa.devices`) is where the
+  windows are encoded; the run's model is back on the device it came on afterwards, and
+  the arrays returned are NumPy arrays whatever the device.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +36,9 @@ from geojepa.errors import InputError
 from geojepa.frame import SensorFrame, to_frame
 from geojepa.site import Site
 from geojepa.windows import Normaliser, WindowDataset
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +92,29 @@ def embed_frame(
     start: int = 0,
     end: int | None = None,
     fit_end: int | None = None,
+    device: str | None = "cpu",
 ) -> Embeddings:
     """Embed every window of `frame` in grid rows [start, end) with the target encoder."""
+    from geojepa.devices import resolve_device
+
+    dev = resolve_device(device)
+    home = next(run.model.parameters()).device
+    try:
+        return _embed_frame(run, frame, stride, batch_size, start, end, fit_end, dev)
+    finally:
+        run.model.to(home)
+
+
+def _embed_frame(
+    run: LoadedRun,
+    frame: SensorFrame,
+    stride: int | None,
+    batch_size: int,
+    start: int,
+    end: int | None,
+    fit_end: int | None,
+    dev: torch.device,
+) -> Embeddings:
     import torch
 
     from geojepa.masking import full_batch
@@ -95,7 +123,7 @@ def embed_frame(
         raise InputError(f"stride {stride} must be >= 1", hint="use e.g. --stride 16")
     spec = run.config.window if stride is None else replace(run.config.window, stride=stride)
     ds = WindowDataset(frame, normaliser_for(run, frame, fit_end), spec, start, end)
-    model = run.model
+    model = run.model.to(dev)
     model.eval()
     c, d = frame.n_sensors, int(run.config.model.dim)
     n = len(ds)
@@ -107,7 +135,8 @@ def embed_frame(
         for lo in range(0, n, batch_size):
             hi = min(lo + batch_size, n)
             batch = full_batch([ds[i] for i in range(lo, hi)], spec.patch)
-            tokens = model.embed(batch)  # (b, C, P, D)
+            # back on the CPU: the sums and the arrays below are the same on every device
+            tokens = model.embed(batch.to(dev)).cpu()  # (b, C, P, D)
             valid = batch.token_valid.reshape(tokens.shape[:3]).to(tokens.dtype)  # (b, C, P)
             count = valid.sum(dim=2)  # (b, C)
             sens = tokens.sum(dim=2) / count.clamp_min(1.0)[..., None]  # (b, C, D)
@@ -141,8 +170,10 @@ def site_frame(run: LoadedRun, site: Site) -> SensorFrame:
     return to_frame(site, interval=run.interval)
 
 
-def embed_site(run: LoadedRun, site: Site, stride: int | None = None) -> Embeddings:
-    """`embed_frame` on the site put on the run's grid.
+def embed_site(
+    run: LoadedRun, site: Site, stride: int | None = None, device: str | None = "cpu"
+) -> Embeddings:
+    """`embed_frame` on the site put on the run's grid (on `device`).
 
     For a site the run never saw, the normaliser is fitted on the readings before the run's
     training end when the site has any there, else on all of them.
@@ -152,7 +183,7 @@ def embed_site(run: LoadedRun, site: Site, stride: int | None = None) -> Embeddi
     if run.site_record(frame.sensor_ids) is None:
         cut = frame.index_of(run.train_end)
         fit_end = cut if cut > 0 else None
-    return embed_frame(run, frame, stride, fit_end=fit_end)
+    return embed_frame(run, frame, stride, fit_end=fit_end, device=device)
 
 
 def write_embeddings(emb: Embeddings, path: str | Path) -> None:

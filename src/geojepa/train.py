@@ -57,7 +57,17 @@ from geojepa.checkpoint import (
     save_checkpoint,
 )
 from geojepa.config import RunConfig, preset, save_config
-from geojepa.distributed import DistInfo, all_sum, init_from_env, rank_slice, shutdown
+from geojepa.devices import autocast_type, resolve_device, rng_devices
+from geojepa.distributed import (
+    DistInfo,
+    all_sum,
+    backend_for,
+    env_local_rank,
+    env_world_size,
+    init_from_env,
+    rank_slice,
+    shutdown,
+)
 from geojepa.errors import CollapseError, InputError
 from geojepa.frame import SensorFrame, to_frame
 from geojepa.jepa import JEPA, JEPAOutput
@@ -324,6 +334,11 @@ class ValidationSet:
     full: Batch
     views: tuple[Batch, ...]
 
+    def to(self, device: torch.device) -> ValidationSet:
+        return ValidationSet(
+            full=self.full.to(device), views=tuple(v.to(device) for v in self.views)
+        )
+
 
 def validation_set(
     sites: Sequence[SiteData], config: RunConfig, collator: MaskCollator
@@ -353,7 +368,7 @@ def evaluate(model: JEPA, val: ValidationSet, step: int) -> QualityReport:
         emb = model.embed(val.full)  # (B, C, P, D)
         d = int(emb.shape[-1])
         valid = val.full.token_valid  # (B, N)
-        tokens = emb.reshape(-1, d)[valid.reshape(-1)].double().numpy()  # (n, D)
+        tokens = emb.reshape(-1, d)[valid.reshape(-1)].double().cpu().numpy()  # (n, D)
         if tokens.shape[0] > MAX_QUALITY_TOKENS:
             pick = np.linspace(0, tokens.shape[0] - 1, MAX_QUALITY_TOKENS).round().astype(int)
             tokens = tokens[pick]
@@ -362,12 +377,13 @@ def evaluate(model: JEPA, val: ValidationSet, step: int) -> QualityReport:
         for b in val.views:
             ctx = model.encoder.encode(b, b.context, b.context_pad)  # (B, Nc, D)
             w = (~b.context_pad).to(ctx.dtype)[..., None]  # (B, Nc, 1)
-            pooled_views.append(((ctx * w).sum(1) / w.sum(1).clamp_min(1.0)).double().numpy())
+            pooled = (ctx * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, D)
+            pooled_views.append(pooled.double().cpu().numpy())
             out = model(b)
             keep = (~b.target_pad & b.token_valid.gather(1, b.target)).reshape(-1)
             if bool(keep.any()):
-                p = out.pred.reshape(-1, d)[keep].double().numpy()
-                q = out.target.reshape(-1, d)[keep].double().numpy()
+                p = out.pred.reshape(-1, d)[keep].double().cpu().numpy()
+                q = out.target.reshape(-1, d)[keep].double().cpu().numpy()
                 aligns.append(alignment(p, q))
             losses.append(float(out.stats.get("latent_loss", float(out.loss))))
         views = np.stack(pooled_views, axis=1)  # (B, Q, D)
@@ -404,6 +420,7 @@ class TrainResult:
     quality: QualityReport | None
     stopped: bool  # True when `stop_after` ended the call before `total_steps`
     sites: tuple[SiteRecord, ...]
+    device: str = "cpu"  # where it trained ("cpu", "cuda:0", ...)
 
 
 def _seed_of(seed: int, step: int) -> int:
@@ -503,12 +520,13 @@ def train_step(
     step that is not logged skips the diagnostic statistics).
     """
     info = info or DistInfo()
+    device = batch.values.device
     _set_schedule(optimizer, lr, weight_decay)
     n_local = (~batch.target_pad & batch.token_valid.gather(1, batch.target)).sum()
     n_global = float(all_sum(n_local.to(torch.float64), info))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.random.fork_rng(devices=rng_devices(device)):
+        torch.manual_seed(seed)  # every generator: the CPU's and the GPUs'
+        with torch.autocast(autocast_type(device), dtype=torch.bfloat16, enabled=bf16):
             out = module(batch, stats=stats)
         loss = out.loss.float()
         if info.distributed:
@@ -522,7 +540,9 @@ def train_step(
     model.update_target(momentum)
     value = float(out.stats.get("loss", float(out.loss.detach())))
     if info.distributed:
-        total = all_sum(torch.tensor(value * float(n_local), dtype=torch.float64), info)
+        total = all_sum(
+            torch.tensor(value * float(n_local), dtype=torch.float64, device=device), info
+        )
         value = float(total) / max(n_global, 1.0)
     return StepResult(output=out, loss=value, grad_norm=grad_norm)
 
@@ -539,6 +559,7 @@ def pretrain(
     progress: bool = True,
     stop_after: int | None = None,
     init: str | Path | InitSource | None = None,
+    device: str | None = "cpu",
 ) -> TrainResult:
     """Pretrain a JEPA on `sites` (readings before `until`) into `run_dir`.
 
@@ -554,12 +575,27 @@ def pretrain(
     afresh, and the normaliser is fitted on `sites` as for any run. The source is recorded in
     the run folder (``init.json``) and in the tracked parameters. Not with `resume` (the
     checkpoint holds the weights then).
+
+    `device` (`geojepa.devices`): "cpu" (the default here; the command line's is "auto"),
+    "auto" (a CUDA GPU when torch sees one, else the CPU), "cuda", "cuda:N". Under torchrun each process takes its local rank's GPU
+    and the process group uses nccl (gloo on the CPU). The checkpoint is the same whatever
+    the device: a run trained on a GPU is read, resumed and scored on a CPU.
     """
     if not sites:
         raise InputError("no site to train on", hint="pass at least one SITE folder")
     run = Path(run_dir)
     ckpt_path = run / CHECKPOINT_NAME
-    info = init_from_env()
+    distributed = env_world_size() > 1
+    if distributed and device is not None and ":" in str(device):
+        raise InputError(
+            f"--device {device!r} names one GPU, but under torchrun each process takes the GPU "
+            "of its local rank",
+            hint="use --device cuda (or auto) with torchrun",
+        )
+    dev = resolve_device(device, env_local_rank() if distributed else 0)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    info = init_from_env(backend_for(dev))
     try:
         return _pretrain(
             sites,
@@ -574,6 +610,7 @@ def pretrain(
             stop_after,
             info,
             init,
+            dev,
         )
     finally:
         shutdown(info)
@@ -592,6 +629,7 @@ def _pretrain(
     stop_after: int | None,
     info: DistInfo,
     init: str | Path | InitSource | None = None,
+    device: torch.device | None = None,
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     start_from: InitSource | None = None
@@ -661,6 +699,7 @@ def _pretrain(
             stop_after,
             info,
             start_from,
+            device or torch.device("cpu"),
         )
     finally:
         torch.set_num_threads(threads_before)
@@ -680,8 +719,10 @@ def _train(
     stop_after: int | None,
     info: DistInfo,
     start_from: InitSource | None = None,
+    device: torch.device | None = None,
 ) -> TrainResult:
     tc = cfg.train
+    device = device or torch.device("cpu")
 
     data = [
         prepare_site(item, i, cfg, until, stored_sites[i] if stored_sites else None)
@@ -699,7 +740,7 @@ def _train(
             len(d.val),
         )
 
-    model = _init_model(cfg)
+    model = _init_model(cfg).to(device)  # initial weights drawn on the CPU: same on any device
     if start_from is not None:
         model.load_state_dict(start_from.weights)
     opt = _make_optimizer(model, cfg)
@@ -746,7 +787,7 @@ def _train(
             )
 
         collator = MaskCollator(cfg.mask, cfg.window.patch, cfg.seed)
-        val = validation_set(data, cfg, collator)
+        val = validation_set(data, cfg, collator).to(device)
         guard = CollapseGuard(
             min_rank_fraction=tc.collapse_min_rank_fraction,
             min_std_ratio=tc.collapse_min_std_ratio,
@@ -766,7 +807,11 @@ def _train(
         if info.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            ddp = DistributedDataParallel(model, find_unused_parameters=True)
+            ddp = DistributedDataParallel(
+                model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
     except BaseException:
         tracker.finish("FAILED")
         raise
@@ -796,7 +841,10 @@ def _train(
     bar.done = start
     try:
         model.train()
+        log.info("training on %s", device)
         for batch in loader:
+            if device.type != "cpu":
+                batch = batch.to(device)
             step = done
             lr, wd, momentum = schedule.at(step)
             logged = (step + 1) % tc.log_every == 0 or step + 1 == stop or step == start
@@ -886,4 +934,5 @@ def _train(
         quality=report,
         stopped=done < total,
         sites=records,
+        device=str(device),
     )

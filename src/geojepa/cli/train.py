@@ -1,14 +1,16 @@
 """Verbs of group train (DESIGN §6); each is a thin layer over the library.
 
 ``geojepa pretrain SITE... --run RUN [--preset tiny|small|base] [--config YAML] [--steps N]
-[--until TIME] [--seed S] [--resume] [--init RUN0] [--tracking-uri URI]`` trains on readings
-before ``--until`` only and writes RUN/config.yaml, RUN/checkpoint.pt, RUN/metrics.jsonl (and
+[--until TIME] [--seed S] [--resume] [--init RUN0] [--tracking-uri URI] [--device D]`` trains
+on readings before ``--until`` only and writes RUN/config.yaml, RUN/checkpoint.pt, RUN/metrics.jsonl (and
 an MLflow run on SQLite beside RUN unless ``--tracking-uri none``). ``--init RUN0`` starts from
 RUN0's weights (and, without --preset/--config, its configuration): continued pretraining on a
-new site. Under ``torchrun`` it trains data-parallel.
+new site. ``--device`` (auto: a CUDA GPU when torch sees one, else the CPU) says where it
+computes; the run folder is the same either way. Under ``torchrun`` it trains data-parallel
+(nccl on GPUs, gloo on CPUs).
 
-``geojepa embed RUN SITE --out FILE [--stride N]`` writes per-window embeddings from the
-target encoder with their window start times (.parquet, .npz or .csv by suffix).
+``geojepa embed RUN SITE --out FILE [--stride N] [--device D]`` writes per-window embeddings
+from the target encoder with their window start times (.parquet, .npz or .csv by suffix).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from geojepa.cli._app import app
+from geojepa.devices import DEVICE_HELP
 from geojepa.errors import UsageError
 
 if TYPE_CHECKING:
@@ -70,6 +73,7 @@ def pretrain_cmd(
         help="MLflow tracking URI (default: sqlite beside the run folder; 'none' = off).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Pretrain a JEPA on one site or a family of sites."""
     from geojepa.config import load_config
@@ -103,6 +107,7 @@ def pretrain_cmd(
         tracking_uri=tracking_uri,
         progress=progress,
         init=source,
+        device=device,
     )
     q = result.quality
     quality = (
@@ -111,7 +116,8 @@ def pretrain_cmd(
         else ""
     )
     typer.echo(
-        f"trained {result.step}/{result.total_steps} steps in {result.seconds:.0f} s "
+        f"trained {result.step}/{result.total_steps} steps on {result.device} in "
+        f"{result.seconds:.0f} s "
         f"({result.windows_per_second:.1f} windows/s), loss {result.final_loss:.4f}{quality}; "
         f"run folder {run}"
     )
@@ -125,6 +131,7 @@ def embed_cmd(
     stride: int | None = typer.Option(
         None, "--stride", min=1, help="Window stride in window steps (default: the run's)."
     ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Per-window embeddings of SITE from the run's target encoder."""
     from geojepa.checkpoint import load_run
@@ -136,6 +143,6 @@ def embed_cmd(
             f"unknown output type {out.suffix!r}", file=out, hint="name it .parquet, .npz or .csv"
         )
     loaded = load_run(run)
-    emb = embed_site(loaded, Site.load(site), stride)
+    emb = embed_site(loaded, Site.load(site), stride, device=device)
     write_embeddings(emb, out)
     typer.echo(f"{len(emb)} windows x {emb.vectors.shape[1]} dimensions -> {out}")
