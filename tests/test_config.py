@@ -125,3 +125,27 @@ def test_values_a_run_would_refuse_or_ignore_are_refused_at_load(
     msg = str(info.value)
     assert msg.startswith(str(path) + ":"), msg
     assert what in msg, msg
+
+
+@pytest.mark.parametrize(
+    ("section", "what"),
+    [
+        ("{dim: 30, heads: 4}", "model.dim 30 is not divisible by model.heads 4"),
+        ("{predictor_dim: 30, predictor_heads: 4}", "model.predictor_dim 30 is not divisible"),
+        ("{dim: -8}", "model.dim must be a whole number >= 1"),
+        ("{depth: 0}", "model.depth must be a whole number >= 1"),
+        ("{predictor_depth: 0}", "model.predictor_depth must be a whole number >= 1"),
+        ("{dropout: 1.5}", "model.dropout must be in"),
+        ("{mlp_ratio: 0}", "model.mlp_ratio must be > 0"),
+        ("{fusion: bogus}", "unknown fusion mode"),
+    ],
+)
+def test_a_model_no_network_can_be_built_from_is_refused_at_load(
+    tmp_path: Path, section: str, what: str
+) -> None:
+    # before: these failed mid-run as internal errors (exit 1), or trained a model with no
+    # transformer block at all (depth 0)
+    path = _write(tmp_path, f"model: {section}\n")
+    with pytest.raises(InputError, match=what) as info:
+        load_config(path)
+    assert info.value.file is not None and Path(info.value.file).name == "run.yaml"

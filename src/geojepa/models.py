@@ -57,6 +57,44 @@ class ModelConfig:
     n_time_feats: int = N_TIME_FEATS
     dropout: float = 0.0
 
+    def __post_init__(self) -> None:
+        """Refuse settings no model can be built from, with what to write instead (a bad
+        YAML model section is the user's to fix, never an internal error mid-run)."""
+        hint = "fix the model section of the configuration"
+        for name in (
+            "dim",
+            "depth",
+            "heads",
+            "patch",
+            "predictor_dim",
+            "predictor_depth",
+            "predictor_heads",
+            "n_sensor_feats",
+            "n_time_feats",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"model.{name} must be a whole number >= 1, got {v!r}", hint=hint)
+        for width, heads in (("dim", "heads"), ("predictor_dim", "predictor_heads")):
+            w, h = getattr(self, width), getattr(self, heads)
+            if w % h:
+                raise InputError(
+                    f"model.{width} {w} is not divisible by model.{heads} {h}",
+                    hint=f"choose {heads} dividing {width} (heads of width 32-64 run fastest)",
+                )
+        ratio = self.mlp_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
+            raise InputError(f"model.mlp_ratio must be > 0, got {ratio!r}", hint=hint)
+        if not math.isfinite(float(ratio)) or round(self.dim * float(ratio)) < 1:
+            raise InputError(f"model.mlp_ratio {ratio!r} gives no MLP width", hint=hint)
+        drop = self.dropout
+        if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop < 1:
+            raise InputError(f"model.dropout must be in [0, 1), got {drop!r}", hint=hint)
+        if self.fusion not in FUSIONS:
+            raise InputError(
+                f"unknown fusion mode {self.fusion!r}", hint="use one of " + ", ".join(FUSIONS)
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
