@@ -1,7 +1,14 @@
-"""Shared fixtures. Tests pass seeds in; nothing seeds globally."""
+"""Shared fixtures. Tests pass seeds in; nothing seeds globally.
+
+The commands' `--device` defaults to `auto` (a GPU when torch sees one); the suite pins the
+CPU through `GEOJEPA_DEVICE`, so that its exactness claims (kill and resume within 1e-6, the
+command line equal to the library) mean the same on a GPU machine. `tests/test_devices.py`
+names its devices explicitly.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +16,8 @@ import pandas as pd
 import pytest
 
 from geojepa.site import Sensor, Site, sensors_frame
+
+os.environ.setdefault("GEOJEPA_DEVICE", "cpu")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

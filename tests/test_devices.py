@@ -2,7 +2,8 @@
 
 The CPU tests run everywhere. The CUDA tests run only where torch sees a GPU (never in CI):
 one training step on the GPU against the same step on the CPU, a pretraining run on the GPU
-whose checkpoint is read and embedded on the CPU, and an exact resume on the GPU.
+whose checkpoint is read and embedded on the CPU, an exact resume on the GPU, a GPU run
+resumed on the CPU, and `detect` (energy and density) on the GPU against the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from geojepa.checkpoint import load_run, read_checkpoint
 from geojepa.devices import autocast_type, resolve_device, rng_devices
 from geojepa.distributed import backend_for
 from geojepa.errors import InputError
+from geojepa.site import Site
 from geojepa.train import pretrain
 from test_cli_train import _pretrain
 from test_train import small_config, toy_site
@@ -185,3 +187,42 @@ def test_a_gpu_run_resumes_on_the_cpu(tmp_path: Path) -> None:
     pretrain([site], tmp_path / "run", cfg, stop_after=3, device="cuda", **kw)  # type: ignore[arg-type]
     res = pretrain([site], tmp_path / "run", None, resume=True, device="cpu", **kw)  # type: ignore[arg-type]
     assert res.step == 6 and res.device == "cpu"
+
+
+def _detect_setup(tmp_path: Path) -> tuple[Path, Site]:
+    from test_export import make_site, write_run
+
+    site = make_site(3, n_times=24 * 12, n_sensors=4)
+    write_run(tmp_path / "run", site, seed=0)
+    return tmp_path / "run", site
+
+
+def test_detect_refuses_an_unknown_device_before_loading(tmp_path: Path) -> None:
+    from geojepa.detect import detect_run
+
+    with pytest.raises(InputError, match="--device"):
+        detect_run(tmp_path / "no-run", toy_site(), device="tpu")
+
+
+def test_the_torch_engine_runs_where_it_is_told(tmp_path: Path) -> None:
+    from geojepa.export import TorchEngine
+
+    run = load_run(_detect_setup(tmp_path)[0])
+    engine = TorchEngine(run.model.eval(), torch.device("cpu"))
+    assert engine.device == torch.device("cpu")
+    assert TorchEngine(run.model.eval()).device == torch.device("cpu")  # where the model is
+
+
+@cuda
+@pytest.mark.parametrize("score", ["energy", "density"])
+def test_detect_on_the_gpu_scores_as_on_the_cpu(tmp_path: Path, score: str) -> None:
+    from geojepa.detect import detect_run
+
+    run, site = _detect_setup(tmp_path)
+    on_cpu = detect_run(run, site, score=score, device="cpu")
+    on_gpu = detect_run(run, site, score=score, device="cuda")
+    assert np.array_equal(np.isnan(on_gpu.score), np.isnan(on_cpu.score))
+    np.testing.assert_allclose(on_gpu.score, on_cpu.score, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(on_gpu.sensor, on_cpu.sensor, rtol=1e-3, atol=1e-4)
+    agree = float(np.mean(on_gpu.level == on_cpu.level))
+    assert agree >= 0.99  # alarm levels: a score within 1e-3 of a threshold may flip

@@ -33,6 +33,8 @@ from geojepa.frame import SensorFrame, to_frame
 from geojepa.site import Site
 
 if TYPE_CHECKING:
+    import torch
+
     from geojepa.checkpoint import LoadedRun
 
 log = logging.getLogger(__name__)
@@ -92,12 +94,17 @@ def _site_frame(run_interval: pd.Timedelta, sensor_ids: list[str], site: Site) -
 
 
 def prepare_detect(
-    run: LoadedRun, site: Site, spec: EnergySpec | None = None, score: str = DEFAULT_SCORE
+    run: LoadedRun,
+    site: Site,
+    spec: EnergySpec | None = None,
+    score: str = DEFAULT_SCORE,
+    device: torch.device | None = None,
 ) -> DetectSetup:
     """Grid SITE for a loaded run and fit the calibration on rows before its train_end.
     `score`: "energy" or "density" (`SCORES`); the density is fitted on the embeddings of
     training windows (rows before train_end) only, and its thresholds on cross-fitted
-    training scores (`geojepa.density_score.fit_density`)."""
+    training scores (`geojepa.density_score.fit_density`). `device`: where the model runs
+    (None: where it is; the run's model is moved there)."""
     if score not in SCORES:
         raise InputError(f"unknown score {score!r}", hint="use " + " or ".join(SCORES))
     from geojepa.export import TorchEngine, fit_calibration
@@ -112,7 +119,7 @@ def prepare_detect(
             file=run.run_dir,
             hint="score the site the run was trained on (it holds the training period)",
         )
-    engine = TorchEngine(run.model.eval())
+    engine = TorchEngine(run.model.eval(), device)
     window = run.config.window
     density, train_raw = None, None
     if score == "density":
@@ -138,16 +145,21 @@ def detect_run(
     end: pd.Timestamp | str | None = None,
     spec: EnergySpec | None = None,
     score: str = DEFAULT_SCORE,
+    device: str | None = "cpu",
 ) -> Scores:
     """Scores and TARP levels of every grid time of `site` in ``[start, end]``; `score`
-    "energy" (the latent prediction error) or "density" (the embedding density)."""
+    "energy" (the latent prediction error) or "density" (the embedding density). `device`
+    ("cpu", "auto", "cuda", "cuda:N"; `geojepa.devices`): where the networks run; the
+    thresholds, alarms and the CSV are computed on the CPU from their outputs."""
     from geojepa.checkpoint import load_run
+    from geojepa.devices import resolve_device
     from geojepa.edge.score import score_with
     from geojepa.export import TorchEngine
 
     spec = spec or EnergySpec()
+    dev = resolve_device(device)
     run = load_run(run_dir)
-    setup = prepare_detect(run, site, spec, score)
+    setup = prepare_detect(run, site, spec, score, dev)
     frame = setup.frame
     a = 0 if start is None else frame.index_of(start)
     times = frame.time
@@ -171,7 +183,7 @@ def detect_run(
     hi = min(b + spec.stride(window), frame.n_times)
     part = frame.slice_time(lo, hi)
     scores = score_with(
-        TorchEngine(run.model.eval()),
+        TorchEngine(run.model.eval(), dev),
         part,
         run.normaliser,
         window,

@@ -180,9 +180,16 @@ def _graph_modules(model: JEPA) -> tuple[nn.Module, nn.Module]:
 
 
 class TorchEngine:
-    """`geojepa.energy.TokenEngine` on PyTorch: the exported modules, run eagerly."""
+    """`geojepa.energy.TokenEngine` on PyTorch: the exported modules, run eagerly.
 
-    def __init__(self, model: JEPA) -> None:
+    `device` (None: where the model is): the model is moved there, each call's numpy
+    inputs are sent there and its outputs come back as numpy arrays on the CPU.
+    """
+
+    def __init__(self, model: JEPA, device: torch.device | None = None) -> None:
+        if device is not None:
+            model.to(device)
+        self.device = next(model.parameters()).device
         self.encoder_graph, self.predictor_graph = _graph_modules(model)
         self.kinds: Mapping[str, int] = mask_kinds()
 
@@ -190,8 +197,8 @@ class TorchEngine:
         import torch
 
         with torch.inference_mode():
-            out = self.encoder_graph(*_tensors(inputs))
-        return out.float().numpy()
+            out = self.encoder_graph(*_tensors(inputs, self.device))
+        return out.float().cpu().numpy()
 
     def predict(
         self,
@@ -203,9 +210,16 @@ class TorchEngine:
         mask_kind: np.ndarray,
     ) -> np.ndarray:
         out = run_predictor_graph(
-            self.predictor_graph, inputs, context, context_pad, target, target_pad, mask_kind
+            self.predictor_graph,
+            inputs,
+            context,
+            context_pad,
+            target,
+            target_pad,
+            mask_kind,
+            device=self.device,
         )
-        return out.float().numpy()
+        return out.float().cpu().numpy()
 
 
 def run_predictor_graph(
@@ -217,25 +231,26 @@ def run_predictor_graph(
     target_pad: np.ndarray,
     mask_kind: np.ndarray,
     head: nn.Module | None = None,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """The predictor graph (and an optional `head` on its output) on numpy inputs, in
-    inference mode: (B, Nt, D), or the head's output shape."""
+    inference mode: (B, Nt, D), or the head's output shape, on `device` (default CPU)."""
     import torch
 
     extra = [
-        torch.from_numpy(np.ascontiguousarray(a))
+        torch.from_numpy(np.ascontiguousarray(a)).to(device or "cpu")
         for a in (context, context_pad, target, target_pad, mask_kind)
     ]
     with torch.inference_mode():
-        out = graph(*_tensors(inputs), *extra)  # (B, Nt, D)
+        out = graph(*_tensors(inputs, device), *extra)  # (B, Nt, D)
         return head(out) if head is not None else out
 
 
-def _tensors(inputs: TokenInputs) -> list[torch.Tensor]:
+def _tensors(inputs: TokenInputs, device: torch.device | None = None) -> list[torch.Tensor]:
     import torch
 
     return [
-        torch.from_numpy(np.ascontiguousarray(a))
+        torch.from_numpy(np.ascontiguousarray(a)).to(device or "cpu")
         for a in (
             inputs.values,
             inputs.observed,

@@ -1,6 +1,6 @@
 """Verbs of group detect (DESIGN §6); each is a thin layer over the library.
 
-``geojepa detect RUN SITE --out scores.csv [--from TIME] [--to TIME]`` writes
+``geojepa detect RUN SITE --out scores.csv [--from TIME] [--to TIME] [--device D]`` writes
 ``timestamp,score,alarm,score:<sensor_id>...``, one row per grid time in the range, with
 thresholds calibrated on the run's training period only (`geojepa.detect.detect_run`).
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from geojepa.cli._app import app, check_score_options
+from geojepa.devices import DEVICE_HELP
 from geojepa.errors import UsageError
 
 SCENARIOS = ("slope", "embankment", "dam")
@@ -146,6 +147,7 @@ def detect(
         "Mahalanobis distance of each sensor's newest embedding from its training "
         "embeddings). `geojepa export --score` makes the edge scorer score the same.",
     ),
+    device: str = typer.Option("auto", "--device", envvar="GEOJEPA_DEVICE", help=DEVICE_HELP),
 ) -> None:
     """Score every grid time of SITE with RUN's energy (or density); alarms from training-period
     thresholds."""
@@ -159,7 +161,9 @@ def detect(
     t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
     if t0 is not None and t1 is not None and t1 < t0:
         raise UsageError("--to is before --from", hint="give --from TIME earlier than --to TIME")
-    scores = detect_run(run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent), score=score)
+    scores = detect_run(
+        run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent), score=score, device=device
+    )
     write_scores_csv(scores, out)
     n_alarm = int((scores.level > 0).sum())
     typer.echo(f"wrote {out}: {len(scores.time)} grid times, {n_alarm} in amber or red")

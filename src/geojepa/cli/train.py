@@ -73,7 +73,7 @@ def pretrain_cmd(
         help="MLflow tracking URI (default: sqlite beside the run folder; 'none' = off).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    device: str = typer.Option("auto", "--device", envvar="GEOJEPA_DEVICE", help=DEVICE_HELP),
 ) -> None:
     """Pretrain a JEPA on one site or a family of sites."""
     from geojepa.config import load_config
@@ -131,7 +131,7 @@ def embed_cmd(
     stride: int | None = typer.Option(
         None, "--stride", min=1, help="Window stride in window steps (default: the run's)."
     ),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    device: str = typer.Option("auto", "--device", envvar="GEOJEPA_DEVICE", help=DEVICE_HELP),
 ) -> None:
     """Per-window embeddings of SITE from the run's target encoder."""
     from geojepa.checkpoint import load_run
