@@ -558,3 +558,49 @@ def test_one_unreadable_time_costs_its_own_line_only(tmp_path: Path) -> None:
     chunk, parser = _parse_all(path, ["P1"], strict=False)
     assert parser.stats.bad_lines == 1
     assert chunk.time_ns.tolist() == np.delete(local.as_unit("ns").asi8, 5).tolist()
+
+
+# ----------------------------------------------------------------------------- clock
+def test_a_time_far_ahead_of_the_clock_is_a_counted_bad_line(tmp_path: Path) -> None:
+    """One reading from a logger whose clock jumped to 2099 would close every grid cell up
+    to 2099 and make every true reading after it late: with `max_ahead` it is a bad line."""
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "time,P1,P2\n"
+        "2024-01-01 00:00,1,2\n"
+        "2099-06-01 00:15,9,9\n"  # the jumped clock
+        "2024-01-01 00:15,1,2\n"
+        "2024-01-01 12:00,3,4\n",  # 11 h ahead of the clock below: within the day allowed
+        encoding="utf-8",
+    )
+    clock = pd.Timestamp("2024-01-01 01:00", tz="UTC").value / 1e9  # the gateway's time
+    chunk, parser = _parse_all(
+        path, ["P1", "P2"], strict=False, max_ahead=pd.Timedelta("1D"), clock=lambda: clock
+    )
+    assert parser.stats.bad_lines == 1 and parser.stats.future == 1
+    years = pd.DatetimeIndex(chunk.time_ns.astype("datetime64[ns]")).year
+    assert set(years) == {2024} and len(chunk) == 6
+    ring = GridRing(2, STEP, 8, parser.stats)
+    closed = list(ring.add(chunk))
+    assert ring.stats.late == 0 and len(closed) == 12 * 4  # 00:00 .. 11:45, not up to 2099
+    with pytest.raises(InputError, match="ahead of this machine's clock") as info:
+        _parse_all(path, ["P1", "P2"], max_ahead=pd.Timedelta("1D"), clock=lambda: clock)
+    assert info.value.line == 3
+
+
+def test_without_max_ahead_the_stream_reads_every_time(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("time,P1\n2099-06-01 00:15,9\n", encoding="utf-8")
+    chunk, parser = _parse_all(path, ["P1"], strict=False)
+    assert len(chunk) == 1 and parser.stats.future == 0
+
+
+@pytest.mark.parametrize("text", ["soon", "-1h", "0s"])
+def test_watch_refuses_a_max_ahead_that_is_no_positive_duration(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geojepa.edge.app import run
+
+    code = run(["watch", str(tmp_path), str(tmp_path / "log.csv"), f"--max-ahead={text}"])
+    assert code == 2
+    assert "--max-ahead" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     geojepa-edge score DIR FILE [--out scores.csv] [--format F] [--tz TZ] [--int8|--fp32]
     geojepa-edge watch DIR FILE [--poll S] [--idle-timeout S] [--once] [--format F] [--tz TZ]
+                       [--max-ahead D]
     geojepa-edge info DIR
 
 Both score with the bundle's score: the energy, or for a bundle of ``geojepa export
@@ -20,9 +21,13 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from geojepa.errors import GeoJEPAError, InputError
 from geojepa.logs import configure
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the file")
     w.add_argument("--idle-timeout", type=float, default=None, help="stop after S idle seconds")
     w.add_argument("--once", action="store_true", help="read to the end, flush and stop")
+    w.add_argument(
+        "--max-ahead",
+        default="1D",
+        help="a reading timed further ahead of this machine's clock is a counted bad line "
+        "(a logger clock error); a duration like 1D or 6h, or 'none' (default 1D)",
+    )
     i = sub.add_parser("info", help="what an export folder holds (and which score it alarms on)")
     i.add_argument("dir")
     return p
@@ -84,9 +95,27 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_ahead(text: str) -> pd.Timedelta | None:
+    """`--max-ahead` as a `pd.Timedelta` (None for 'none'); bad input names the option."""
+    import pandas as pd
+
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = pd.Timedelta(text)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"--max-ahead {text!r} is not a duration", hint="write e.g. 1D, 6h or none"
+        ) from err
+    if value is pd.NaT or value <= pd.Timedelta(0):
+        raise InputError(f"--max-ahead {text!r} must be positive", hint="write e.g. 1D or none")
+    return value
+
+
 def _watch(args: argparse.Namespace) -> int:
     from geojepa.edge.watch import watch
 
+    max_ahead = _max_ahead(args.max_ahead)
     try:
         watch(
             args.dir,
@@ -99,6 +128,7 @@ def _watch(args: argparse.Namespace) -> int:
             once=args.once,
             int8=args.int8,
             threads=args.threads,
+            max_ahead=max_ahead,
         )
     except KeyboardInterrupt:
         log.info("stopped")

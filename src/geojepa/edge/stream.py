@@ -19,7 +19,10 @@ own header (its columns may be new or in a new order; a file truncated in place 
 appended to without one keeps the header it had); nothing is dropped silently —
 unknown sensor columns, missing/non-finite values, late readings (for a cell already
 closed) and unparseable lines are counted in `StreamStats` and logged; a line longer than
-`max_line_bytes` raises `InputError` instead of growing memory without bound.
+`max_line_bytes` raises `InputError` instead of growing memory without bound. With
+`max_ahead`, a time further ahead of this machine's clock than that (a logger whose clock
+jumped) is a counted bad line (`stats.future` too): applied, it would close every grid cell
+up to it, and every true reading after it would arrive late.
 """
 
 from __future__ import annotations
@@ -214,6 +217,7 @@ class StreamStats:
     non_finite: int = 0
     bad_lines: int = 0
     late: int = 0
+    future: int = 0  # bad lines whose time lies beyond `max_ahead` of the clock
     unknown_sensors: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -224,6 +228,7 @@ class StreamStats:
             "non_finite": self.non_finite,
             "bad_lines": self.bad_lines,
             "late": self.late,
+            "future": self.future,
             "unknown_sensors": dict(self.unknown_sensors),
         }
 
@@ -247,6 +252,8 @@ class StreamParser:
         sep: str | None = None,
         time_col: str | None = None,
         strict: bool = True,
+        max_ahead: pd.Timedelta | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if fmt not in ("auto", "long", "wide", "toa5"):
             raise InputError(f"unknown format {fmt!r}", hint="use auto, long, wide or toa5")
@@ -258,6 +265,8 @@ class StreamParser:
         self.sep = sep
         self.time_col = time_col
         self.strict = strict
+        self.max_ahead = None if max_ahead is None else pd.Timedelta(max_ahead)
+        self.clock = clock  # seconds since the epoch (UTC), as time.time
         self._given = (fmt, sep)  # as asked: a new file's header decides them again
         self.stats = StreamStats()
         self.header: list[str] | None = None
@@ -489,7 +498,28 @@ class StreamParser:
                     f"time {text[ok[i]]!r} does not exist in {self.tz} (a daylight-saving gap)",
                 )
             out[ok] = np.where(skipped, -1, local)
+        if self.max_ahead is not None:
+            self._refuse_future(out, text, line_no, column)
         return out
+
+    def _refuse_future(
+        self, out: np.ndarray, text: list[str], line_no: np.ndarray, column: str
+    ) -> None:
+        """Times beyond clock + max_ahead become bad lines (-1 in `out`, in place)."""
+        assert self.max_ahead is not None
+        now = pd.Timestamp(int(self.clock() * 1e9), unit="ns", tz="UTC")
+        limit = now.value + self.max_ahead.value
+        for i in np.flatnonzero(out > limit):
+            ahead = pd.Timedelta(int(out[i]) - now.value, unit="ns").round("1s")
+            self.stats.future += 1
+            self._bad(
+                int(line_no[i]),
+                column,
+                f"time {text[i]!r} is {ahead} ahead of this machine's clock "
+                f"({now.isoformat(timespec='seconds')}; more than --max-ahead "
+                f"{self.max_ahead}): a logger clock error, or set the clock / --max-ahead",
+            )
+            out[i] = -1
 
     def _localize(self, naive: pd.DatetimeIndex) -> np.ndarray:
         """Naive local times -> UTC ns. In a repeated daylight-saving hour, time order decides;

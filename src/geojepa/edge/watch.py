@@ -43,6 +43,10 @@ from geojepa.windows import window_at
 
 log = logging.getLogger(__name__)
 
+# a reading timed further ahead of the gateway's clock than this is a clock error (a logger's
+# clock set to the wrong zone is at most 14 h ahead)
+DEFAULT_MAX_AHEAD = pd.Timedelta("1D")
+
 
 @dataclass(frozen=True)
 class WatchResult:
@@ -149,11 +153,22 @@ def watch(
     int8: bool | None = None,
     threads: int = 1,
     stop: Callable[[], bool] | None = None,
+    max_ahead: pd.Timedelta | None = DEFAULT_MAX_AHEAD,
 ) -> WatchResult:
-    """Follow FILE and write one JSON line per completed grid time to `out`."""
+    """Follow FILE and write one JSON line per completed grid time to `out`.
+
+    A reading timed more than `max_ahead` ahead of this machine's clock is a counted bad
+    line (None: no such check): one would otherwise close every grid cell up to it."""
     model = EdgeModel.load(folder, int8=int8, threads=threads)
     parser = StreamParser(
-        model.sensor_ids, file=file, fmt=fmt, tz=tz, sep=sep, time_col=time_col, strict=False
+        model.sensor_ids,
+        file=file,
+        fmt=fmt,
+        tz=tz,
+        sep=sep,
+        time_col=time_col,
+        strict=False,
+        max_ahead=max_ahead,
     )
 
     def emit(line: str) -> None:
