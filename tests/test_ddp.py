@@ -143,3 +143,16 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
         f"DDP vs one process: max |loss diff| {max(abs(x - y) for x, y in zip(one, two, strict=True)):.2e}, max |weight diff| {worst:.2e}"
     )
     assert worst < 1e-4
+
+
+@pytest.mark.parametrize("name", ["WORLD_SIZE", "LOCAL_RANK"])
+def test_a_garbled_launcher_variable_is_bad_input(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    from geojepa.distributed import env_local_rank, env_world_size
+
+    monkeypatch.setenv(name, "two")
+    read = env_world_size if name == "WORLD_SIZE" else env_local_rank
+    with pytest.raises(InputError, match=f"{name}='two' is not a number") as info:
+        read()
+    assert name in (info.value.hint or "")

@@ -46,25 +46,25 @@ class DistInfo:
         return self.rank == 0
 
 
-def env_world_size() -> int:
+def _env_int(name: str, default: int) -> int:
+    """An integer the launcher put in the environment; anything else is bad input."""
     try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
+        return int(os.environ.get(name, str(default)))
     except ValueError as err:
         raise InputError(
-            f"WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} is not a number",
-            hint="launch with torchrun --nproc_per_node=N, or unset WORLD_SIZE",
+            f"{name}={os.environ.get(name)!r} is not a number",
+            hint=f"launch with torchrun --nproc_per_node=N, or unset {name}",
         ) from err
+
+
+def env_world_size() -> int:
+    """How many processes the torchrun job has (1 when not launched by it)."""
+    return _env_int("WORLD_SIZE", 1)
 
 
 def env_local_rank() -> int:
     """This process's rank on its machine under torchrun (0 when not launched by it)."""
-    try:
-        return int(os.environ.get("LOCAL_RANK", "0"))
-    except ValueError as err:
-        raise InputError(
-            f"LOCAL_RANK={os.environ.get('LOCAL_RANK')!r} is not a number",
-            hint="launch with torchrun --nproc_per_node=N, or unset LOCAL_RANK",
-        ) from err
+    return _env_int("LOCAL_RANK", 0)
 
 
 def backend_for(device: torch.device) -> str:
