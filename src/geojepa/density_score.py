@@ -35,6 +35,7 @@ from geojepa.energy import (
     tail_window_end,
 )
 from geojepa.frame import SensorFrame
+from geojepa.progress import Progress
 from geojepa.windows import Normaliser, Window, WindowSpec, window_at
 
 MIN_FIT = 3
@@ -81,11 +82,14 @@ def last_patch_embeddings(
     made window-relative first (`geojepa.energy.relative_window`)."""
     c = frame.n_sensors
     out: list[np.ndarray] = []
-    for i in range(0, len(ends), batch):
-        wins = [window_at(frame, normaliser, window, int(e)) for e in ends[i : i + batch]]
-        if relative:
-            wins = [relative_window(w, window.patch) for w in wins]
-        out.append(window_embeddings(engine, wins, window.patch))  # (B, C, D)
+    # shown by a command (`geojepa.progress.shown`), quiet when a benchmark calls it
+    with Progress("embeddings (windows)", len(ends), enabled=None) as bar:
+        for i in range(0, len(ends), batch):
+            wins = [window_at(frame, normaliser, window, int(e)) for e in ends[i : i + batch]]
+            if relative:
+                wins = [relative_window(w, window.patch) for w in wins]
+            out.append(window_embeddings(engine, wins, window.patch))  # (B, C, D)
+            bar.advance(len(wins))
     if not out:
         return np.zeros((0, c, 0))
     return np.concatenate(out)

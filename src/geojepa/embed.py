@@ -131,7 +131,10 @@ def _embed_frame(
     per_sensor = np.zeros((n, c, d), dtype=np.float32)
     last = np.zeros((n, c, d), dtype=np.float32)
     seen = np.zeros((n, c), dtype=bool)
-    with torch.no_grad():
+    from geojepa.progress import Progress
+
+    # shown by a command (`geojepa.progress.shown`), quiet when a benchmark calls it
+    with torch.no_grad(), Progress("embed (windows)", n, enabled=None) as bar:
         for lo in range(0, n, batch_size):
             hi = min(lo + batch_size, n)
             batch = full_batch([ds[i] for i in range(lo, hi)], spec.patch)
@@ -149,6 +152,7 @@ def _embed_frame(
             newest = (valid * (order + 1)).argmax(dim=2)  # (b, C) last valid patch
             pick = newest[..., None, None].expand(-1, -1, 1, tokens.shape[-1])
             last[lo:hi] = tokens.gather(2, pick)[:, :, 0].float().numpy()  # (b, C, D)
+            bar.advance(hi - lo)
     step = np.timedelta64(int(frame.interval.value), "ns")
     t0 = frame.time[0].astype("datetime64[ns]") if frame.n_times else np.datetime64(0, "ns")
     starts = t0 + step * ds.starts

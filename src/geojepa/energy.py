@@ -44,6 +44,7 @@ import pandas as pd
 
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
+from geojepa.progress import Progress
 from geojepa.windows import Normaliser, Window, WindowSpec, subtract_level, window_at
 
 log = logging.getLogger(__name__)
@@ -339,19 +340,23 @@ def frame_energy(
     stride = spec.stride(window)
     scale = window.scales[0]
     k_first = first_cell(frame)
-    for k in scored_ends(k_first, t, stride):
-        row_end = int(k - k_first + 1)  # exclusive; past t for the last, partial stride
-        win_end = tail_window_end(row_end, t)
-        lo_row = max(win_end - window.span(scale), 0)  # only the window's rows are normalised
-        win = window_at(
-            frame.slice_time(lo_row, win_end), normaliser, window, win_end - lo_row, scale=scale
-        )
-        e = window_energy(engine, win, window.patch, spec)  # (C, recent)
-        cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C): rows up to win_end
-        a, b = max(row_end - stride, 0), min(row_end, t)
-        if a < b:
-            first = win_end - stride  # the frame row of cells[0]
-            out[a:b] = cells[a - first : b - first]
+    ends = scored_ends(k_first, t, stride)
+    # shown by a command (`geojepa.progress.shown`), quiet when a benchmark calls it
+    with Progress("energy (windows)", len(ends), enabled=None) as bar:
+        for k in ends:
+            row_end = int(k - k_first + 1)  # exclusive; past t for the last, partial stride
+            win_end = tail_window_end(row_end, t)
+            lo_row = max(win_end - window.span(scale), 0)  # only the window's rows are normalised
+            win = window_at(
+                frame.slice_time(lo_row, win_end), normaliser, window, win_end - lo_row, scale=scale
+            )
+            e = window_energy(engine, win, window.patch, spec)  # (C, recent)
+            cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C): rows up to win_end
+            a, b = max(row_end - stride, 0), min(row_end, t)
+            if a < b:
+                first = win_end - stride  # the frame row of cells[0]
+                out[a:b] = cells[a - first : b - first]
+            bar.advance()
     return out
 
 

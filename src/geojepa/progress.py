@@ -1,8 +1,11 @@
 """Progress display for long work.
 
-Guarantees: a bar on an interactive terminal, periodic log lines otherwise
-(CI, files), and nothing at all when disabled. Library code calls `track` or
-`Progress`; it never prints.
+Guarantees: a bar on an interactive terminal (log lines where rich is not installed, as
+on a gateway), periodic log lines otherwise (CI, files), and nothing at all when
+disabled. Library code calls `track` or `Progress`; it never prints. Work deep inside the
+library (an energy sweep over a whole site, say) asks with ``enabled=None``: it is shown
+only inside `shown()`, which a command wraps around what it runs, so the same function
+called a thousand times by a benchmark stays quiet.
 """
 
 from __future__ import annotations
@@ -11,10 +14,24 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("geojepa.progress")
+
+_SHOWN: ContextVar[bool] = ContextVar("geojepa_progress_shown", default=False)
+
+
+@contextmanager
+def shown(enabled: bool = True) -> Iterator[None]:
+    """Inside, a `Progress` made with ``enabled=None`` is shown (a command's long work)."""
+    token = _SHOWN.set(enabled)
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
 
 
 class Progress:
@@ -25,11 +42,16 @@ class Progress:
     """
 
     def __init__(
-        self, description: str, total: int | None, *, enabled: bool = True, log_every: float = 10.0
+        self,
+        description: str,
+        total: int | None,
+        *,
+        enabled: bool | None = True,
+        log_every: float = 10.0,
     ) -> None:
         self.description = description
         self.total = total
-        self.enabled = enabled
+        self.enabled = _SHOWN.get() if enabled is None else enabled
         self.log_every = log_every
         self.done = 0
         self._start = time.perf_counter()
@@ -37,15 +59,18 @@ class Progress:
         self._bar: object | None = None
         self._task: object | None = None
         self.postfix = ""
-        if enabled and sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
+        if self.enabled and sys.stderr.isatty():
+            try:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
+                from rich.progress import Progress as RichProgress
+            except ImportError:  # a gateway without rich: the log lines instead
+                return
 
             bar = RichProgress(
                 TextColumn("{task.description}"),

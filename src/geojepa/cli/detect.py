@@ -161,9 +161,12 @@ def detect(
     t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
     if t0 is not None and t1 is not None and t1 < t0:
         raise UsageError("--to is before --from", hint="give --from TIME earlier than --to TIME")
-    scores = detect_run(
-        run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent), score=score, device=device
-    )
+    from geojepa.progress import shown
+
+    with shown():  # the sweep over the site's windows shows its progress
+        scores = detect_run(
+            run, Site.load(site), t0, t1, spec=EnergySpec(recent=recent), score=score, device=device
+        )
     write_scores_csv(scores, out)
     n_alarm = int((scores.level > 0).sum())
     typer.echo(f"wrote {out}: {len(scores.time)} grid times, {n_alarm} in amber or red")

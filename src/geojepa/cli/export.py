@@ -52,9 +52,12 @@ def export_cmd(
         raise UsageError(f"unknown --int8 {int8!r}", hint="use auto, off or force")
     check_score_options(score, recent)
     loaded = Site.load(site) if site is not None else None
-    report = export_run(
-        run, out, site=loaded, energy=EnergySpec(recent=recent), score=score, int8=int8
-    )
+    from geojepa.progress import shown
+
+    with shown():  # the calibration's sweep over the training period shows its progress
+        report = export_run(
+            run, out, site=loaded, energy=EnergySpec(recent=recent), score=score, int8=int8
+        )
     worst = max(r.max_abs_diff for r in report.parity)
     q = report.quantization
     checked = report.energy_max_abs_diff

@@ -143,6 +143,9 @@ def embed_cmd(
             f"unknown output type {out.suffix!r}", file=out, hint="name it .parquet, .npz or .csv"
         )
     loaded = load_run(run)
-    emb = embed_site(loaded, Site.load(site), stride, device=device)
+    from geojepa.progress import shown
+
+    with shown():
+        emb = embed_site(loaded, Site.load(site), stride, device=device)
     write_embeddings(emb, out)
     typer.echo(f"{len(emb)} windows x {emb.vectors.shape[1]} dimensions -> {out}")

@@ -78,16 +78,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _score(args: argparse.Namespace) -> int:
     from geojepa.edge.score import score_file, scores_table
+    from geojepa.progress import shown
 
-    scores = score_file(
-        args.dir,
-        args.file,
-        args.out,
-        fmt=args.format,
-        tz=args.tz,
-        int8=args.int8,
-        threads=args.threads,
-    )
+    with shown():  # a long file: the sweep over its windows shows its progress
+        scores = score_file(
+            args.dir,
+            args.file,
+            args.out,
+            fmt=args.format,
+            tz=args.tz,
+            int8=args.int8,
+            threads=args.threads,
+        )
     if args.out is None:
         scores_table(scores).to_csv(sys.stdout, index=False)
     else:
