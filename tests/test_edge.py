@@ -604,3 +604,60 @@ def test_watch_refuses_a_max_ahead_that_is_no_positive_duration(
     code = run(["watch", str(tmp_path), str(tmp_path / "log.csv"), f"--max-ahead={text}"])
     assert code == 2
     assert "--max-ahead" in capsys.readouterr().err
+
+
+def _gappy_frame(seed: int = 5, n: int = 150, c: int = 4) -> tuple[object, Normaliser]:
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-01-01 05:00", periods=n, freq="h", tz="UTC")
+    rows = [
+        (t, f"S{j}", rng.normal() + j)
+        for i, t in enumerate(times)
+        for j in range(c)
+        if not (j == 2 and 40 <= i < 90) and rng.random() > 0.1  # a dead spell, gaps
+    ]
+    site = Site(
+        "s",
+        sensors_frame([Sensor(f"S{j}") for j in range(c)]),
+        pd.DataFrame(rows, columns=["timestamp", "sensor_id", "value"]),
+    )
+    frame = to_frame(site)
+    return frame, Normaliser.fit(frame)
+
+
+@pytest.mark.parametrize("per_call", [2, 5, 64])
+def test_several_windows_per_call_score_as_one_window_per_call(per_call: int) -> None:
+    """Batching windows (one predictor pass over all their masks, padded to the widest) is
+    how a GPU engine is fed; every window's energy must be what it is alone."""
+    frame, norm = _gappy_frame()
+    spec, win = EnergySpec(recent=2), WindowSpec(32, 8, 8)
+    one = MeanEngine(8)
+    many = MeanEngine(8)
+    many.windows_per_call = per_call  # type: ignore[attr-defined]
+    a = frame_energy(one, frame, norm, win, spec)  # type: ignore[arg-type]
+    b = frame_energy(many, frame, norm, win, spec)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-12)
+    assert many.calls < one.calls
+
+
+def test_a_batched_torch_sweep_matches_the_per_window_one() -> None:
+    torch = pytest.importorskip("torch")
+    from dataclasses import replace as dc_replace
+
+    from geojepa.config import preset
+    from geojepa.export import TorchEngine
+    from geojepa.jepa import JEPA, JEPAConfig
+
+    frame, norm = _gappy_frame()
+    cfg = preset("tiny").model
+    model = JEPA(
+        JEPAConfig(dc_replace(cfg, dim=32, depth=1, heads=2, predictor_dim=16, patch=8)), seed=0
+    ).eval()
+    spec, win = EnergySpec(), WindowSpec(32, 8, 8)
+    with torch.inference_mode():
+        engine = TorchEngine(model)
+        a = frame_energy(engine, frame, norm, win, spec)
+        engine.windows_per_call = 8
+        b = frame_energy(engine, frame, norm, win, spec)
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-4, atol=1e-7)

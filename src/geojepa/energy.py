@@ -65,6 +65,7 @@ __all__ = [
     "tail_window_end",
     "token_valid_of",
     "window_energy",
+    "windows_energy",
     "with_context",
 ]
 
@@ -126,16 +127,17 @@ class TokenInputs:
         """One window (B = 1) repeated m times: (1, ...) -> (m, ...)."""
         if self.batch != 1:
             raise ValueError("repeat needs a single window")
+        return self.take(np.zeros(m, dtype=np.int64))
 
-        def rep(a: np.ndarray) -> np.ndarray:
-            return np.repeat(a, m, axis=0)
-
+    def take(self, index: np.ndarray | Sequence[int]) -> TokenInputs:
+        """Windows `index` (B',) of the batch, in that order, repeats allowed: (B', ...)."""
+        i = np.asarray(index, dtype=np.int64)
         return TokenInputs(
-            rep(self.values),
-            rep(self.observed),
-            rep(self.sensor_feats),
-            rep(self.time_feats),
-            rep(self.token_valid),
+            self.values[i],
+            self.observed[i],
+            self.sensor_feats[i],
+            self.time_feats[i],
+            self.token_valid[i],
         )
 
 
@@ -190,6 +192,22 @@ class MaskSweep:
         return int(self.mask_kind.shape[0])
 
 
+def _stack_index(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Row blocks of (index (M_i, W_i), pad (M_i, W_i)) stacked, each widened to the widest
+    with padding on the right: (sum M_i, max W_i) each."""
+    width = max(idx.shape[1] for idx, _ in parts)
+    rows = sum(idx.shape[0] for idx, _ in parts)
+    index = np.zeros((rows, width), dtype=np.int64)
+    pad = np.ones((rows, width), dtype=bool)
+    o = 0
+    for idx, pd_ in parts:
+        m, w = idx.shape
+        index[o : o + m, :w] = idx
+        pad[o : o + m, :w] = pd_
+        o += m
+    return index, pad
+
+
 def sweep(valid: np.ndarray, spec: EnergySpec, kinds: Mapping[str, int]) -> MaskSweep | None:
     """Masks for one window from its token validity (C, P) bool; None if nothing to score.
 
@@ -229,7 +247,10 @@ def sweep(valid: np.ndarray, spec: EnergySpec, kinds: Mapping[str, int]) -> Mask
 class TokenEngine(Protocol):
     """The two graphs the energy needs, on numpy arrays (torch or onnxruntime inside).
 
-    `kinds` maps ``tube`` and ``future`` to their generator ids (mask tokens).
+    `kinds` maps ``tube`` and ``future`` to their generator ids (mask tokens). An engine
+    may also carry ``windows_per_call`` (default 1): how many windows `frame_energy` sends
+    in one call (one target pass, one predictor pass over all their masks); more than one
+    pays on a GPU, where one window's sweep leaves it waiting on launches.
     """
 
     kinds: Mapping[str, int]
@@ -266,36 +287,88 @@ def relative_window(window: Window, patch: int, recent: int = 1) -> Window:
 
 def window_energy(engine: TokenEngine, window: Window, patch: int, spec: EnergySpec) -> np.ndarray:
     """Energy of the recent patches of one window: (C, recent) float64, NaN where invalid."""
+    return windows_energy(engine, [window], patch, spec)[0]
+
+
+def windows_energy(
+    engine: TokenEngine, windows: Sequence[Window], patch: int, spec: EnergySpec
+) -> list[np.ndarray]:
+    """`window_energy` of several windows of one sensor set and length, with one target
+    pass over all of them and one predictor pass over all their masks (each window's masks
+    padded to the widest; padding is never attended to nor scored). Each (C, recent)."""
     if spec.relative:
-        window = relative_window(window, patch, spec.recent)
-    inputs = stack_windows([window], patch)  # B = 1
-    c = window.n_sensors
-    p = window.length // patch
+        windows = [relative_window(w, patch, spec.recent) for w in windows]
+    inputs = stack_windows(windows, patch)  # (K, ...)
+    c = windows[0].n_sensors
+    p = windows[0].length // patch
     r = min(spec.recent, p)
-    valid = inputs.token_valid.reshape(c, p)
-    out = np.full((c, r), np.nan)
-    plan = sweep(valid, spec, engine.kinds)
-    if plan is None:
-        return out
-    target_all = engine.target_repr(inputs)[0]  # (N, D)
+    outs = [np.full((c, r), np.nan) for _ in windows]
+    plans = [
+        sweep(inputs.token_valid[i].reshape(c, p), spec, engine.kinds) for i in range(len(windows))
+    ]
+    live = [i for i, plan in enumerate(plans) if plan is not None]
+    sweeps = [plan for plan in plans if plan is not None]
+    if not sweeps:
+        return outs
+    target_all = engine.target_repr(inputs.take(live))  # (K', N, D)
+    target, target_pad = _stack_index([(sw.target, sw.target_pad) for sw in sweeps])
+    context, context_pad = _stack_index([(sw.context, sw.context_pad) for sw in sweeps])
     pred = engine.predict(
-        inputs.repeat(plan.n_masks),
-        plan.context,
-        plan.context_pad,
-        plan.target,
-        plan.target_pad,
-        plan.mask_kind,
-    )  # (M, Nt, D)
-    truth = target_all[plan.target]  # (M, Nt, D)
-    err = np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2, axis=-1)  # (M, Nt)
-    total = np.zeros(c * p)
-    count = np.zeros(c * p)
-    use = ~plan.target_pad
-    np.add.at(total, plan.target[use], err[use])
-    np.add.at(count, plan.target[use], 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cell = np.where(count > 0, total / np.maximum(count, 1.0), np.nan).reshape(c, p)
-    return cell[:, p - r :]
+        inputs.take(np.repeat(live, [sw.n_masks for sw in sweeps])),
+        context,
+        context_pad,
+        target,
+        target_pad,
+        np.concatenate([sw.mask_kind for sw in sweeps]),
+    )  # (sum M, Nt_max, D)
+    o = 0
+    for j, (i, sw) in enumerate(zip(live, sweeps, strict=True)):
+        m, nt = sw.target.shape
+        truth = target_all[j][sw.target].astype(np.float64)  # (M, Nt, D)
+        mine = pred[o : o + m, :nt].astype(np.float64)  # (M, Nt, D): this window's masks
+        o += m
+        err = np.mean((mine - truth) ** 2, axis=-1)  # (M, Nt)
+        total = np.zeros(c * p)
+        count = np.zeros(c * p)
+        use = ~sw.target_pad
+        np.add.at(total, sw.target[use], err[use])
+        np.add.at(count, sw.target[use], 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell = np.where(count > 0, total / np.maximum(count, 1.0), np.nan).reshape(c, p)
+        outs[i] = cell[:, p - r :]
+    return outs
+    sweeps = [plans[i] for i in live]
+    assert all(plan is not None for plan in sweeps)
+    target_all = engine.target_repr(inputs.take(live))  # (K', N, D)
+    counts = [plan.n_masks for plan in sweeps if plan is not None]
+    target, target_pad = _stack_index([(pl.target, pl.target_pad) for pl in sweeps if pl])
+    context, context_pad = _stack_index([(pl.context, pl.context_pad) for pl in sweeps if pl])
+    pred = engine.predict(
+        inputs.take(np.repeat(live, counts)),
+        context,
+        context_pad,
+        target,
+        target_pad,
+        np.concatenate([pl.mask_kind for pl in sweeps if pl]),
+    )  # (sum M, Nt_max, D)
+    o = 0
+    for j, i in enumerate(live):
+        plan = plans[i]
+        assert plan is not None
+        m, nt = plan.target.shape
+        truth = target_all[j][plan.target]  # (M, Nt, D)
+        mine = pred[o : o + m, :nt].astype(np.float64)  # (M, Nt, D)
+        o += m
+        err = np.mean((mine - truth.astype(np.float64)) ** 2, axis=-1)  # (M, Nt)
+        total = np.zeros(c * p)
+        count = np.zeros(c * p)
+        use = ~plan.target_pad
+        np.add.at(total, plan.target[use], err[use])
+        np.add.at(count, plan.target[use], 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell = np.where(count > 0, total / np.maximum(count, 1.0), np.nan).reshape(c, p)
+        outs[i] = cell[:, p - r :]
+    return outs
 
 
 def scored_ends(first_cell: int, n_cells: int, stride: int) -> np.ndarray:
@@ -341,22 +414,31 @@ def frame_energy(
     scale = window.scales[0]
     k_first = first_cell(frame)
     ends = scored_ends(k_first, t, stride)
+    per_call = max(1, int(getattr(engine, "windows_per_call", 1)))
     # shown by a command (`geojepa.progress.shown`), quiet when a benchmark calls it
     with Progress("energy (windows)", len(ends), enabled=None) as bar:
-        for k in ends:
-            row_end = int(k - k_first + 1)  # exclusive; past t for the last, partial stride
-            win_end = tail_window_end(row_end, t)
-            lo_row = max(win_end - window.span(scale), 0)  # only the window's rows are normalised
-            win = window_at(
-                frame.slice_time(lo_row, win_end), normaliser, window, win_end - lo_row, scale=scale
-            )
-            e = window_energy(engine, win, window.patch, spec)  # (C, recent)
-            cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C): rows up to win_end
-            a, b = max(row_end - stride, 0), min(row_end, t)
-            if a < b:
-                first = win_end - stride  # the frame row of cells[0]
-                out[a:b] = cells[a - first : b - first]
-            bar.advance()
+        for lo in range(0, len(ends), per_call):
+            jobs = []  # (row_end, win_end, window) of the windows scored in one call
+            for k in ends[lo : lo + per_call]:
+                row_end = int(k - k_first + 1)  # exclusive; past t for the last, partial stride
+                win_end = tail_window_end(row_end, t)
+                lo_row = max(win_end - window.span(scale), 0)  # only the window's rows
+                win = window_at(
+                    frame.slice_time(lo_row, win_end),
+                    normaliser,
+                    window,
+                    win_end - lo_row,
+                    scale=scale,
+                )
+                jobs.append((row_end, win_end, win))
+            energies = windows_energy(engine, [w for _, _, w in jobs], window.patch, spec)
+            for (row_end, win_end, _), e in zip(jobs, energies, strict=True):  # e (C, recent)
+                cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C) to win_end
+                a, b = max(row_end - stride, 0), min(row_end, t)
+                if a < b:
+                    first = win_end - stride  # the frame row of cells[0]
+                    out[a:b] = cells[a - first : b - first]
+            bar.advance(len(jobs))
     return out
 
 
