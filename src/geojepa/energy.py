@@ -337,38 +337,6 @@ def windows_energy(
             cell = np.where(count > 0, total / np.maximum(count, 1.0), np.nan).reshape(c, p)
         outs[i] = cell[:, p - r :]
     return outs
-    sweeps = [plans[i] for i in live]
-    assert all(plan is not None for plan in sweeps)
-    target_all = engine.target_repr(inputs.take(live))  # (K', N, D)
-    counts = [plan.n_masks for plan in sweeps if plan is not None]
-    target, target_pad = _stack_index([(pl.target, pl.target_pad) for pl in sweeps if pl])
-    context, context_pad = _stack_index([(pl.context, pl.context_pad) for pl in sweeps if pl])
-    pred = engine.predict(
-        inputs.take(np.repeat(live, counts)),
-        context,
-        context_pad,
-        target,
-        target_pad,
-        np.concatenate([pl.mask_kind for pl in sweeps if pl]),
-    )  # (sum M, Nt_max, D)
-    o = 0
-    for j, i in enumerate(live):
-        plan = plans[i]
-        assert plan is not None
-        m, nt = plan.target.shape
-        truth = target_all[j][plan.target]  # (M, Nt, D)
-        mine = pred[o : o + m, :nt].astype(np.float64)  # (M, Nt, D)
-        o += m
-        err = np.mean((mine - truth.astype(np.float64)) ** 2, axis=-1)  # (M, Nt)
-        total = np.zeros(c * p)
-        count = np.zeros(c * p)
-        use = ~plan.target_pad
-        np.add.at(total, plan.target[use], err[use])
-        np.add.at(count, plan.target[use], 1.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cell = np.where(count > 0, total / np.maximum(count, 1.0), np.nan).reshape(c, p)
-        outs[i] = cell[:, p - r :]
-    return outs
 
 
 def scored_ends(first_cell: int, n_cells: int, stride: int) -> np.ndarray:
