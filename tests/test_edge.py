@@ -337,13 +337,36 @@ def test_ring_frames_equal_to_frame_of_the_whole_file(tmp_path: Path) -> None:
 
 def test_late_readings_are_counted_not_applied() -> None:
     ring = GridRing(1, STEP, 4)
-    t = (np.array([0, 1, 2, 1, 3]) * STEP.value).astype(
+    # the fourth reading falls in cell 1 (half a step in) after cell 2 opened: late
+    t = (np.array([0, 1, 2, 1.5, 3]) * STEP.value).astype(
         np.int64
     ) + 10**18 // STEP.value * STEP.value
     chunk = ReadingsChunk(t, np.zeros(5, np.int64), np.arange(5.0), np.ones(5, bool))
     closed = list(ring.add(chunk))
     assert len(closed) == 3
-    assert ring.stats.late == 1
+    assert ring.stats.late == 1 and ring.stats.conflicts == 0
+
+
+def test_a_repeated_reading_is_applied_once_and_a_conflicting_one_not_at_all() -> None:
+    """Before, the ring averaged them: a re-sent line counted twice, and a second, different
+    value for the same sensor and time (which `geojepa ingest` refuses) moved the cell's
+    value silently."""
+    base = 10**18 // STEP.value * STEP.value
+    ring = GridRing(2, STEP, 8)
+    t = base + np.array([0, 0, 0, 0, 1, 1], dtype=np.int64) * STEP.value
+    col = np.array([0, 0, 1, 1, 0, 1])
+    val = np.array([5.0, 5.0, 7.0, 9.0, 1.0, 2.0])  # S0 re-sent; S1 given 7 then 9
+    list(ring.add(ReadingsChunk(t, col, val, np.ones(6, bool))))
+    assert (ring.stats.duplicates, ring.stats.conflicts) == (1, 1)
+    # the same time again in a later chunk: a repeat of the sensor's newest reading
+    again = ReadingsChunk(
+        np.array([base + STEP.value] * 2), np.array([0, 1]), np.array([1.0, 4.0]), np.ones(2, bool)
+    )
+    list(ring.add(again))
+    assert (ring.stats.duplicates, ring.stats.conflicts) == (2, 2)
+    f = ring.frame(ring.current, sensors_frame([Sensor("S0"), Sensor("S1")]), STEP)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(f.values[-2:], [[5.0, 7.0], [1.0, 2.0]])
+    assert f.counts[-2:].tolist() == [[1, 1], [1, 1]]
 
 
 def _stream_peak_bytes(path: Path, ids: list[str]) -> tuple[int, int]:

@@ -218,6 +218,8 @@ class StreamStats:
     bad_lines: int = 0
     late: int = 0
     future: int = 0  # bad lines whose time lies beyond `max_ahead` of the clock
+    duplicates: int = 0  # a sensor's reading repeated at the same time (same value): dropped
+    conflicts: int = 0  # a sensor's second, different value at the same time: not applied
     unknown_sensors: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -229,6 +231,8 @@ class StreamStats:
             "bad_lines": self.bad_lines,
             "late": self.late,
             "future": self.future,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
             "unknown_sensors": dict(self.unknown_sensors),
         }
 
@@ -618,7 +622,10 @@ class GridRing:
     """The last `length` cells of a regular grid over `n_sensors` sensors.
 
     A reading at UTC time t falls in cell ``k = floor(t / interval)`` (cell time k*interval,
-    the rule `to_frame` uses); several readings in one cell are averaged. A cell is CLOSED
+    the rule `to_frame` uses); several readings in one cell are averaged. A sensor's reading
+    repeated at the same time is applied once: with the same value it is a re-sent line
+    (`stats.duplicates`), with another value a conflict (`stats.conflicts`, logged; the first
+    value stands, where `geojepa ingest` refuses the file). A cell is CLOSED
     once a reading for a later cell arrives (or `close_through` is called); `add` yields
     the closed cells in order, gaps included. Readings for a closed cell are late: counted
     in `stats.late`, never applied (a score already reported cannot change).
@@ -641,6 +648,8 @@ class GridRing:
         self.counts = np.zeros((length, n_sensors), np.int32)  # (L, C) ring
         self.current: int | None = None  # newest open cell
         self.first: int | None = None  # first cell ever seen
+        self.last_ns = np.full(n_sensors, np.iinfo(np.int64).min)  # (C,) newest reading time
+        self.last_value = np.zeros(n_sensors)  # (C,) the first value given at that time
 
     def cell_of(self, time_ns: np.ndarray) -> np.ndarray:
         return np.floor_divide(time_ns, self.interval_ns)
@@ -652,6 +661,9 @@ class GridRing:
         that cell's window exactly; advancing clears the ring slot the next cell reuses.
         """
         if len(chunk) == 0:
+            return
+        chunk = self._drop_repeats(chunk)
+        if len(chunk) == 0:  # every reading repeated one already given
             return
         cells = self.cell_of(chunk.time_ns)
         # split the chunk where the running maximum cell increases: readings are applied
@@ -669,6 +681,53 @@ class GridRing:
                 yield from self._advance(top)
             seg = slice(a, b)
             self._apply(cells[seg], chunk.column[seg], chunk.value[seg], chunk.good[seg])
+
+    def _drop_repeats(self, chunk: ReadingsChunk) -> ReadingsChunk:
+        """`chunk` without the good readings that repeat a (sensor, time) already given, in
+        this chunk or as a sensor's newest reading before it; counted and logged."""
+        t, col, val, good = chunk.time_ns, chunk.column, chunk.value, chunk.good
+        n = len(chunk)
+        order = np.lexsort((np.arange(n), t, col, ~good))  # good first; by sensor, time, arrival
+        same = np.zeros(n, dtype=bool)  # (n,) in sorted order: repeats its predecessor
+        same[1:] = (col[order][1:] == col[order][:-1]) & (t[order][1:] == t[order][:-1])
+        same &= good[order]
+        run = np.cumsum(~same) - 1  # (n,) sorted: which run of equal (sensor, time) keys
+        first = order[~same][run]  # the arrival index of each run's first reading
+        repeat = np.zeros(n, dtype=bool)
+        repeat[order] = same
+        first_of = np.empty(n, dtype=np.int64)
+        first_of[order] = first
+        earlier = good & (t == self.last_ns[col])  # the newest reading of an earlier chunk
+        repeat |= earlier
+        ref = np.where(earlier, self.last_value[col], val[first_of])  # (n,) the value standing
+        conflict = repeat & (val != ref)
+        n_conf, n_dup = int(conflict.sum()), int((repeat & ~conflict).sum())
+        if n_dup:
+            self.stats.duplicates += n_dup
+        if n_conf:
+            self.stats.conflicts += n_conf
+            i = int(np.flatnonzero(conflict)[0])
+            log.warning(
+                "%d reading(s) gave a sensor a second, different value for a time it already "
+                "had (first: column %d, value %r against %r): the first value stands (counted)",
+                n_conf,
+                int(col[i]),
+                float(val[i]),
+                float(ref[i]),
+            )
+        keep = ~repeat
+        kept = ReadingsChunk(t[keep], col[keep], val[keep], good[keep])
+        use = kept.good
+        if use.any():  # each sensor's newest time in this chunk, with its standing value
+            newest = np.lexsort((-np.arange(int(use.sum())), kept.time_ns[use], kept.column[use]))
+            c_u, t_u, v_u = kept.column[use], kept.time_ns[use], kept.value[use]
+            last = np.ones(len(newest), dtype=bool)
+            last[:-1] = c_u[newest][1:] != c_u[newest][:-1]
+            pick = newest[last]
+            newer = t_u[pick] > self.last_ns[c_u[pick]]
+            self.last_ns[c_u[pick][newer]] = t_u[pick][newer]
+            self.last_value[c_u[pick][newer]] = v_u[pick][newer]
+        return kept
 
     def _apply(self, cells: np.ndarray, col: np.ndarray, val: np.ndarray, good: np.ndarray) -> None:
         assert self.current is not None
