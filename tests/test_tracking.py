@@ -29,6 +29,7 @@ class _Client:
 def _tracker(client: _Client) -> MLflowTracker:
     t = MLflowTracker.__new__(MLflowTracker)  # no store: the client stands in for it
     t.run_id, t.client, t.flush_every, t._buffer, t.resumed = "r1", client, 200, [], False
+    t._sent_upto = {}
     return t
 
 
@@ -53,3 +54,23 @@ def test_a_failed_flush_does_not_leave_the_run_open() -> None:
         t.finish("FINISHED")
     # the run is still closed, as failed: the metrics that could not be sent are missing
     assert client.terminated == [("r1", "FAILED")]
+
+
+def test_a_resumed_run_does_not_send_the_steps_it_sent_before_its_kill(tmp_path: Any) -> None:
+    """Metrics flushed after the last checkpoint, then a kill: the resumed run re-runs those
+    steps. Before, MLflow got their points twice (two values at one step in every plot)."""
+    pytest.importorskip("mlflow")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    first = MLflowTracker(run_dir)
+    for step in range(1, 6):
+        first.log_metrics({"loss": 1.0 / step, "val/rankme": 10.0 + step}, step)
+    first.flush()  # sent up to step 5; killed here (never finished)
+    again = MLflowTracker(run_dir)  # resumed from the checkpoint at step 3
+    assert again.resumed
+    for step in range(4, 9):
+        again.log_metrics({"loss": 1.0 / step, "val/rankme": 10.0 + step}, step)
+    again.finish()
+    for key in ("loss", "val_rankme"):
+        steps = [m.step for m in again.client.get_metric_history(again.run_id, key)]
+        assert sorted(steps) == list(range(1, 9))

@@ -103,9 +103,16 @@ class MLflowTracker:
             saved = json.loads(id_file.read_text(encoding="utf-8"))
             if saved.get("tracking_uri") == self.uri:
                 run_id = str(saved["run_id"])
+        # on resume: each metric's last step already in the store. A run killed after
+        # sending metrics past its last checkpoint re-runs those steps; their points are
+        # not sent twice (MLflow keeps every point it is given)
+        self._sent_upto: dict[str, int] = {}
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             self.resumed = True
+            for key in self.client.get_run(run_id).data.metrics:
+                steps = [m.step for m in self.client.get_metric_history(run_id, key)]
+                self._sent_upto[key] = max(steps, default=-1)
         else:
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
@@ -136,8 +143,11 @@ class MLflowTracker:
 
         now = int(time.time() * 1000)
         for k, v in metrics.items():
+            key = k.replace("/", "_")
+            if int(step) <= self._sent_upto.get(key, -1):
+                continue  # sent before the run was killed and resumed
             if isinstance(v, int | float) and math.isfinite(float(v)):
-                self._buffer.append(Metric(k.replace("/", "_"), float(v), now, int(step)))
+                self._buffer.append(Metric(key, float(v), now, int(step)))
         if len(self._buffer) >= self.flush_every:
             self.flush()
 
