@@ -185,7 +185,10 @@ def test_with_trigger_is_the_mean_of_energy_and_trigger_levels_on_training_scale
     assert both_det.score(far).sensor_scores[row, 0] > scores.sensor_scores[row, 0] + 1.0
 
 
-def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["geojepa", "reconstruction"])
+def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path, name: str) -> None:
+    # the masked reconstruction had no such rule: the benchmark stopped on the real wells
+    # (one head series each) with "NaN score at row 0"
     full = _frame()
     frame = SensorFrame(  # one gauge: no other sensor gives context to its first patches
         full.values[:, 1:2],
@@ -194,7 +197,7 @@ def test_single_gauge_first_patches_are_neutral_not_nan(tmp_path: Path) -> None:
         full.sensors.iloc[1:2].reset_index(drop=True),
         full.interval,
     )
-    det = _make("geojepa", tmp_path / "cache").fit(frame, 96)  # type: ignore[attr-defined]
+    det = _make(name, tmp_path / "cache").fit(frame, 96)  # type: ignore[attr-defined]
     scores = det.score(frame)
     scores.check_nan(frame)  # no context before the first patch: scored 0, not NaN
     first = scores.sensor_scores[:8, 0]

@@ -32,6 +32,7 @@ from typing import ClassVar, Self
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from geojepa.energy import row_max
 from geojepa.errors import InputError
 from geojepa.frame import SensorFrame
 
@@ -231,16 +232,20 @@ class SensorwiseDetector(Detector):
             )
         raw = self._raw(frame)  # (T, C)
         sensor = (raw - self.centre_[None, :]) / self.scale_[None, :]
-        per_time = _row_max(sensor)
+        per_time = row_max(sensor)
         return DetectorScores(per_time, sensor, self.sensor_ids_)
 
 
-def _row_max(x: np.ndarray) -> np.ndarray:
-    """Row-wise max ignoring NaN; NaN where the whole row is NaN. (T, C) -> (T,)."""
-    filled = np.where(np.isnan(x), -np.inf, x)
-    out = filled.max(axis=1) if x.shape[1] else np.full(x.shape[0], -np.inf)
-    out[np.isneginf(out) & np.isnan(x).all(axis=1)] = np.nan
-    return out
+def zero_unscored(out: DetectorScores, frame: SensorFrame) -> DetectorScores:
+    """`out` with every observed cell that no sweep window could score (no context: a single
+    gauge's first patches) at 0, the training median: no evidence either way, never NaN
+    where there is a reading. For the detectors scored by the mask sweep."""
+    gap = np.isnan(out.sensor_scores) & frame.observed  # (T, C)
+    if not gap.any():
+        return out
+    log.debug("%d observed cells had no scoring window; scored 0", int(gap.sum()))
+    sensor = np.where(gap, 0.0, out.sensor_scores)
+    return DetectorScores(row_max(sensor), sensor, out.sensor_ids)
 
 
 # ----------------------------------------------------------------------------- registry

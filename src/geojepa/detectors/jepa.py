@@ -61,10 +61,10 @@ from geojepa.detectors.base import (
     DetectorScores,
     SensorwiseDetector,
     register_detector,
+    zero_unscored,
 )
 from geojepa.detectors.baselines import TriggerLevels
 from geojepa.detectors.density import EmbeddingDensity
-from geojepa.energy import row_max
 from geojepa.frame import SensorFrame
 
 if TYPE_CHECKING:
@@ -248,13 +248,7 @@ class _JepaBase(SensorwiseDetector):
         """Scores as `SensorwiseDetector` gives them, except that an observed cell no window
         could score (no context: a single gauge's first patches) gets 0, the training
         median: no evidence either way, never NaN where there is a reading."""
-        out = super().score(frame)
-        gap = np.isnan(out.sensor_scores) & frame.observed  # (T, C)
-        if not gap.any():
-            return out
-        log.debug("%d observed cells had no scoring window; scored 0", int(gap.sum()))
-        sensor = np.where(gap, 0.0, out.sensor_scores)
-        return DetectorScores(row_max(sensor), sensor, out.sensor_ids)
+        return zero_unscored(super().score(frame), frame)
 
     def _memo_raw(self, what: str, frame: SensorFrame, compute: Any) -> np.ndarray:
         """Raw scores (T, C) of `frame` by `compute()`, memoised per run, input form and frame."""

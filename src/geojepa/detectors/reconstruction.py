@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from geojepa.detectors.base import SensorwiseDetector, register_detector
+from geojepa.detectors.base import (
+    DetectorScores,
+    SensorwiseDetector,
+    register_detector,
+    zero_unscored,
+)
 from geojepa.detectors.jepa import CACHE_ENV, _one_thread, detector_config, frame_hash
 from geojepa.energy import EnergySpec, TokenInputs, frame_energy
 from geojepa.frame import SensorFrame
@@ -205,6 +210,11 @@ class Reconstruction(SensorwiseDetector):
         self.normaliser_ = normaliser
         self.window_ = cfg.window
         return self._raw(train)
+
+    def score(self, frame: SensorFrame) -> DetectorScores:
+        """As the JEPA energy's: an observed cell no window could score gets 0 (before, a
+        single gauge's first patches were NaN and the benchmark stopped on the wells)."""
+        return zero_unscored(super().score(frame), frame)
 
     def lookahead_rows(self) -> int:
         """As the JEPA energy: a window's error fills the stride of rows it ends with."""
