@@ -329,3 +329,24 @@ def test_density_scores_training_windows_out_of_sample(tmp_path: Path) -> None:
         assert (idx[~train[ok]] < 0).all()  # no later window taken for one
         checked += int(train[ok].sum())
     assert checked > 0
+
+
+def test_the_reconstruction_cache_write_does_not_share_a_temporary_name(tmp_path: Path) -> None:
+    """Two benchmark processes training the same model wrote the same `<key>.tmp` and one
+    failed renaming it ("No such file or directory"); a stand-in for the other process's
+    half-written file must not matter now."""
+    from geojepa.detectors.jepa import detector_config, frame_hash
+
+    frame = _frame()
+    det = _make("reconstruction", tmp_path / "cache")
+    cfg = detector_config(
+        0,
+        det.steps,  # type: ignore[attr-defined]
+        model_overrides=det.model_overrides,  # type: ignore[attr-defined]
+        window_length=det.window_length,  # type: ignore[attr-defined]
+    )
+    key = frame_hash(frame.slice_time(0, 96), cfg.to_dict())
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / f"{key}-reconstruction.tmp").mkdir()  # the other writer's name
+    det.fit(frame, 96)  # type: ignore[attr-defined]
+    assert (tmp_path / "cache" / f"{key}-reconstruction.pt").is_file()

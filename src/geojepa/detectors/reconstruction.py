@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from geojepa.atomic import atomic_path
 from geojepa.detectors.base import (
     DetectorScores,
     SensorwiseDetector,
@@ -201,11 +202,10 @@ class Reconstruction(SensorwiseDetector):
                 normaliser = Normaliser.fit(train)
             else:
                 model, head, normaliser = train_reconstruction(train, cfg, self.seed)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".tmp")
-                    torch.save({"model": model.state_dict(), "head": head.state_dict()}, tmp)
-                    tmp.replace(path)
+                if path is not None:  # a temporary file of its own: two processes may
+                    # train the same model into the same cache at once (same rows and seed)
+                    with atomic_path(path) as tmp:
+                        torch.save({"model": model.state_dict(), "head": head.state_dict()}, tmp)
         self.engine_ = ReconstructionEngine(model, head, cfg.model.patch)
         self.normaliser_ = normaliser
         self.window_ = cfg.window
