@@ -684,3 +684,22 @@ def test_a_batched_torch_sweep_matches_the_per_window_one() -> None:
         b = frame_energy(engine, frame, norm, win, spec)
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-4, atol=1e-7)
+
+
+def test_an_energy_memo_scores_each_window_once_with_the_same_result() -> None:
+    """`geojepa detect` scores the training period for its thresholds, then the range: with
+    the engine's memo the windows they share are scored once, and every energy is the same."""
+    frame, norm = _gappy_frame()
+    spec, win = EnergySpec(), WindowSpec(32, 8, 8)
+    plain, memo = MeanEngine(8), MeanEngine(8)
+    memo.energy_memo = {}  # type: ignore[attr-defined]
+    head = frame.slice_time(0, 100)  # type: ignore[attr-defined]
+    a = [frame_energy(plain, f, norm, win, spec) for f in (head, frame)]  # type: ignore[arg-type]
+    b = [frame_energy(memo, f, norm, win, spec) for f in (head, frame)]  # type: ignore[arg-type]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert memo.calls < plain.calls  # the shared windows were not predicted again
+    other = EnergySpec(recent=2)  # other settings: nothing reused
+    calls = memo.calls
+    frame_energy(memo, head, norm, win, other)  # type: ignore[arg-type]
+    assert memo.calls > calls

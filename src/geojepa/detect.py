@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
     from geojepa.checkpoint import LoadedRun
+    from geojepa.export import TorchEngine
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,14 @@ def prepare_detect(
     spec: EnergySpec | None = None,
     score: str = DEFAULT_SCORE,
     device: torch.device | None = None,
+    engine: TorchEngine | None = None,
 ) -> DetectSetup:
     """Grid SITE for a loaded run and fit the calibration on rows before its train_end.
     `score`: "energy" or "density" (`SCORES`); the density is fitted on the embeddings of
     training windows (rows before train_end) only, and its thresholds on cross-fitted
     training scores (`geojepa.density_score.fit_density`). `device`: where the model runs
-    (None: where it is; the run's model is moved there)."""
+    (None: where it is; the run's model is moved there); `engine`: the run's engine to use
+    instead of a new one (`detect_run` shares one, with its memo, with the scoring)."""
     if score not in SCORES:
         raise InputError(f"unknown score {score!r}", hint="use " + " or ".join(SCORES))
     from geojepa.export import TorchEngine, fit_calibration
@@ -119,7 +122,7 @@ def prepare_detect(
             file=run.run_dir,
             hint="score the site the run was trained on (it holds the training period)",
         )
-    engine = TorchEngine(run.model.eval(), device)
+    engine = engine if engine is not None else TorchEngine(run.model.eval(), device)
     window = run.config.window
     density, train_raw = None, None
     if score == "density":
@@ -159,7 +162,12 @@ def detect_run(
     spec = spec or EnergySpec()
     dev = resolve_device(device)
     run = load_run(run_dir)
-    setup = prepare_detect(run, site, spec, score, dev)
+    engine = TorchEngine(run.model.eval(), dev)
+    # the windows of the training period are scored for the thresholds, then again when
+    # the range holds them: the memo scores each window once (the same inputs, the same
+    # energy; per-window on the CPU, so bit for bit)
+    engine.energy_memo = {}
+    setup = prepare_detect(run, site, spec, score, dev, engine=engine)
     frame = setup.frame
     a = 0 if start is None else frame.index_of(start)
     times = frame.time
@@ -183,7 +191,7 @@ def detect_run(
     hi = min(b + spec.stride(window), frame.n_times)
     part = frame.slice_time(lo, hi)
     scores = score_with(
-        TorchEngine(run.model.eval(), dev),
+        engine,
         part,
         run.normaliser,
         window,

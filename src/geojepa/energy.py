@@ -34,6 +34,7 @@ implement it with the same two graphs, so everything here is shared code, not a 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -399,7 +400,7 @@ def frame_energy(
                     scale=scale,
                 )
                 jobs.append((row_end, win_end, win))
-            energies = windows_energy(engine, [w for _, _, w in jobs], window.patch, spec)
+            energies = _energies(engine, [w for _, _, w in jobs], window.patch, spec)
             for (row_end, win_end, _), e in zip(jobs, energies, strict=True):  # e (C, recent)
                 cells = np.repeat(e, window.patch * scale, axis=1).T  # (stride, C) to win_end
                 a, b = max(row_end - stride, 0), min(row_end, t)
@@ -408,6 +409,36 @@ def frame_energy(
                     out[a:b] = cells[a - first : b - first]
             bar.advance(len(jobs))
     return out
+
+
+def _energies(
+    engine: TokenEngine, windows: list[Window], patch: int, spec: EnergySpec
+) -> list[np.ndarray]:
+    """`windows_energy`, through the engine's ``energy_memo`` (a dict) when it has one: a
+    window whose inputs were scored before (the same values, observed cells, sensor and time
+    features, patch and settings) is not scored again (`geojepa detect` scores the training
+    period for its thresholds, then the range, which holds the same windows)."""
+    memo: dict[bytes, np.ndarray] | None = getattr(engine, "energy_memo", None)
+    if memo is None:
+        return windows_energy(engine, windows, patch, spec)
+    keys = [_window_key(w, patch, spec) for w in windows]
+    todo = [i for i, k in enumerate(keys) if k not in memo]
+    if todo:
+        fresh = windows_energy(engine, [windows[i] for i in todo], patch, spec)
+        for i, e in zip(todo, fresh, strict=True):
+            memo[keys[i]] = e
+    return [memo[k] for k in keys]
+
+
+def _window_key(window: Window, patch: int, spec: EnergySpec) -> bytes:
+    """A digest of everything a window's energy depends on, the model aside."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((patch, spec)).encode())
+    for a in (window.values, window.observed, window.sensor_feats, window.time_feats):
+        arr = np.ascontiguousarray(a)
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.digest()
 
 
 def tail_window_end(row_end: int, n_rows: int) -> int:

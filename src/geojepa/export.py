@@ -193,6 +193,8 @@ class TorchEngine:
         # a GPU waits on launches with one window's sweep (C + 1 masks); the CPU gains
         # nothing from more and keeps the per-window calls its figures were measured with
         self.windows_per_call = 16 if self.device.type == "cuda" else 1
+        # None, or a dict in which `frame_energy` keeps each window's energy by its inputs
+        self.energy_memo: dict[bytes, np.ndarray] | None = None
         self.encoder_graph, self.predictor_graph = _graph_modules(model)
         self.kinds: Mapping[str, int] = mask_kinds()
 
