@@ -34,7 +34,6 @@ implement it with the same two graphs, so everything here is shared code, not a 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -124,12 +123,6 @@ class TokenInputs:
     def batch(self) -> int:
         return int(self.values.shape[0])
 
-    def repeat(self, m: int) -> TokenInputs:
-        """One window (B = 1) repeated m times: (1, ...) -> (m, ...)."""
-        if self.batch != 1:
-            raise ValueError("repeat needs a single window")
-        return self.take(np.zeros(m, dtype=np.int64))
-
     def take(self, index: np.ndarray | Sequence[int]) -> TokenInputs:
         """Windows `index` (B',) of the batch, in that order, repeats allowed: (B', ...)."""
         i = np.asarray(index, dtype=np.int64)
@@ -191,22 +184,6 @@ class MaskSweep:
     @property
     def n_masks(self) -> int:
         return int(self.mask_kind.shape[0])
-
-
-def _stack_index(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Row blocks of (index (M_i, W_i), pad (M_i, W_i)) stacked, each widened to the widest
-    with padding on the right: (sum M_i, max W_i) each."""
-    width = max(idx.shape[1] for idx, _ in parts)
-    rows = sum(idx.shape[0] for idx, _ in parts)
-    index = np.zeros((rows, width), dtype=np.int64)
-    pad = np.ones((rows, width), dtype=bool)
-    o = 0
-    for idx, pd_ in parts:
-        m, w = idx.shape
-        index[o : o + m, :w] = idx
-        pad[o : o + m, :w] = pd_
-        o += m
-    return index, pad
 
 
 def sweep(valid: np.ndarray, spec: EnergySpec, kinds: Mapping[str, int]) -> MaskSweep | None:
@@ -312,8 +289,13 @@ def windows_energy(
     if not sweeps:
         return outs
     target_all = engine.target_repr(inputs.take(live))  # (K', N, D)
-    target, target_pad = _stack_index([(sw.target, sw.target_pad) for sw in sweeps])
-    context, context_pad = _stack_index([(sw.context, sw.context_pad) for sw in sweeps])
+    # every window's masks as rows, padded to the widest of all (real indices come first)
+    target, target_pad = pad_index(
+        [row[~pad] for sw in sweeps for row, pad in zip(sw.target, sw.target_pad, strict=True)]
+    )
+    context, context_pad = pad_index(
+        [row[~pad] for sw in sweeps for row, pad in zip(sw.context, sw.context_pad, strict=True)]
+    )
     pred = engine.predict(
         inputs.take(np.repeat(live, [sw.n_masks for sw in sweeps])),
         context,
@@ -421,24 +403,14 @@ def _energies(
     memo: dict[bytes, np.ndarray] | None = getattr(engine, "energy_memo", None)
     if memo is None:
         return windows_energy(engine, windows, patch, spec)
-    keys = [_window_key(w, patch, spec) for w in windows]
+    salt = repr((patch, spec)).encode()  # the settings the energy also depends on
+    keys = [w.digest(salt) for w in windows]
     todo = [i for i, k in enumerate(keys) if k not in memo]
     if todo:
         fresh = windows_energy(engine, [windows[i] for i in todo], patch, spec)
         for i, e in zip(todo, fresh, strict=True):
             memo[keys[i]] = e
     return [memo[k] for k in keys]
-
-
-def _window_key(window: Window, patch: int, spec: EnergySpec) -> bytes:
-    """A digest of everything a window's energy depends on, the model aside."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(repr((patch, spec)).encode())
-    for a in (window.values, window.observed, window.sensor_feats, window.time_feats):
-        arr = np.ascontiguousarray(a)
-        h.update(f"{arr.dtype}{arr.shape}".encode())
-        h.update(arr.tobytes())
-    return h.digest()
 
 
 def tail_window_end(row_end: int, n_rows: int) -> int:

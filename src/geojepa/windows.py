@@ -24,6 +24,7 @@ numpy only: importing this module does not import torch.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -254,6 +255,17 @@ class Window:
     @property
     def observed_fraction(self) -> float:
         return float(self.observed.mean()) if self.observed.size else 0.0
+
+    def digest(self, salt: bytes = b"") -> bytes:
+        """A key for memos of what a model makes of this window: a digest of its values,
+        observed cells, sensor and time features (dtypes and shapes included) and `salt`
+        (the caller's other inputs: settings, a column)."""
+        h = hashlib.blake2b(salt, digest_size=16)
+        for a in (self.values, self.observed, self.sensor_feats, self.time_feats):
+            arr = np.ascontiguousarray(a)
+            h.update(f"{arr.dtype}{arr.shape}".encode())
+            h.update(arr.tobytes())
+        return h.digest()
 
 
 def _coarsen(

@@ -254,7 +254,7 @@ class EncoderFeatures:
         out = np.zeros((n, 2 * d))
         todo: list[tuple[int, Window, bytes]] = []
         for i, w in windows:
-            key = _key(w, col)
+            key = w.digest(np.int64(col).tobytes())
             hit = self._cache.get(key)
             if hit is not None:
                 out[i] = hit
@@ -288,14 +288,6 @@ class EncoderFeatures:
 
 def _rows(frame: SensorFrame, lo: int, hi: int) -> SensorFrame:
     return frame.slice_time(lo, hi)
-
-
-def _key(w: Window, col: int) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for a in (w.values, w.observed, w.sensor_feats, w.time_feats):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update(np.int64(col).tobytes())
-    return h.digest()
 
 
 def _level(
