@@ -212,11 +212,7 @@ class Encoder(nn.Module):
 
     def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if config.fusion not in FUSIONS:
-            raise InputError(
-                f"unknown fusion mode {config.fusion!r}", hint="use one of " + ", ".join(FUSIONS)
-            )
-        self.config = config
+        self.config = config  # checked when it was made (`ModelConfig.__post_init__`)
         d = config.dim
         self.patch_embed = nn.Linear(2 * config.patch + 1, d)
         self.codes = PositionCodes(config.n_sensor_feats, config.n_time_feats, d)
