@@ -123,7 +123,7 @@ def save_checkpoint(
         "geojepa_version": __version__,
         "config": config.to_dict(),
         "sites": [s.to_dict() for s in sites],
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": _on_cpu(model.state_dict()),
         "optimizer": _on_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "schedule": {"step": int(step), "total_steps": int(total_steps), **dict(schedule or {})},
         "rng": {"torch": torch.get_rng_state(), "seed": int(config.seed)},

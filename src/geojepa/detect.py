@@ -167,7 +167,7 @@ def detect_run(
     # the range holds them: the memo scores each window once (the same inputs, the same
     # energy; per-window on the CPU, so bit for bit)
     engine.energy_memo = {}
-    setup = prepare_detect(run, site, spec, score, dev, engine=engine)
+    setup = prepare_detect(run, site, spec, score, engine=engine)
     frame = setup.frame
     a = 0 if start is None else frame.index_of(start)
     times = frame.time

@@ -577,8 +577,9 @@ def pretrain(
     checkpoint holds the weights then).
 
     `device` (`geojepa.devices`): "cpu" (the default here; the command line's is "auto"),
-    "auto" (a CUDA GPU when torch sees one, else the CPU), "cuda", "cuda:N". Under torchrun each process takes its local rank's GPU
-    and the process group uses nccl (gloo on the CPU). The checkpoint is the same whatever
+    "auto" (a CUDA GPU when torch sees one, else the CPU), "cuda", "cuda:N". Under
+    torchrun each process takes its local rank's GPU and the process group uses nccl (gloo
+    on the CPU). The checkpoint is the same whatever
     the device: a run trained on a GPU is read, resumed and scored on a CPU.
     """
     if not sites:
@@ -628,8 +629,8 @@ def _pretrain(
     progress: bool,
     stop_after: int | None,
     info: DistInfo,
-    init: str | Path | InitSource | None = None,
-    device: torch.device | None = None,
+    init: str | Path | InitSource | None,
+    device: torch.device,
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     start_from: InitSource | None = None
@@ -699,7 +700,7 @@ def _pretrain(
             stop_after,
             info,
             start_from,
-            device or torch.device("cpu"),
+            device,
         )
     finally:
         torch.set_num_threads(threads_before)
@@ -718,11 +719,10 @@ def _train(
     progress: bool,
     stop_after: int | None,
     info: DistInfo,
-    start_from: InitSource | None = None,
-    device: torch.device | None = None,
+    start_from: InitSource | None,
+    device: torch.device,
 ) -> TrainResult:
     tc = cfg.train
-    device = device or torch.device("cpu")
 
     data = [
         prepare_site(item, i, cfg, until, stored_sites[i] if stored_sites else None)

@@ -701,9 +701,8 @@ class GridRing:
         repeat |= earlier
         ref = np.where(earlier, self.last_value[col], val[first_of])  # (n,) the value standing
         conflict = repeat & (val != ref)
-        n_conf, n_dup = int(conflict.sum()), int((repeat & ~conflict).sum())
-        if n_dup:
-            self.stats.duplicates += n_dup
+        n_conf = int(conflict.sum())
+        self.stats.duplicates += int((repeat & ~conflict).sum())
         if n_conf:
             self.stats.conflicts += n_conf
             i = int(np.flatnonzero(conflict)[0])
@@ -718,9 +717,9 @@ class GridRing:
         keep = ~repeat
         kept = ReadingsChunk(t[keep], col[keep], val[keep], good[keep])
         use = kept.good
-        if use.any():  # each sensor's newest time in this chunk, with its standing value
-            newest = np.lexsort((-np.arange(int(use.sum())), kept.time_ns[use], kept.column[use]))
+        if use.any():  # each sensor's newest time in this chunk (unique now), with its value
             c_u, t_u, v_u = kept.column[use], kept.time_ns[use], kept.value[use]
+            newest = np.lexsort((t_u, c_u))  # by sensor, then time: each sensor's last is newest
             last = np.ones(len(newest), dtype=bool)
             last[:-1] = c_u[newest][1:] != c_u[newest][:-1]
             pick = newest[last]
