@@ -16,6 +16,7 @@ from geojepa.checkpoint import (
     load_run,
     read_checkpoint,
     save_checkpoint,
+    saved_config,
 )
 from geojepa.embed import embed_frame, embed_site
 from geojepa.errors import InputError
@@ -147,3 +148,25 @@ def test_embeddings_use_the_target_encoder_and_any_sensor_count(run_dir: Path) -
     big = toy_site(seed=5, n_piezo=10)
     big_emb = embed_frame(run, to_frame(big, interval=run.interval), stride=8)
     assert big_emb.per_sensor.shape[1:] == (12, 32) and len(big_emb) > n
+
+
+def test_a_checkpoint_saved_before_cell_flag_keeps_the_observed_flag(
+    tmp_path: Path, run_dir: Path
+) -> None:
+    # A missing key takes today's preset value; a model trained with the observed flag
+    # would then be fed the missing one and embed wrongly, and resume would change it.
+    state = read_checkpoint(run_dir / "checkpoint.pt")
+    assert state["config"]["model"]["cell_flag"] == "missing"  # what new runs save
+    del state["config"]["model"]["cell_flag"]
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save(state, old / "checkpoint.pt")
+    run = load_run(old)
+    assert run.config.model.cell_flag == "observed"
+    assert saved_config(state, old / "checkpoint.pt").model.cell_flag == "observed"
+    new = load_run(run_dir)
+    assert new.config.model.cell_flag == "missing"
+    frame = to_frame(toy_site(), interval=run.interval)
+    a = embed_frame(run, frame).vectors
+    b = embed_frame(new, frame).vectors
+    assert a.shape == b.shape and not np.allclose(a, b)  # the flag reaches the embeddings

@@ -138,6 +138,7 @@ def test_values_a_run_would_refuse_or_ignore_are_refused_at_load(
         ("{dropout: 1.5}", "model.dropout must be in"),
         ("{mlp_ratio: 0}", "model.mlp_ratio must be > 0"),
         ("{fusion: bogus}", "unknown fusion mode"),
+        ("{cell_flag: present}", "unknown model.cell_flag"),
     ],
 )
 def test_a_model_no_network_can_be_built_from_is_refused_at_load(

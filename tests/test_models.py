@@ -32,11 +32,46 @@ def test_token_inputs_carry_values_mask_and_observed_fraction() -> None:
     values = torch.arange(16, dtype=torch.float32).reshape(1, 2, 8) + 1.0
     observed = torch.ones(1, 2, 8, dtype=torch.bool)
     observed[0, 1, :3] = False
-    x = token_inputs(values, observed, patch=4)  # (1, 4, 9)
+    x = token_inputs(values, observed, patch=4, flag="observed")  # (1, 4, 9)
     assert x.shape == (1, 4, 9)
     assert torch.equal(x[0, 2, :4], torch.tensor([0.0, 0.0, 0.0, 12.0]))  # unobserved -> 0
     assert torch.equal(x[0, 2, 4:8], torch.tensor([0.0, 0.0, 0.0, 1.0]))
     assert x[0, 2, 8] == pytest.approx(0.25) and x[0, 0, 8] == 1.0
+
+
+def test_missing_flag_leaves_a_fully_observed_patch_its_values_alone() -> None:
+    # the default flag marks missing cells: a fully observed patch adds no shared vector
+    values = torch.arange(16, dtype=torch.float32).reshape(1, 2, 8) + 1.0
+    observed = torch.ones(1, 2, 8, dtype=torch.bool)
+    observed[0, 1, :3] = False
+    x = token_inputs(values, observed, patch=4)  # (1, 4, 9)
+    assert torch.equal(x[0, 2, :4], torch.tensor([0.0, 0.0, 0.0, 12.0]))
+    assert torch.equal(x[0, 2, 4:8], torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    assert x[0, 2, 8] == pytest.approx(0.75)
+    assert torch.equal(x[0, 0, 4:], torch.zeros(5))  # fully observed: values only
+    legacy = token_inputs(values, observed, patch=4, flag="observed")
+    assert torch.equal(x[..., :4], legacy[..., :4])
+    assert torch.equal(x[..., 4:], 1.0 - legacy[..., 4:])  # the same information
+
+
+def test_missing_flag_does_not_start_tokens_on_one_shared_direction() -> None:
+    # With the observed flag, every fully observed patch added the same vector: at
+    # initialisation most of the token embeddings' energy lay along their mean.
+    frame = synthetic_frame(n_sensors=6, n_times=512)
+    spec = WindowSpec(length=64, stride=32, patch=16, level="window")  # the presets' level
+    ds = WindowDataset(frame, Normaliser.fit(frame), spec)
+    batch = full_batch([ds[i] for i in range(min(8, len(ds)))], spec.patch)
+
+    def mean_share(flag: str) -> float:
+        enc = Encoder(preset("tiny", cell_flag=flag), torch.Generator().manual_seed(0))
+        x = enc.patch_embed(
+            token_inputs(batch.values, batch.observed, spec.patch, flag)
+        )  # (B, N, D)
+        t = x.reshape(-1, x.shape[-1])[batch.token_valid.reshape(-1)]
+        return float(t.mean(0).square().sum() * t.shape[0] / t.square().sum())
+
+    observed, missing = mean_share("observed"), mean_share("missing")
+    assert missing < 0.05 and observed > 5 * missing, (observed, missing)
 
 
 def test_key_masks_never_leave_a_row_empty() -> None:

@@ -34,6 +34,7 @@ from geojepa import __version__
 from geojepa.atomic import atomic_path
 from geojepa.config import RunConfig
 from geojepa.errors import InputError
+from geojepa.models import LEGACY_CELL_FLAG
 from geojepa.windows import Normaliser
 
 if TYPE_CHECKING:
@@ -268,12 +269,23 @@ def checkpoint_path(run: str | Path) -> Path:
     return p / CHECKPOINT_NAME if p.is_dir() or p.suffix != ".pt" else p
 
 
+def saved_config(state: Mapping[str, Any], path: str | Path) -> RunConfig:
+    """The configuration a checkpoint's `state` was trained with. Settings added after it
+    was written take the value that reproduces how it was trained, not today's preset
+    value (`ModelConfig.cell_flag`: checkpoints without it flag observed cells)."""
+    config = state["config"]
+    model = config.get("model") if isinstance(config, Mapping) else None
+    if isinstance(model, Mapping) and "cell_flag" not in model:
+        config = {**config, "model": {**model, "cell_flag": LEGACY_CELL_FLAG}}
+    return RunConfig.from_dict(config, file=path)
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load ``RUN/checkpoint.pt`` (or a checkpoint file) into a `LoadedRun` (model in eval)."""
     path = checkpoint_path(run_dir)
     state = read_checkpoint(path)
     try:
-        config = RunConfig.from_dict(state["config"], file=path)
+        config = saved_config(state, path)
         sites = tuple(SiteRecord.from_dict(s) for s in state["sites"])
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(

@@ -1,9 +1,15 @@
 """Encoder and predictor of the JEPA: token embedding, fusion modes, presets.
 
 Tokens are (sensor, time-patch) cells, token index n = c * P + p. A token's embedding is
-patch values + observed mask + observed fraction (linear), plus a sensor code (learned
+patch values + a per-cell flag + the flagged fraction (linear), plus a sensor code (learned
 projection of continuous metadata features, never a per-index table) plus a time code
-(projection of real-timestamp features).
+(projection of real-timestamp features). The flag marks missing cells (`ModelConfig.cell_flag`
+"missing", the default): a fully observed patch then enters as its values alone. Marking
+observed cells instead ("observed", what runs saved before the setting used) is the same
+function class, but every fully observed patch then adds one shared vector, which at
+initialisation held 77 % of the token embeddings' energy and, through the encoder, left the
+target encoder's tokens dominated by a single direction (docs/results/training.md, "The
+missing-cell flag").
 
 Guarantees:
 
@@ -38,6 +44,9 @@ from geojepa.masking import N_MASK_KINDS, Batch
 
 Fusion = Literal["joint", "factorised", "per_kind"]
 FUSIONS: tuple[str, ...] = ("joint", "factorised", "per_kind")
+CELL_FLAGS: tuple[str, ...] = ("missing", "observed")
+LEGACY_CELL_FLAG = "observed"
+"""The flag of checkpoints saved before `ModelConfig.cell_flag` existed."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ModelConfig:
     n_sensor_feats: int = N_SENSOR_FEATS
     n_time_feats: int = N_TIME_FEATS
     dropout: float = 0.0
+    cell_flag: str = "missing"  # the patch embedding's per-cell flag: 1 = missing / observed
 
     def __post_init__(self) -> None:
         """Refuse settings no model can be built from, with what to write instead (a bad
@@ -93,6 +103,11 @@ class ModelConfig:
         if self.fusion not in FUSIONS:
             raise InputError(
                 f"unknown fusion mode {self.fusion!r}", hint="use one of " + ", ".join(FUSIONS)
+            )
+        if self.cell_flag not in CELL_FLAGS:
+            raise InputError(
+                f"unknown model.cell_flag {self.cell_flag!r}",
+                hint="use one of " + ", ".join(CELL_FLAGS),
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,8 +158,11 @@ def _code_mlp(n_in: int, dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, dim), nn.SiLU(), nn.Linear(dim, dim))
 
 
-def token_inputs(values: torch.Tensor, observed: torch.Tensor, patch: int) -> torch.Tensor:
-    """Patch inputs (B, N, 2*patch + 1): values (0 where unobserved), observed, fraction.
+def token_inputs(
+    values: torch.Tensor, observed: torch.Tensor, patch: int, flag: str = "missing"
+) -> torch.Tensor:
+    """Patch inputs (B, N, 2*patch + 1): values (0 where unobserved), the per-cell flag
+    (1 where missing, or with `flag` "observed" 1 where observed) and its mean.
 
     values/observed (B, C, L) -> (B, C*P, patch) each, sensor-major (n = c*P + p).
     """
@@ -153,8 +171,8 @@ def token_inputs(values: torch.Tensor, observed: torch.Tensor, patch: int) -> to
     obs = observed[:, :, : p * patch].reshape(b, c * p, patch).to(values.dtype)
     val = values[:, :, : p * patch].reshape(b, c * p, patch)
     val = torch.where(obs > 0, val, torch.zeros_like(val))  # unobserved values never enter
-    frac = obs.mean(dim=-1, keepdim=True)
-    return torch.cat([val, obs, frac], dim=-1)
+    cell = 1.0 - obs if flag == "missing" else obs
+    return torch.cat([val, cell, cell.mean(dim=-1, keepdim=True)], dim=-1)
 
 
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -265,7 +283,8 @@ class Encoder(nn.Module):
     ) -> torch.Tensor:
         b, c, _ = values.shape
         p = time_feats.shape[1]
-        tokens = token_inputs(values, observed, self.config.patch)  # (B, N, 2*patch+1)
+        tokens = token_inputs(values, observed, self.config.patch, self.config.cell_flag)
+        # tokens: (B, N, 2*patch+1)
         if index is None:
             idx = torch.arange(c * p, device=values.device).expand(b, c * p)
             live = token_valid if pad is None else token_valid & ~pad  # (B, N)

@@ -55,6 +55,7 @@ from geojepa.checkpoint import (
     build_model,
     read_checkpoint,
     save_checkpoint,
+    saved_config,
 )
 from geojepa.config import RunConfig, preset, save_config
 from geojepa.devices import autocast_type, resolve_device, rng_devices
@@ -458,7 +459,7 @@ def _resolve_resume(
     run_dir: Path, config: RunConfig | None, steps: int | None
 ) -> tuple[RunConfig, dict[str, Any]]:
     state = read_checkpoint(run_dir / CHECKPOINT_NAME)
-    stored = RunConfig.from_dict(state["config"], file=run_dir / CHECKPOINT_NAME)
+    stored = saved_config(state, run_dir / CHECKPOINT_NAME)
     if config is not None:
         a, b = config.to_dict(), stored.to_dict()
         a["train"].pop("steps")
