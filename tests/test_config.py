@@ -61,8 +61,11 @@ def test_yaml_overrides_sections(tmp_path: Path) -> None:
         ("method:\n  los: l2\n", ":2:3", "'los'"),
         ("train:\n  steps: many\n", ":2:3", "not an integer"),
         ("train:\n  bf16: 1\n", ":2:3", "true/false"),
-        ("window:\n  length: 100\n", ":1:1", "multiple of patch"),
-        ("train:\n  steps: 0\n", ":1:1", "steps must be"),
+        ("window:\n  length: 100\n", ":2:3", "multiple of patch"),
+        ("train:\n  steps: 0\n", ":2:3", "steps must be"),  # the key's own line
+        ("train:\n  steps: 10\n  interval: 3X\n", ":3:3", "not a time step"),
+        ("train:\n  interval: 0h\n", ":2:3", "positive time step"),
+        ("model:\n  dim: 64\nseed: -1\n", ":3:1", "seed must be a whole number >= 0"),
         ("train: [1, 2\n", ":", "not valid YAML"),
         ("preset: huge\n", ":1:1", "unknown preset"),
     ],

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from geojepa.cli import main
+from geojepa.errors import InputError
 from geojepa.forecast.apply import forecast_site, site_series
 from geojepa.site import Sensor, Site, sensors_frame
 
@@ -331,3 +332,34 @@ def test_a_fill_plan_is_for_the_back_analysis_only(site_dir: Path, tmp_path: Pat
     assert run([*args, "--method", "hyperbolic"]) == 2
     assert run([*args, "--method", "consolidation"]) == 0
     assert run([*args, "--method", "consolidation", "--fill-plan", str(tmp_path / "none.csv")]) == 2
+
+
+def test_a_cutoff_past_the_target_s_last_reading_is_refused(
+    site_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: a cutoff years after the record forecast from its last reading, exit 0
+    out = tmp_path / "f.csv"
+    args = ["forecast", str(site_dir), "--target", "SP1", "--horizon", "3", "--out", str(out)]
+    assert run([*args, "--cutoff", "2030-01-01", "--method", "linear"]) == 2
+    err = capsys.readouterr().err
+    assert "last usable reading" in err and "2024-07-17" in err and "--cutoff" in err
+    assert not out.exists()
+    # a cutoff inside a gap of the record: the readings after it exist but are not read
+    site = embankment_site()
+    r = site.readings
+    days = (r["timestamp"] - T0).dt.days
+    gappy = Site(site.name, site.sensors, r[(days < 80) | (days > 140)].reset_index(drop=True))
+    with pytest.raises(InputError, match="gap it never saw"):
+        forecast_site(gappy, "SP1", T0 + pd.Timedelta("120D"), 3, "linear")
+    # within three grid steps of the last reading: accepted (a cutoff between readings)
+    assert len(forecast_site(gappy, "SP1", T0 + pd.Timedelta("83D"), 3, "linear").table) == 3
+
+
+def test_an_unreadable_interval_names_the_option(site_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--interval '3X' is not a time step"):
+        forecast_site(
+            Site.load(site_dir), "SP1", T0 + pd.Timedelta("100D"), 3, "linear", interval="3X"
+        )
+    out = tmp_path / "f.csv"
+    args = ["forecast", str(site_dir), "--target", "SP1", "--cutoff", "2024-04-01"]
+    assert run([*args, "--horizon", "3", "--interval", "3X", "--out", str(out)]) == 2

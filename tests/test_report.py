@@ -520,3 +520,15 @@ def test_markdown_tables_are_rendered_and_escaped() -> None:
     assert "<th" in html and "<td" in html
     assert "<code>x</code>" in html
     assert "&lt;b&gt;1&lt;/b&gt;" in html
+
+
+def test_a_folder_with_nothing_to_report_is_refused(tmp_path: Path) -> None:
+    # before: an empty folder without a site gave a report of skipped sections, exit 0
+    empty = tmp_path / "notarun"
+    empty.mkdir()
+    out = tmp_path / "r.html"
+    with pytest.raises(InputError, match="holds nothing a report shows"):
+        build_report(empty, None, out)
+    with pytest.raises(SystemExit) as refused:
+        main(["report", str(empty), "--out", str(out)])
+    assert refused.value.code == 2 and not out.exists()

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from geojepa.errors import InputError
@@ -126,11 +127,26 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise InputError(msg, hint="fix the train section of the configuration")
+        if self.interval is not None:
+            _check_interval(self.interval)
 
     def warmup(self) -> int:
         if self.warmup_steps is not None:
             return min(self.warmup_steps, self.steps)
         return round(self.warmup_fraction * self.steps)
+
+
+def _check_interval(interval: str) -> None:
+    """Refuse a grid interval pandas cannot read, or one that is not positive."""
+    try:
+        step = pd.Timedelta(interval)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"interval {interval!r} is not a time step",
+            hint='write a pandas time step such as "1h", "15min" or "1D"',
+        ) from err
+    if step is pd.NaT or step <= pd.Timedelta(0):
+        raise InputError(f"interval {interval!r} must be a positive time step", hint='e.g. "1h"')
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -193,6 +209,10 @@ class RunConfig:
                 f"unknown method setting(s) {unknown}", hint="known: " + ", ".join(sorted(known))
             )
         object.__setattr__(self, "method", {**known, **dict(self.method)})
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(
+                f"seed must be a whole number >= 0, got {self.seed!r}", hint="e.g. seed: 0"
+            )
         if self.model.patch != self.window.patch:
             raise InputError(
                 f"model.patch {self.model.patch} differs from window.patch {self.window.patch}",
@@ -484,9 +504,21 @@ def _section(
     try:
         return replace(base, **kw)
     except InputError as err:
-        raise marks.error(path, err.message, err.hint) from err
+        raise marks.error(_named_key(path, kw, err.message), err.message, err.hint) from err
     except (TypeError, ValueError) as err:
         raise marks.error(path, f"section {name!r}: {err}") from err
+
+
+def _named_key(path: tuple[str, ...], keys: Mapping[str, Any], message: str) -> tuple[str, ...]:
+    """The key path of the key among `keys` that a refusal `message` names first (so the
+    error points at its line), else `path`."""
+    text = message.replace(".".join(path) + ".", "") if path else message
+    found = []
+    for k in keys:
+        m = re.search(rf"(?<![\w.]){re.escape(str(k))}\b", text)
+        if m is not None:
+            found.append((m.start(), str(k)))
+    return (*path, min(found)[1]) if found else path
 
 
 SECTIONS: tuple[str, ...] = ("preset", "seed", "model", "mask", "window", "method", "train")
@@ -548,7 +580,7 @@ def _resolve(data: Mapping[str, Any], marks: _Marks, base: RunConfig | None) -> 
             preset=str(name or base.preset),
         )
     except InputError as err:
-        raise InputError(err.message, file=marks.file, hint=err.hint) from err
+        raise marks.error(_named_key((), data, err.message), err.message, err.hint) from err
 
 
 def load_config(

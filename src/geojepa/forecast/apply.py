@@ -51,11 +51,16 @@ def utc(when: pd.Timestamp | str) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _usable(site: Site, sensor: str, cutoff: pd.Timestamp) -> pd.DataFrame:
+def _usable_rows(site: Site, sensor: str, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """`sensor`'s readings at or before `cutoff` that are neither missing nor non-finite."""
     r = site.readings
     r = r[(r["sensor_id"] == sensor) & (r["timestamp"] <= cutoff)]
     bad = r["quality"].isin([Quality.MISSING.value, Quality.NON_FINITE.value])
-    r = r[~bad & np.isfinite(r["value"].to_numpy())]
+    return r[~bad & np.isfinite(r["value"].to_numpy())]
+
+
+def _usable(site: Site, sensor: str, cutoff: pd.Timestamp) -> pd.DataFrame:
+    r = _usable_rows(site, sensor, cutoff)
     g = r.groupby("timestamp", sort=True)["value"].agg(["mean", "size"])
     if (g["size"] > 1).any():
         log.info("%s: %d times with several readings averaged", sensor, int((g["size"] > 1).sum()))
@@ -120,6 +125,11 @@ class SiteForecast:
         return self.origin + pd.to_timedelta(days, unit="D")
 
 
+STALE_STEPS = 3
+"""A cutoff may fall at most this many grid steps after the target's last usable reading
+before it (a logger down, a cutoff past the end of the record or inside a gap is refused)."""
+
+
 def future_times(
     site: Site, target: str, cut: pd.Timestamp, horizon: int, interval: pd.Timedelta | str | None
 ) -> pd.DatetimeIndex:
@@ -135,9 +145,26 @@ def future_times(
             f"sensor {target!r} has no reading at or before {cut.isoformat()}",
             hint="choose a later --cutoff",
         )
-    step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
-    if step <= pd.Timedelta(0):
+    try:
+        step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"--interval {interval!r} is not a time step",
+            hint='write a pandas time step such as "1h", "1D" or "7D"',
+        ) from err
+    if step is pd.NaT or step <= pd.Timedelta(0):
         raise InputError(f"--interval must be positive, got {interval!r}")
+    usable = _usable_rows(site, target, cut)["timestamp"]
+    if len(usable):
+        last = pd.Timestamp(usable.max())
+        if cut - last > STALE_STEPS * step:
+            raise InputError(
+                f"sensor {target!r}'s last usable reading at or before the cutoff is "
+                f"{last.isoformat()}, {cut - last} before it ({(cut - last) / step:.0f} grid "
+                f"steps of {step}): a forecast would start from it across a gap it never saw",
+                hint=f"choose a --cutoff at most {STALE_STEPS} grid steps after "
+                f"{last.isoformat()} (e.g. that time) and a longer --horizon to reach later times",
+            )
     day = pd.Timedelta(1, unit="D")
     first = pd.Timestamp(mine["timestamp"].min()).floor(min(step, day))
     k = int((cut - first) // step) + 1

@@ -89,6 +89,17 @@ def build_report(
     triggers = _triggers(site, run)
 
     meta, meta_note = inputs.read_run_meta(run / "checkpoint.pt")
+    found = (config, metrics, score_data, bench, emb, meta, meta_note)
+    if all(x is None for x in found) and not fcs and site is not None:
+        log.warning("%s holds no run files: only the site's sections are drawn", run)
+    elif all(x is None for x in found) and not fcs:
+        raise InputError(
+            "the folder holds nothing a report shows (no checkpoint.pt, config.yaml, "
+            "metrics.jsonl, scores.csv, forecasts, benchmark or embeddings)",
+            file=run,
+            hint="pass a run folder written by `geojepa pretrain`, or the files with "
+            "--scores/--forecast/--benchmark/--embeddings",
+        )
     notes: list[str] = [meta_note] if meta_note else []
     split = meta.train_end if meta is not None and meta.train_end is not None else _split(config)
     width = _width(config, metrics) or (meta.width if meta is not None else None)
