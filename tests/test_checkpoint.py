@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from geojepa.checkpoint import (
     save_checkpoint,
     saved_config,
 )
+from geojepa.config import preset as config_preset
 from geojepa.embed import embed_frame, embed_site
 from geojepa.errors import InputError
 from geojepa.frame import to_frame
@@ -151,22 +153,32 @@ def test_embeddings_use_the_target_encoder_and_any_sensor_count(run_dir: Path) -
 
 
 def test_a_checkpoint_saved_before_cell_flag_keeps_the_observed_flag(
-    tmp_path: Path, run_dir: Path
+    tmp_path: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A missing key takes today's preset value; a model trained with the observed flag
-    # would then be fed the missing one and embed wrongly, and resume would change it.
+    # A missing key takes today's preset value: were the presets ever to flag missing
+    # cells, a model trained with the observed flag would be fed the other one.
     state = read_checkpoint(run_dir / "checkpoint.pt")
-    assert state["config"]["model"]["cell_flag"] == "missing"  # what new runs save
+    assert state["config"]["model"]["cell_flag"] == "observed"  # what runs save
     del state["config"]["model"]["cell_flag"]
     old = tmp_path / "old"
     old.mkdir()
     torch.save(state, old / "checkpoint.pt")
-    run = load_run(old)
-    assert run.config.model.cell_flag == "observed"
     assert saved_config(state, old / "checkpoint.pt").model.cell_flag == "observed"
-    new = load_run(run_dir)
-    assert new.config.model.cell_flag == "missing"
+    import geojepa.models as models
+
+    with monkeypatch.context() as m:  # were the presets to change, the run keeps its flag
+        m.setitem(models.PRESETS, "tiny", replace(models.PRESETS["tiny"], cell_flag="missing"))
+        assert config_preset("tiny").model.cell_flag == "missing"
+        run = load_run(old)
+    assert run.config.model.cell_flag == "observed"
+    # the flag reaches the embeddings: the same weights read with the other flag differ
+    state["config"]["model"]["cell_flag"] = "missing"
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save(state, other / "checkpoint.pt")
+    flipped = load_run(other)
+    assert flipped.config.model.cell_flag == "missing"
     frame = to_frame(toy_site(), interval=run.interval)
     a = embed_frame(run, frame).vectors
-    b = embed_frame(new, frame).vectors
-    assert a.shape == b.shape and not np.allclose(a, b)  # the flag reaches the embeddings
+    b = embed_frame(flipped, frame).vectors
+    assert a.shape == b.shape and not np.allclose(a, b)

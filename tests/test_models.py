@@ -40,11 +40,12 @@ def test_token_inputs_carry_values_mask_and_observed_fraction() -> None:
 
 
 def test_missing_flag_leaves_a_fully_observed_patch_its_values_alone() -> None:
-    # the default flag marks missing cells: a fully observed patch adds no shared vector
+    # the missing flag (`config.missing_flag_recipe`): a fully observed patch adds no
+    # shared vector
     values = torch.arange(16, dtype=torch.float32).reshape(1, 2, 8) + 1.0
     observed = torch.ones(1, 2, 8, dtype=torch.bool)
     observed[0, 1, :3] = False
-    x = token_inputs(values, observed, patch=4)  # (1, 4, 9)
+    x = token_inputs(values, observed, patch=4, flag="missing")  # (1, 4, 9)
     assert torch.equal(x[0, 2, :4], torch.tensor([0.0, 0.0, 0.0, 12.0]))
     assert torch.equal(x[0, 2, 4:8], torch.tensor([1.0, 1.0, 1.0, 0.0]))
     assert x[0, 2, 8] == pytest.approx(0.75)

@@ -444,13 +444,21 @@ def test_harness_recipes_name_the_preset_or_an_offered_recipe() -> None:
         fast_ema_recipe,
         heavy_mask_recipe,
         load_config,
+        missing_flag_recipe,
         no_ema_recipe,
         with_recipe,
     )
     from geojepa.transfer import forecast_config
 
     tiny = preset("tiny")
-    assert RECIPES == ("ema", "no_ema", "factorised_sigreg", "heavy_mask", "fast_ema")
+    assert RECIPES == (
+        "ema",
+        "no_ema",
+        "factorised_sigreg",
+        "heavy_mask",
+        "fast_ema",
+        "missing_flag",
+    )
     assert with_recipe(tiny, "ema") == tiny and with_recipe(tiny, "no_ema") == no_ema_recipe(tiny)
     assert with_recipe(tiny, "factorised_sigreg") == factorised_sigreg_recipe(tiny)
     assert with_recipe(tiny, "heavy_mask") == heavy_mask_recipe(tiny)
@@ -459,6 +467,10 @@ def test_harness_recipes_name_the_preset_or_an_offered_recipe() -> None:
     assert replace(fast, train=tiny.train) == tiny  # only the EMA's start differs
     root = Path(__file__).resolve().parents[1] / "examples" / "configs"
     assert load_config(root / "tiny-ema-fast.yaml") == fast
+    flag = with_recipe(tiny, "missing_flag")
+    assert flag == missing_flag_recipe(tiny) and flag.model.cell_flag == "missing"
+    assert tiny.model.cell_flag == "observed" and replace(flag, model=tiny.model) == tiny
+    assert load_config(root / "tiny-missing-flag.yaml") == flag
     assert forecast_config(50, recipe="factorised_sigreg").model.fusion == "factorised"
     assert forecast_config(50).train.ema_start == 0.999  # the forecasting tables' recipe
     assert forecast_config(50, recipe="no_ema").method == no_ema_recipe(tiny).method

@@ -3,13 +3,13 @@
 Tokens are (sensor, time-patch) cells, token index n = c * P + p. A token's embedding is
 patch values + a per-cell flag + the flagged fraction (linear), plus a sensor code (learned
 projection of continuous metadata features, never a per-index table) plus a time code
-(projection of real-timestamp features). The flag marks missing cells (`ModelConfig.cell_flag`
-"missing", the default): a fully observed patch then enters as its values alone. Marking
-observed cells instead ("observed", what runs saved before the setting used) is the same
-function class, but every fully observed patch then adds one shared vector, which at
-initialisation held 77 % of the token embeddings' energy and, through the encoder, left the
-target encoder's tokens dominated by a single direction (docs/results/training.md, "The
-missing-cell flag").
+(projection of real-timestamp features). The flag marks observed cells (`ModelConfig.cell_flag`
+"observed", the presets') or missing ones ("missing", `config.missing_flag_recipe`): the
+same function class, but with the observed flag every fully observed patch adds one shared
+vector, which at initialisation held 77 % of the patch embeddings' energy and left the
+target encoder's tokens dominated by a single direction; with the missing flag a fully
+observed patch enters as its values alone (RankMe 0.42-0.44 D instead of 0.26;
+docs/results/training.md, "The missing-cell flag").
 
 Guarantees:
 
@@ -65,7 +65,7 @@ class ModelConfig:
     n_sensor_feats: int = N_SENSOR_FEATS
     n_time_feats: int = N_TIME_FEATS
     dropout: float = 0.0
-    cell_flag: str = "missing"  # the patch embedding's per-cell flag: 1 = missing / observed
+    cell_flag: str = "observed"  # the patch embedding's per-cell flag: 1 = observed / missing
 
     def __post_init__(self) -> None:
         """Refuse settings no model can be built from, with what to write instead (a bad
@@ -159,10 +159,10 @@ def _code_mlp(n_in: int, dim: int) -> nn.Sequential:
 
 
 def token_inputs(
-    values: torch.Tensor, observed: torch.Tensor, patch: int, flag: str = "missing"
+    values: torch.Tensor, observed: torch.Tensor, patch: int, flag: str = "observed"
 ) -> torch.Tensor:
     """Patch inputs (B, N, 2*patch + 1): values (0 where unobserved), the per-cell flag
-    (1 where missing, or with `flag` "observed" 1 where observed) and its mean.
+    (1 where observed, or with `flag` "missing" 1 where missing) and its mean.
 
     values/observed (B, C, L) -> (B, C*P, patch) each, sensor-major (n = c*P + p).
     """

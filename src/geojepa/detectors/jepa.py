@@ -15,7 +15,9 @@ environment variable names it for the registered detector) instead of random wei
 "geojepa_mask_heavy" and "geojepa_density_mask_heavy" (opt-in) train with heavier masks
 (`config.heavy_mask_recipe`: about 64 % of the tokens are targets instead of 40 %);
 "geojepa_ema_fast" and "geojepa_density_ema_fast" (opt-in) with the target EMA's momentum
-starting at 0.99 instead of 0.999 (`config.fast_ema_recipe`).
+starting at 0.99 instead of 0.999 (`config.fast_ema_recipe`); "geojepa_missing_flag" and
+"geojepa_density_missing_flag" (opt-in) with the patch embedding flagging missing cells
+(`config.missing_flag_recipe`).
 
 ``fit(frame, train_end)`` pretrains the tiny preset on the frame's TRAINING ROWS only
 (``frame.slice_time(0, train_end)``: later rows do not exist for the model), for `steps`
@@ -525,6 +527,7 @@ RECIPE_DETECTORS: dict[str, tuple[str, bool]] = {
     # the masking-ratio sweep's variants (docs/results/masking.md): named, never a default
     "mask_heavy": ("heavy_mask", True),
     "ema_fast": ("fast_ema", True),
+    "missing_flag": ("missing_flag", True),
 }
 """name suffix -> (recipe, opt-in): "geojepa_<suffix>" (energy) and
 "geojepa_density_<suffix>" are registered for each."""
