@@ -1,4 +1,5 @@
-"""Ingest into a site: re-ingest adds nothing, conflicts kept and reported, failures atomic."""
+"""Ingest into a site: re-ingest adds nothing, conflicts refused (or kept and reported with
+on_conflict="keep"), failures atomic."""
 
 from __future__ import annotations
 
@@ -62,9 +63,13 @@ def test_overlapping_file_adds_only_new_readings(tmp_path: Path) -> None:
     assert sorted(site.readings["source"].astype(str).unique()) == ["a.csv", "b.csv"]
 
 
-def test_conflicts_reported_never_overwritten(tmp_path: Path) -> None:
+def test_conflicts_with_keep_reported_never_overwritten(tmp_path: Path) -> None:
     ingest([_wide(tmp_path / "a.csv", "2024-01-01", 5)], tmp_path / "site")
-    rep = ingest([_wide(tmp_path / "c.csv", "2024-01-01 03:00", 3, bump=100)], tmp_path / "site")
+    rep = ingest(
+        [_wide(tmp_path / "c.csv", "2024-01-01 03:00", 3, bump=100)],
+        tmp_path / "site",
+        on_conflict="keep",
+    )
     assert rep.n_conflicts == 4  # 2 sensors x 2 overlapping hours
     assert rep.files[0].new == 2
     c = rep.conflicts.iloc[0]

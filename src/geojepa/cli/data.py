@@ -24,7 +24,9 @@ def ingest_cmd(
     sensors: Annotated[
         Path | None, typer.Option("--sensors", help="sensors.csv: id,kind,unit,x,y,z,group")
     ] = None,
-    sep: Annotated[str | None, typer.Option("--sep", help="column separator")] = None,
+    sep: Annotated[
+        str | None, typer.Option("--sep", help="column separator: one character (tab: --sep tab)")
+    ] = None,
     time_col: Annotated[str | None, typer.Option("--time-col", help="time column")] = None,
     tz: Annotated[str, typer.Option("--tz", help="zone of naive times (IANA)")] = "UTC",
     label_col: Annotated[
@@ -48,8 +50,22 @@ def ingest_cmd(
         Path | None, typer.Option("--calibration", help="vibrating-wire calibration table")
     ] = None,
     on_conflict: Annotated[
-        str, typer.Option("--on-conflict", help="keep (report, keep stored) | error")
-    ] = "keep",
+        str,
+        typer.Option(
+            "--on-conflict",
+            help="readings that contradict stored ones (same sensor and time, other value): "
+            "error (default: refuse the ingest, change nothing) | keep (keep the stored "
+            "values, add the other readings, report the conflicts)",
+        ),
+    ] = "error",
+    rename: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rename",
+            help="COLUMN=ID: store a wide file's column under another sensor id (repeatable; "
+            "e.g. a second instrument whose columns have the site's names)",
+        ),
+    ] = None,
     duplicate_times: Annotated[
         str, typer.Option("--duplicate-times", help="error | keep_first")
     ] = "error",
@@ -62,9 +78,17 @@ def ingest_cmd(
     name: Annotated[str | None, typer.Option("--name", help="site name")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Build or extend a site folder from logger files."""
-    from geojepa.io import ingest
+    """Build or extend a site folder from logger files.
 
+    Refused (exit 2, the site unchanged): readings contradicting stored ones (unless
+    --on-conflict keep), a file the site holds read again with other options, a
+    sensors-table id naming no sensor, a header line that is data (use --format tabbed
+    --column-map for headerless files). See docs/bad-input.md.
+    """
+    from geojepa.io import ingest
+    from geojepa.io.reader import parse_rename
+
+    renames = parse_rename(rename or [])
     report = ingest(
         files or [],
         out,
@@ -82,6 +106,7 @@ def ingest_cmd(
         clock_repeat=clock_repeat,
         duplicate_times=duplicate_times,
         on_conflict=on_conflict,
+        rename=renames or None,
         name=name,
         labels=labels,
     )

@@ -14,13 +14,16 @@ Guarantees:
 - a row with the wrong number of fields, text in a numeric column or a decimal comma raises
   `InputError` with the file, line and column; blank lines are skipped;
 - `LineMap` turns a data-row index into its file line, exactly, also with blank or skipped
-  lines in between (it scans the file only when an error needs a line number).
+  lines in between (it scans the file only when an error needs a line number);
+- `read_delimited_skipping_headers` skips data lines identical to the header (concatenated
+  exports) and returns their line numbers, so the reader can report them as a warning.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +161,146 @@ def read_delimited(
             hint="check the separator (--sep) and that every row has the header's columns",
         ) from err
     return _null_sentinels(table, numeric, missing_values), lmap
+
+
+@dataclass(frozen=True)
+class RepeatedHeaders:
+    """File lines that repeated the header (and the units line after them) and were skipped."""
+
+    lines: tuple[int, ...] = ()
+    follow_lines: tuple[int, ...] = ()
+
+    def warning(self, path: Path, leading: Sequence[int] = ()) -> str:
+        """The warning naming every skipped header line (`leading`: ones the caller skipped
+        right after the header)."""
+        lines = sorted({*leading, *self.lines})
+        shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
+        text = f"{path}: {len(lines)} line(s) repeating the header were skipped (lines {shown})"
+        if self.follow_lines:
+            text += f", with the units line after {len(self.follow_lines)} of them"
+        return text
+
+
+def read_delimited_skipping_headers(
+    info: TextInfo,
+    *,
+    header: str,
+    follow: str | None = None,
+    trigger: str | None = None,
+    names: Sequence[str],
+    first_line: int,
+    sep: str,
+    numeric: Sequence[str],
+    text: Sequence[str],
+    missing_values: Sequence[str] = (),
+) -> tuple[pa.Table, LineMap, RepeatedHeaders]:
+    """`read_delimited`, skipping data lines identical to the `header` line (whitespace at the
+    ends aside), as concatenated logger exports repeat it, and a line identical to `follow`
+    (e.g. the units line) right after each.
+
+    The file is scanned for repeats only when pyarrow refuses it (a header's names in numeric
+    columns) or when the text column `trigger` holds its own name: the common file costs
+    nothing more. Line numbers in later errors stay those of the original file.
+    """
+    kw: dict[str, object] = dict(
+        names=names, sep=sep, numeric=numeric, text=text, missing_values=missing_values
+    )
+    try:
+        table, lmap = read_delimited(info, first_line=first_line, **kw)  # type: ignore[arg-type]
+    except InputError:
+        found = _without_repeated_header(info, header, follow, first_line)
+        if found is None:
+            raise
+    else:
+        if trigger is None or not _holds(table, trigger, names, header, sep):
+            return table, lmap, RepeatedHeaders()
+        found = _without_repeated_header(info, header, follow, first_line)
+        if found is None:
+            return table, lmap, RepeatedHeaders()
+    tmp, kept, repeats = found
+    try:
+        lines = LineMap(info.path, info.encoding, first_line, kept=kept)
+        table, lmap = read_delimited(
+            info,
+            first_line=1,
+            path=tmp,
+            lines=lines,
+            **kw,  # type: ignore[arg-type]
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+    return table, lmap, repeats
+
+
+def bare_line(line: str) -> str:
+    """A line without its line end, surrounding spaces and byte-order marks (files
+    concatenated from UTF-8 exports carry one at each start), for comparing headers."""
+    return line.strip().lstrip("\ufeff").strip()
+
+
+def _holds(table: pa.Table, column: str, names: Sequence[str], header: str, sep: str) -> bool:
+    """Whether text `column` holds, in some row, the header's cell of that column."""
+    from geojepa.io.textfile import split_line
+
+    cells = [c.strip() for c in split_line(bare_line(header), sep)]
+    i = list(names).index(column)
+    if i >= len(cells):
+        return False
+    col = pc.utf8_trim(table.column(column), characters=" \t\r\n\ufeff")
+    return bool(pc.any(pc.equal(col, pa.scalar(cells[i], type=pa.string()))).as_py())
+
+
+def _without_repeated_header(
+    info: TextInfo, header: str, follow: str | None, first_line: int
+) -> tuple[Path, np.ndarray, RepeatedHeaders] | None:
+    """Copy the data lines from `first_line` on, minus repeats of `header` (and of `follow`
+    right after one), to a temporary file in the file's encoding.
+
+    Returns (temp path, file line of each kept row, what was skipped), or None when no line
+    repeats the header (then the original outcome stands).
+    """
+    header = bare_line(header)
+    follow = bare_line(follow) if follow is not None else None
+    kept: list[int] = []
+    repeated: list[int] = []
+    followed: list[int] = []
+    codec = "utf-8" if info.encoding == "utf-8-sig" else info.encoding
+    fd, name = tempfile.mkstemp(prefix=".rows-", suffix=".csv")
+    out = Path(name)
+    after_header = False
+    try:
+        with (
+            open(fd, "w", encoding=codec, newline="") as dst,
+            info.path.open("r", encoding=info.encoding, newline="") as src,
+        ):
+            for lineno, line in enumerate(src, start=1):
+                if lineno < first_line:
+                    continue
+                stripped = bare_line(line)
+                if not stripped:
+                    continue
+                if stripped == header:
+                    repeated.append(lineno)
+                    after_header = True
+                    continue
+                if after_header and follow and stripped == follow:
+                    followed.append(lineno)
+                    after_header = False
+                    continue
+                after_header = False
+                dst.write(line if line.endswith("\n") else line + "\n")
+                kept.append(lineno)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    if not repeated:
+        out.unlink(missing_ok=True)
+        return None
+    return (
+        out,
+        np.asarray(kept, dtype=np.int64),
+        RepeatedHeaders(lines=tuple(repeated), follow_lines=tuple(followed)),
+    )
 
 
 def _null_sentinels(table: pa.Table, numeric: Sequence[str], missing: Sequence[str]) -> pa.Table:

@@ -9,9 +9,17 @@ Guarantees:
 - re-ingesting a file adds nothing: a reading whose (sensor, time) is already stored with
   the same value is counted as ``already``; a file whose bytes were ingested before (same
   SHA-256) and adds nothing leaves the folder untouched;
-- a reading whose (sensor, time) is stored with a different value is a conflict: it is
-  reported (count and examples) and the stored value is kept, never overwritten
-  (``on_conflict="error"`` refuses the whole ingest instead);
+- the parsing options of every file are recorded in ``site.json``; a file whose bytes were
+  ingested before, read now with other options (``--tz``, ``--format``...) so that it would
+  add readings (the same data at shifted times or under other ids), is refused
+  (`InputError` naming both option sets);
+- a reading whose (sensor, time) is stored with a different value is a conflict (another
+  instrument under the same ids, most often): by default (``on_conflict="error"``) the whole
+  ingest is refused, naming the sensors, the count, and the first conflicting time with
+  both values and the file line; ``on_conflict="keep"`` keeps the stored value (never
+  overwritten), adds the other readings and reports the conflicts (count and examples);
+- a sensors-table row whose id names no sensor of the files or the site (a typo) is
+  refused, naming the table's line, the close matches and the known ids;
 - every reading names its source, the file's name under ``raw/``, where the file is copied
   byte for byte (a different file with the same name gets its hash in the name);
 - label columns become labels; a sensors table supplies kinds, units and positions; a unit
@@ -21,9 +29,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,7 +56,9 @@ from geojepa.io.result import (
     present_ids,
 )
 from geojepa.io.sensors import merge_sensors, read_sensors_table
-from geojepa.io.tabbed import ColumnMap
+from geojepa.io.tabbed import ColumnMap, load_column_map
+from geojepa.io.textfile import normalise_sep
+from geojepa.io.times import check_tz
 from geojepa.site import LABEL_COLUMNS, Site, _coerce_labels, empty_labels, empty_sensors
 
 log = logging.getLogger(__name__)
@@ -133,6 +145,34 @@ class IngestReport:
         return out
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One file read for the ingest: result, its path, name under ``raw/``, SHA-256, and the
+    parsing options (None for results a caller read itself)."""
+
+    result: ReadResult
+    path: Path
+    raw: str
+    sha: str
+    options: dict[str, Any] | None = None
+
+
+OPTION_FLAGS: dict[str, str] = {
+    "format": "--format",
+    "sep": "--sep",
+    "time_col": "--time-col",
+    "tz": "--tz",
+    "time_format": "--time-format",
+    "encoding": "--encoding",
+    "missing_values": "--missing-value",
+    "column_map": "--column-map",
+    "clock_repeat": "--clock-repeat",
+    "duplicate_times": "--duplicate-times",
+    "label_cols": "--label-col",
+    "rename": "--rename",
+}
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -158,21 +198,24 @@ def ingest(
     calibration: pd.DataFrame | str | Path | None = None,
     clock_repeat: bool = False,
     duplicate_times: str = "error",
-    on_conflict: str = "keep",
+    on_conflict: str = "error",
     name: str | None = None,
     labels: str | Path | None = None,
     results: Sequence[ReadResult] | None = None,
+    rename: Mapping[str, str] | None = None,
 ) -> IngestReport:
     """Read `paths` and merge them into the site at `site_dir` (see the module docstring).
 
     `results` lets a caller that has already read files (a site builder using special
     readers) merge those `ReadResult`s instead; their `path` is copied into ``raw/``.
     `labels` is an events file (``start,end,kind,sensors,category``) whose rows become
-    labels; it is copied into ``raw/`` too.
+    labels; it is copied into ``raw/`` too. `on_conflict` is "error" (refuse readings that
+    contradict stored ones) or "keep" (keep the stored values, report the conflicts).
+    `rename` maps columns of wide files to the sensor ids to store them under.
     """
     root = Path(site_dir)
     if on_conflict not in ("keep", "error"):
-        raise UsageError(f"on_conflict={on_conflict!r}", hint="use keep or error")
+        raise UsageError(f"--on-conflict {on_conflict!r}", hint="use error or keep")
     existing = _existing(root)
     table = None
     if sensors is not None:
@@ -181,7 +224,7 @@ def ingest(
     known_hashes = {h.get("sha256"): h.get("file") for h in history if h.get("sha256")}
     raw_dir = root / "raw"
     taken = {p.name for p in raw_dir.iterdir()} if raw_dir.is_dir() else set()
-    reads: list[tuple[ReadResult, Path, str, str]] = []  # result, path, raw name, sha
+    reads: list[_Read] = []
     items: list[tuple[Path, ReadResult | None]] = [(Path(p), None) for p in paths]
     items += [(r.path, r) for r in (results or []) if r.path is not None]
     if not items and labels is None:
@@ -208,22 +251,141 @@ def ingest(
                 clock_repeat=clock_repeat,
                 duplicate_times=duplicate_times,
                 source=raw_name,
+                rename=rename,
+            )
+            opts: dict[str, Any] | None = _options(
+                r.fmt,
+                sep=sep,
+                time_col=time_col,
+                tz=tz,
+                time_format=time_format,
+                encoding=encoding,
+                missing_values=missing_values,
+                column_map=column_map if r.fmt == "tabbed" else None,
+                clock_repeat=clock_repeat,
+                duplicate_times=duplicate_times,
+                label_cols=label_cols,
+                rename=rename,
             )
         else:
             r = _with_source(given, raw_name)
-        reads.append((r, path, raw_name, sha))
+            opts = None
+        reads.append(_Read(r, path, raw_name, sha, opts))
         log.debug("read %s: %d readings", path, r.n_readings)
     if calibration is not None:
         reads = _add_vibrating_wire(reads, existing, calibration)
+    if table is not None:
+        check_table_ids(table, [rd.result for rd in reads], existing)
     if labels is not None:
         lp = Path(labels)
         sha = sha256_of(lp) if lp.is_file() else ""
         raw_name = known_hashes.get(sha) or _raw_name(lp, sha, taken, root)
         events = read_labels_file(lp, tz=tz, source=raw_name)
-        reads.append((ReadResult(readings=as_categorical_readings(pd.DataFrame()),
-                                 sensors=empty_sensors(), labels=events, source=raw_name,
-                                 path=lp, fmt="events", n_rows=len(events)), lp, raw_name, sha))  # fmt: skip
+        reads.append(_Read(ReadResult(readings=as_categorical_readings(pd.DataFrame()),
+                                      sensors=empty_sensors(), labels=events, source=raw_name,
+                                      path=lp, fmt="events", n_rows=len(events)), lp, raw_name, sha))  # fmt: skip
     return _merge(root, existing, reads, history, table, on_conflict, name, tz)
+
+
+def _options(
+    fmt: str,
+    *,
+    sep: str | None,
+    time_col: str | int | None,
+    tz: str | None,
+    time_format: str | None,
+    encoding: str | None,
+    missing_values: Sequence[str],
+    column_map: ColumnMap | str | Path | None,
+    clock_repeat: bool,
+    duplicate_times: str,
+    label_cols: Sequence[str],
+    rename: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The options a file was read with, as recorded in ``site.json`` (JSON values)."""
+    cmap: str | None = None
+    if column_map is not None:
+        m = column_map if isinstance(column_map, ColumnMap) else load_column_map(column_map)
+        cmap = "sha256:" + hashlib.sha256(repr(m.columns).encode()).hexdigest()[:16]
+    return {
+        "format": fmt,
+        "sep": normalise_sep(sep),
+        "time_col": None if time_col is None else str(time_col),
+        "tz": check_tz(tz),
+        "time_format": time_format,
+        "encoding": encoding,
+        "missing_values": sorted(set(map(str, missing_values))),
+        "column_map": cmap,
+        "clock_repeat": bool(clock_repeat),
+        "duplicate_times": duplicate_times,
+        "label_cols": sorted(set(map(str, label_cols))),
+        "rename": dict(sorted((str(k), str(v)) for k, v in (rename or {}).items())),
+    }
+
+
+def _recorded_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a history entry (older sites recorded only the format and zone)."""
+    opts = entry.get("options")
+    if isinstance(opts, dict):
+        return opts
+    return {"format": entry.get("format"), "tz": check_tz(entry.get("tz") or "UTC")}
+
+
+def _option_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return [k for k in OPTION_FLAGS if k in old and old.get(k) != new.get(k)]
+
+
+def describe_options(opts: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """Options as command-line flags, e.g. ``--tz Europe/Amsterdam, no --time-format``."""
+    parts = []
+    for k in keys:
+        flag, v = OPTION_FLAGS[k], opts.get(k)
+        if v is None or v is False or v == [] or v == {}:
+            parts.append(f"no {flag}")
+        elif v is True:
+            parts.append(flag)
+        elif isinstance(v, list):
+            parts.append(" ".join(f"{flag} {shlex.quote(str(x))}" for x in v))
+        elif isinstance(v, dict):
+            parts.append(" ".join(f"{flag} {shlex.quote(f'{a}={b}')}" for a, b in v.items()))
+        else:
+            parts.append(f"{flag} {shlex.quote(str(v))}")
+    return ", ".join(parts)
+
+
+def check_table_ids(
+    table: pd.DataFrame, results: Sequence[ReadResult], existing: Site | None
+) -> None:
+    """Refuse a sensors-table row whose id names no sensor of `results` or of the site."""
+    known: set[str] = set()
+    for r in results:
+        known |= present_ids(r.readings)
+    if existing is not None:
+        known |= set(map(str, existing.sensors["id"]))
+    lines: Mapping[str, int] = table.attrs.get("lines", {})
+    unknown = [str(i) for i in table["id"] if str(i) not in known]
+    if not unknown:
+        return
+    unknown.sort(key=lambda i: lines.get(i, 0))
+    sid = unknown[0]
+    close = difflib.get_close_matches(sid, sorted(known), n=3, cutoff=0.6)
+    names = sorted(known)
+    listed = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+    more = (
+        f" ({len(unknown) - 1} more such ids: {', '.join(unknown[1:6])})"
+        if len(unknown) > 1
+        else ""
+    )
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    hint += "fix the id or remove the row; known ids: " + (listed or "none")
+    raise InputError(
+        f"sensor {sid!r} of the sensors table is not a sensor of the files ingested nor of "
+        f"the site{more}",
+        file=table.attrs.get("file", "the sensors table"),
+        line=lines.get(sid),
+        column="id",
+        hint=hint,
+    )
 
 
 def _existing(root: Path) -> Site | None:
@@ -263,24 +425,25 @@ def _with_source(r: ReadResult, source: str) -> ReadResult:
 
 
 def _add_vibrating_wire(
-    reads: list[tuple[ReadResult, Path, str, str]],
-    existing: Site | None,
-    calibration: pd.DataFrame | str | Path,
-) -> list[tuple[ReadResult, Path, str, str]]:
+    reads: list[_Read], existing: Site | None, calibration: pd.DataFrame | str | Path
+) -> list[_Read]:
     cal = (
         vibrating_wire.check_calibration(calibration)
         if isinstance(calibration, pd.DataFrame)
         else vibrating_wire.load_calibration(calibration)
     )
-    pool = [as_categorical_readings(r.readings).astype({"sensor_id": "str"}) for r, *_ in reads]
+    pool = [
+        as_categorical_readings(rd.result.readings).astype({"sensor_id": "str"}) for rd in reads
+    ]
     if existing is not None and len(existing.readings):
         pool.append(existing.readings)
     allr = pd.concat(pool, ignore_index=True)
     out = []
-    for r, path, raw, sha in reads:
+    for rd in reads:
+        r, raw = rd.result, rd.raw
         gauges = present_ids(r.readings) & set(cal["sensor_id"])
         if not gauges:
-            out.append((r, path, raw, sha))
+            out.append(rd)
             continue
         mine = cal[cal["sensor_id"].isin(gauges)]
         new_r, new_s = vibrating_wire.convert(allr, mine)
@@ -290,11 +453,11 @@ def _add_vibrating_wire(
         )
         sensors = merge_sensors(r.sensors, new_s) if len(new_s) else r.sensors
         out.append(
-            (
-                replace(r, readings=readings, sensors=sensors, quality=count_quality(readings)),
-                path,
-                raw,
-                sha,
+            replace(
+                rd,
+                result=replace(
+                    r, readings=readings, sensors=sensors, quality=count_quality(readings)
+                ),
             )
         )
     return out
@@ -392,7 +555,7 @@ def _split_new(
 def _merge(
     root: Path,
     existing: Site | None,
-    reads: list[tuple[ReadResult, Path, str, str]],
+    reads: list[_Read],
     history: list[dict[str, Any]],
     table: pd.DataFrame | None,
     on_conflict: str,
@@ -414,29 +577,26 @@ def _merge(
     all_conflicts: list[pd.DataFrame] = []
     raw_files: dict[str, Path] = {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    for r, path, raw, sha in reads:
+    recorded = list(history)  # before this ingest
+    for rd in reads:
+        r, path, raw, sha = rd.result, rd.path, rd.raw, rd.sha
         site_name = f"site {root}"
         sensors = merge_sensors(sensors, r.sensors, file=path, base_name=site_name)
         ids = present_ids(r.readings)
         parts = ([current] if current is not None else []) + added
         pool = _combine([_only(p, ids) for p in parts])
         fresh, already, conflicts = _split_new(pool, r.readings)
-        if len(conflicts) and on_conflict == "error":
-            c = conflicts.iloc[0]
-            raise InputError(
-                f"{len(conflicts)} readings conflict with stored ones, e.g. {c['sensor_id']} at "
-                f"{pd.Timestamp(c['timestamp']).isoformat()}: stored {c['stored']}, "
-                f"new {c['new']}",
-                file=path,
-                hint="drop --on-conflict error to keep the stored values and report them",
-            )
         new_labels = _new_labels(labels, r.labels)
+        new_ids = tuple(sorted((ids | set(map(str, r.sensors["id"]))) - before_ids))
+        if rd.options is not None and (len(fresh) or len(conflicts) or len(new_labels) or new_ids):
+            _check_same_options(recorded, rd, len(fresh), len(conflicts))
+        if len(conflicts) and on_conflict == "error":
+            raise _conflict_error(conflicts, r, path)
         if len(new_labels):
             labels = _coerce_labels(pd.concat([labels, new_labels], ignore_index=True))
         if len(fresh):
             added.append(fresh)
         all_conflicts.append(conflicts)
-        new_ids = tuple(sorted((ids | set(map(str, r.sensors["id"]))) - before_ids))
         before_ids |= set(new_ids)
         span = r.span
         reports.append(
@@ -470,6 +630,7 @@ def _merge(
                     "conflicts": len(conflicts),
                     "tz": tz or "UTC",
                 }
+                | ({"options": rd.options} if rd.options is not None else {})
             )
     check_label_sensors(labels, sensors["id"], file=root / "labels.csv")
     conflicts_df = (
@@ -503,6 +664,62 @@ def _merge(
         conflicts=conflicts_df.head(MAX_CONFLICT_EXAMPLES),
         n_readings=n_readings,
         n_sensors=len(sensors),
+    )
+
+
+def _check_same_options(
+    recorded: Sequence[Mapping[str, Any]], rd: _Read, n_new: int, n_conflicts: int
+) -> None:
+    """Refuse a file whose bytes the site holds, read now with other options so that it would
+    change the site (the same data at other times or under other ids)."""
+    assert rd.options is not None
+    prior = [h for h in recorded if h.get("sha256") == rd.sha]
+    if not prior:
+        return
+    diffs = [_option_diff(_recorded_options(h), rd.options) for h in prior]
+    if any(not d for d in diffs):
+        return  # read as before: the readings are the site's own
+    h, keys = prior[0], diffs[0]
+    old = describe_options(_recorded_options(h), keys)
+    new = describe_options(rd.options, keys)
+    effect = f"{n_new} new readings" + (f" and {n_conflicts} conflicting" if n_conflicts else "")
+    raise InputError(
+        f"this file's content (sha256 {rd.sha[:12]}) was ingested before as {h.get('file')!r}"
+        f" (at {h.get('at', '?')}) with {old}; read now with {new} it would add {effect}: the "
+        "same data a second time, at shifted times or under other ids",
+        file=rd.path,
+        hint=f"ingest it with the recorded options ({old}), which adds nothing; if those "
+        "options were wrong, re-create the site: ingest all its files into a new --out "
+        "folder with the right options",
+    )
+
+
+def _conflict_error(conflicts: pd.DataFrame, r: ReadResult, path: Path) -> InputError:
+    """The refusal of readings that contradict stored ones (see the module docstring)."""
+    order = np.lexsort(
+        (
+            conflicts["sensor_id"].astype("str").to_numpy(),
+            conflicts["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64),
+        )
+    )
+    c = conflicts.iloc[int(order[0])]
+    per = conflicts["sensor_id"].astype("str").value_counts().sort_index()
+    named = ", ".join(f"{s!r} ({n})" for s, n in list(per.items())[:6])
+    if len(per) > 6:
+        named += f", ... ({len(per)} sensors)"
+    when = pd.Timestamp(c["timestamp"])
+    line = r.line_of(str(c["sensor_id"]), when) if r.line_of is not None else None
+    return InputError(
+        f"{len(conflicts)} readings conflict with stored readings of the same sensor and time "
+        f"(other values), sensor{'s' if len(per) > 1 else ''} {named}; the first at {when.isoformat()}: sensor "
+        f"{c['sensor_id']!r} stored {c['stored']} (from {c['stored_source']}), new {c['new']}"
+        " (a different instrument under the same sensor ids?); nothing was changed",
+        file=path,
+        line=line,
+        hint="if the file is another instrument, give its columns new sensor ids "
+        "(--rename COLUMN=ID for a wide file, new ids in the --column-map of a headerless "
+        "one); if it is another export of the same sensors, pass --on-conflict keep to keep "
+        "the stored values, add only the other readings and report the conflicts",
     )
 
 

@@ -13,6 +13,8 @@ Guarantees (beyond `ReadResult`'s):
   with a different value it raises `InputError` naming both lines;
 - a ``quality`` column, when present, must hold known flags (else `InputError` at the line);
   a NaN value is always flagged ``missing`` whatever the column says;
+- a line repeating the header (concatenated exports) is skipped and its line named in the
+  warnings;
 - the ``source`` of every reading is this file (kept whole under the site's ``raw/``); a
   ``source`` column in the file is noted in the warnings, not copied.
 """
@@ -28,10 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geojepa.errors import InputError, UsageError
-from geojepa.io.csvcore import float_columns, read_delimited
+from geojepa.io.csvcore import float_columns, read_delimited_skipping_headers
 from geojepa.io.result import (
     QUALITY_DTYPE,
     QUALITY_ORDER,
+    KeyRowLines,
     ReadResult,
     code_of,
     count_quality,
@@ -107,8 +110,10 @@ def read_long(
     if info.n_lines < 2 or all(not h.strip() for h in head[1:]):
         raise InputError("the file has a header but no data rows", file=p, line=2)
     text_cols = [tcol, scol, *([qcol] if qcol else []), *([srccol] if srccol else []), *others]
-    table, lmap = read_delimited(
+    table, lmap, repeats = read_delimited_skipping_headers(
         info,
+        header=head[0],
+        trigger=tcol,
         names=names,
         first_line=2,
         sep=delim,
@@ -159,6 +164,8 @@ def read_long(
     sid, t_ns, value, flags = sid[order], t_ns[order], value[order], flags[order]
     rows = order
     warnings = list(info.warnings)
+    if repeats.lines:
+        warnings.append(repeats.warning(p))
     same_key = np.concatenate(([False], (np.diff(sid) == 0) & (np.diff(t_ns) == 0)))
     if same_key.any():
         idx = np.flatnonzero(same_key)
@@ -179,6 +186,7 @@ def read_long(
         )
         keep = ~same_key
         sid, t_ns, value, flags = sid[keep], t_ns[keep], value[keep], flags[keep]
+        rows = rows[keep]
     if srccol is not None:
         warnings.append(f"{p}: the 'source' column is not copied; readings name this file")
     if others:
@@ -207,6 +215,7 @@ def read_long(
         path=p,
         fmt="long",
         n_rows=n,
+        line_of=KeyRowLines(uniq_ids, sid, t_ns, rows, lmap),
     )
 
 

@@ -29,6 +29,7 @@ from geojepa.errors import InputError
 from geojepa.io.csvcore import float_columns, read_delimited, text_column
 from geojepa.io.result import (
     ReadResult,
+    TimeRowLines,
     code_of,
     count_quality,
     long_from_columns,
@@ -157,4 +158,5 @@ def read_pbo(
         path=p,
         fmt="pbo",
         n_rows=table.num_rows,
+        line_of=TimeRowLines(pt.utc, lmap),
     )

@@ -9,13 +9,16 @@ is wide.
 
 Guarantees: the result is a `ReadResult` or an `InputError`/`UsageError` (exit status 2 on
 the command line) naming file, line and what to do; an option that does not apply to the
-chosen format is refused rather than ignored; a sensors table, when given, supplies kind,
-unit and position and a unit contradicting the file is a units mismatch.
+chosen format is refused rather than ignored (``rename`` applies to wide files only); a
+separator must be one character; a header line that is data (a headerless file read
+without ``--column-map``) is refused at line 1 with the options that read it; a sensors
+table, when given, supplies kind, unit and position and a unit contradicting the file is a
+units mismatch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from geojepa.io.pbo import is_pbo, read_pbo
 from geojepa.io.result import ReadResult
 from geojepa.io.sensors import apply_sensor_table, read_sensors_table
 from geojepa.io.tabbed import ColumnMap, load_column_map, read_tabbed
-from geojepa.io.textfile import sniff_delimiter, split_line
+from geojepa.io.textfile import normalise_sep, sniff_delimiter, split_line
 from geojepa.io.toa5 import is_toa5, read_toa5
 from geojepa.io.wide import read_wide
 
@@ -78,9 +81,14 @@ def read_file(
     clock_repeat: bool = False,
     duplicate_times: str = "error",
     source: str | None = None,
+    rename: Mapping[str, str] | None = None,
 ) -> ReadResult:
-    """Read one logger file into a `ReadResult` (see the module docstring)."""
+    """Read one logger file into a `ReadResult` (see the module docstring).
+
+    `rename` maps column names of a wide file to the sensor ids to store them under.
+    """
     p = Path(path)
+    sep = normalise_sep(sep)
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint="use one of " + ", ".join(FORMATS))
     if duplicate_times not in ("error", "keep_first"):
@@ -93,12 +101,14 @@ def read_file(
         column_map=column_map is not None,
         sep=sep is not None,
         time_col=time_col is not None,
+        rename=bool(rename),
     )
     if fmt == "wide":
         result = read_wide(
             p, sep=sep, time_col=time_col, tz=tz, label_cols=label_cols, encoding=encoding,
             time_format=time_format, missing_values=missing_values, source=source,
             clock_repeat=clock_repeat, duplicate_times=duplicate_times,
+            rename=dict(rename) if rename else None,
         )  # fmt: skip
     elif fmt == "long":
         result = read_long(
@@ -134,16 +144,33 @@ def read_file(
     return result
 
 
+def parse_rename(items: Sequence[str]) -> dict[str, str]:
+    """``COLUMN=ID`` texts (the ``--rename`` option) -> {column: sensor id}."""
+    out: dict[str, str] = {}
+    for item in items:
+        col, eq, new = item.partition("=")
+        col, new = col.strip(), new.strip()
+        if not eq or not col or not new:
+            raise UsageError(
+                f"--rename {item!r}: write COLUMN=ID",
+                hint="e.g. --rename head=head_germany stores the column 'head' as that sensor",
+            )
+        if col in out and out[col] != new:
+            raise UsageError(f"--rename names the column {col!r} twice")
+        out[col] = new
+    return out
+
+
 def _refuse(fmt: str, **given: bool) -> None:
     allowed = {
-        "wide": {"label_cols", "sep", "time_col"},
+        "wide": {"label_cols", "sep", "time_col", "rename"},
         "long": {"sep", "time_col"},
         "toa5": {"label_cols"},
         "tabbed": {"column_map", "sep"},
         "pbo": set(),
     }[fmt]
     flags = {"label_cols": "--label-col", "column_map": "--column-map", "sep": "--sep",
-             "time_col": "--time-col"}  # fmt: skip
+             "time_col": "--time-col", "rename": "--rename"}  # fmt: skip
     for key, is_given in given.items():
         if is_given and key not in allowed:
             raise UsageError(

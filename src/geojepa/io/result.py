@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,8 @@ class ReadResult:
     path: Path | None = None
     fmt: str = ""
     n_rows: int = 0  # data rows (or records) read from the file
+    # file line of the row that holds (sensor id, UTC time), where the reader knows it
+    line_of: LineOf | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_readings(self) -> int:
@@ -63,6 +66,55 @@ class ReadResult:
             return None
         ts = self.readings["timestamp"]
         return ts.min(), ts.max()
+
+
+class LineOf(Protocol):
+    """(sensor id, UTC time) -> 1-based line of the file row that holds it, or None."""
+
+    def __call__(self, sensor: str, time: pd.Timestamp) -> int | None: ...
+
+
+def _ns(time: pd.Timestamp) -> int:
+    t = pd.Timestamp(time)
+    return int((t.tz_convert("UTC") if t.tzinfo else t).as_unit("ns").value)
+
+
+class TimeRowLines:
+    """Line finder of files with one row per time (wide, TOA5, tabbed): any sensor's
+    reading at a time lies on that time's row."""
+
+    def __init__(self, times: np.ndarray, lines: Lines) -> None:
+        self.t_ns = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)  # (T,) sorted
+        self.lines = lines
+
+    def __call__(self, sensor: str, time: pd.Timestamp) -> int | None:
+        v = _ns(time)
+        i = int(np.searchsorted(self.t_ns, v))
+        if i < len(self.t_ns) and self.t_ns[i] == v:
+            return int(self.lines[i])
+        return None
+
+
+class KeyRowLines:
+    """Line finder of files with one row per reading (long): rows sorted by sensor, time."""
+
+    def __init__(
+        self, ids: Sequence[str], sid: np.ndarray, t_ns: np.ndarray, rows: np.ndarray, lines: Lines
+    ) -> None:
+        self.ids = {str(s): k for k, s in enumerate(ids)}
+        self.sid, self.t_ns, self.rows, self.lines = sid, t_ns, rows, lines
+
+    def __call__(self, sensor: str, time: pd.Timestamp) -> int | None:
+        k = self.ids.get(str(sensor))
+        if k is None:
+            return None
+        lo = int(np.searchsorted(self.sid, k, side="left"))
+        hi = int(np.searchsorted(self.sid, k, side="right"))
+        v = _ns(time)
+        j = lo + int(np.searchsorted(self.t_ns[lo:hi], v))
+        if j < hi and self.t_ns[j] == v:
+            return int(self.lines[int(self.rows[j])])
+        return None
 
 
 def quality_codes(values: np.ndarray, time_flags: np.ndarray | None = None) -> np.ndarray:

@@ -7,6 +7,8 @@ Guarantees:
 
 - an unknown kind raises `InputError` naming the file, line and the known kinds;
 - a duplicate id, a missing ``id`` column or a non-numeric position raises `InputError`;
+- the table read from a file keeps its file (``attrs["file"]``) and the line of every id
+  (``attrs["lines"]``), so a later check (an id naming no sensor) can point at the row;
 - `merge_sensors` never silently replaces a known unit or kind with a different one: that is
   a units mismatch, reported with both values and what to do.
 """
@@ -99,7 +101,10 @@ def read_sensors_table(path: str | Path) -> pd.DataFrame:
                 m[c] = df[c].iloc[i]
         metas.append(json.dumps(m, sort_keys=True))
     out["meta"] = metas
-    return _coerce_sensors(pd.DataFrame(out))
+    table = _coerce_sensors(pd.DataFrame(out))
+    table.attrs["file"] = str(p)
+    table.attrs["lines"] = {str(sid): int(lines[i]) for i, sid in enumerate(ids)}
+    return table
 
 
 def _json(text: str, p: Path, line: int) -> Mapping[str, object]:

@@ -37,6 +37,7 @@ from geojepa.errors import InputError
 from geojepa.io.csvcore import float_columns, read_delimited, text_column
 from geojepa.io.result import (
     ReadResult,
+    TimeRowLines,
     code_of,
     count_quality,
     flag_codes,
@@ -47,7 +48,7 @@ from geojepa.io.result import (
 from geojepa.io.smalltable import row_lines
 from geojepa.io.textfile import TextInfo, inspect_text, split_line
 from geojepa.io.times import ParsedTimes, check_increasing, from_naive, parse_times
-from geojepa.io.wide import resolve_duplicate_rows
+from geojepa.io.wide import kept_lines, resolve_duplicate_rows
 from geojepa.site import Quality, normalise_kind
 
 ROLES = ("time", "year", "month", "day", "hour", "minute", "second", "sensor", "skip")
@@ -323,6 +324,7 @@ def read_tabbed(
         path=p,
         fmt="tabbed",
         n_rows=table.num_rows,
+        line_of=TimeRowLines(times, kept_lines(lmap, keep, table.num_rows)),
     )
 
 

@@ -13,7 +13,9 @@ Guarantees:
   e.g. a Latin-1 degree sign): the whole file is then read as Latin-1 and a warning says so;
   anywhere else they are an error unless an encoding is given;
 - `sniff_delimiter` either returns a separator under which the sampled lines agree on a field
-  count of at least two, or raises `InputError` saying what it tried and what to pass.
+  count of at least two, or raises `InputError` saying what it tried and what to pass;
+- a given separator (`normalise_sep`) is one character (``tab`` and ``\\t`` name a tab); any
+  other (``;;``, empty, a quote) is a `UsageError` naming ``--sep``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geojepa.errors import InputError
+from geojepa.errors import InputError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,22 @@ def _mb(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB" if n >= (1 << 20) else f"{n / 1024:.0f} KiB"
 
 
+def normalise_sep(sep: str | None) -> str | None:
+    """The separator `sep` names (``tab``/``\\t`` -> a tab), or None; `UsageError` unless it is
+    one character that can separate CSV fields (not a quote or a line end)."""
+    if sep is None:
+        return None
+    if sep in ("\\t", "tab", "TAB"):
+        return "\t"
+    if len(sep) != 1 or sep in ('"', "\n", "\r"):
+        raise UsageError(
+            f"--sep {sep!r}: the column separator must be one character"
+            + (" other than a quote or a line end" if len(sep) == 1 else ""),
+            hint="e.g. --sep ';' or --sep tab, or leave --sep out to have it detected",
+        )
+    return sep
+
+
 def split_line(line: str, sep: str) -> list[str]:
     """Split one line like a CSV reader would (quotes respected)."""
     if sep == " ":
@@ -272,9 +290,8 @@ def sniff_delimiter(
     sample = [ln for ln in lines[:30] if ln.strip()]
     if not sample:
         raise InputError("no header line", file=path, line=first_line, hint="nothing to ingest")
+    sep = normalise_sep(sep)
     if sep is not None:
-        if sep in ("\\t", "tab", "TAB"):
-            sep = "\t"
         n = len(split_line(sample[0], sep))
         if n < 2:
             guess = _guess(sample, candidates)

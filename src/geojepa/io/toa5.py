@@ -31,6 +31,7 @@ from geojepa.errors import InputError
 from geojepa.io.csvcore import LineMap, float_block, read_delimited, text_column
 from geojepa.io.result import (
     ReadResult,
+    TimeRowLines,
     count_quality,
     labels_from_columns,
     long_from_columns,
@@ -182,6 +183,7 @@ def read_toa5(
         path=p,
         fmt="toa5",
         n_rows=table.num_rows,
+        line_of=TimeRowLines(times, kept_lines(lmap, keep, table.num_rows)),
     )
 
 

@@ -11,6 +11,14 @@ Guarantees (beyond `ReadResult`'s):
   row repeating the previous time with identical values is dropped and counted in
   `warnings`, with different values it raises `InputError` naming both lines;
 - column names must be unique and non-empty; a header without data rows is refused;
+- a first line that is data (a headerless logger file: the time column's name is a
+  timestamp or a number, or most sensor names are numbers and the line is shaped like the
+  one below it) is refused at line 1 with the options that read headerless files
+  (``--format tabbed --column-map``);
+- a line repeating the header (concatenated exports), with the units line after it when the
+  file has one, is skipped wherever it is and its line numbers are named in `warnings`;
+- `rename` must name sensor columns and give distinct ids (`UsageError` naming
+  ``--rename``);
 - parsing is pyarrow's (in blocks), so memory follows the parsed numbers, not the text; the
   values are parsed into one (C, T) block that becomes the long table's value column
   without a copy when the sensor ids are in sorted order, and the long table is built
@@ -20,6 +28,7 @@ Guarantees (beyond `ReadResult`'s):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,12 +38,14 @@ from geojepa.errors import InputError, UsageError
 from geojepa.io.csvcore import (
     NULL_VALUES,
     Lines,
+    bare_line,
     float_block,
-    read_delimited,
+    read_delimited_skipping_headers,
     text_column,
 )
 from geojepa.io.result import (
     ReadResult,
+    TimeRowLines,
     count_quality,
     labels_from_columns,
     long_from_columns,
@@ -82,6 +93,14 @@ def read_wide(
     names = [n.strip() for n in split_line(head[k], delim)]
     if names and not names[0] and time_col in (None, 0, "0"):
         names[0] = "time"  # an index column written without a name (pandas exports do this)
+    below = next((h for h in head[k + 1 :] if h.strip()), None)
+    check_header_not_data(
+        names,
+        _time_index(names, time_col),
+        p,
+        k + 1,
+        None if below is None else [c.strip() for c in split_line(below, delim)],
+    )
     check_names(names, p, k + 1)
     tcol = _time_column(names, time_col, p)
     labels = list(label_cols)
@@ -102,14 +121,23 @@ def read_wide(
             line=k + 1,
             hint="a wide file has a time column, then one column per sensor",
         )
-    data_line = k + 2
+    check_rename(rename or {}, value_cols, p, k + 1)
+    header_text = bare_line(head[k])
+    j = k + 1  # lines right after the header that repeat it (concatenated exports)
+    leading: list[int] = []
+    while j < len(head) and bare_line(head[j]) == header_text:
+        leading.append(j + 1)
+        j += 1
+    data_line = j + 1
     units: dict[str, str] = {}
-    second = head[k + 1] if k + 1 < len(head) else None
+    units_text: str | None = None
+    second = head[j] if j < len(head) else None
     if second is not None and (
         units_row or (units_row is None and _looks_like_units(second, delim, names, tcol))
     ):
         cells = [c.strip() for c in split_line(second, delim)]
         units = {n: cells[i] for i, n in enumerate(names) if i < len(cells) and n in value_cols}
+        units_text = second.strip()
         data_line += 1
     if info.n_lines < data_line or all(not h.strip() for h in head[data_line - 1 :]):
         raise InputError(
@@ -118,8 +146,11 @@ def read_wide(
             line=data_line,
             hint="check the export; nothing to ingest",
         )
-    table, lmap = read_delimited(
+    table, lmap, repeats = read_delimited_skipping_headers(
         info,
+        header=header_text,
+        follow=units_text,
+        trigger=tcol,
         names=names,
         first_line=data_line,
         sep=delim,
@@ -142,6 +173,8 @@ def read_wide(
     cols = float_block(table, value_cols)  # (C, T)
     dup = check_increasing(pt.utc, file=p, lines=lmap, column=tcol)
     warnings = list(info.warnings)
+    if leading or repeats.lines:
+        warnings.append(repeats.warning(p, leading))
     keep = None
     flags = pt.flags
     if dup.any():
@@ -186,6 +219,7 @@ def read_wide(
         path=p,
         fmt="wide",
         n_rows=table.num_rows,
+        line_of=TimeRowLines(times, kept_lines(lmap, keep, table.num_rows)),
     )
 
 
@@ -208,6 +242,102 @@ def check_names(names: list[str], p: Path, line: int) -> None:
                 hint="give every sensor column a unique name",
             )
         seen[n] = i
+
+
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_TIMESTAMP_RE = re.compile(
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:$|[T\s])"
+    r"|^\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$"
+)
+HEADERLESS_HINT = (
+    "a file without a header line is read with --format tabbed --column-map MAP, where MAP "
+    "is a CSV with one row per file column (column,role,sensor_id,kind,unit; roles time, "
+    "sensor, skip); or add a header line naming the time column and the sensors"
+)
+
+
+def check_header_not_data(
+    names: list[str], t_index: int | None, p: Path, line: int, next_cells: list[str] | None
+) -> None:
+    """Refuse a header line that is data (a headerless logger file read as a wide CSV): its
+    time column's name is a timestamp or a number, or most sensor names are numbers or
+    timestamps and every cell has the kind (number, timestamp, text, empty) of the cell below
+    it in `next_cells`, the first data line. Sensor names that are numbers under a time
+    column named in words (``time,0.5,1.0`` for depths) stay a header."""
+    t = names[t_index] if t_index is not None and 0 <= t_index < len(names) else None
+    why = ""
+    if t is not None and _TIMESTAMP_RE.match(t):
+        why = f"the time column's name {t!r} is a timestamp"
+    elif t is not None and _NUMBER_RE.match(t):
+        why = f"the time column's name {t!r} is a number"
+    else:
+        others = [n for i, n in enumerate(names) if i != t_index]
+        nums = [n for n in others if _cell_kind(n) in ("number", "timestamp")]
+        if (
+            others
+            and 2 * len(nums) > len(others)
+            and next_cells is not None
+            and len(next_cells) == len(names)
+            and all(_cell_kind(a) == _cell_kind(b) for a, b in zip(names, next_cells, strict=True))
+        ):
+            why = (
+                f"{len(nums)} of its {len(others)} sensor names are numbers or times "
+                f"({', '.join(nums[:4])}), like the values of the line below"
+            )
+    if why:
+        raise InputError(
+            f"the header line looks like data: {why}; the first line of a wide CSV must name "
+            "its columns",
+            file=p,
+            line=line,
+            hint=HEADERLESS_HINT,
+        )
+
+
+def _cell_kind(cell: str) -> str:
+    c = cell.strip()
+    if not c:
+        return "empty"
+    if _TIMESTAMP_RE.match(c):
+        return "timestamp"
+    if _NUMBER_RE.match(c):
+        return "number"
+    return "text"
+
+
+def check_rename(rename: dict[str, str], value_cols: list[str], p: Path, line: int) -> None:
+    """`rename` (column -> sensor id) must name sensor columns and give distinct ids."""
+    for col, new in rename.items():
+        if col not in value_cols:
+            raise UsageError(
+                f"--rename {col}={new}: no sensor column {col!r} in the header",
+                file=p,
+                line=line,
+                hint="sensor columns are: " + ", ".join(value_cols[:30]),
+            )
+        if not str(new).strip():
+            raise UsageError(f"--rename {col}=: the new sensor id is empty", file=p, line=line)
+    ids = [rename.get(c, c) for c in value_cols]
+    seen: dict[str, str] = {}
+    for c, i in zip(value_cols, ids, strict=True):
+        if i in seen:
+            raise UsageError(
+                f"--rename gives columns {seen[i]!r} and {c!r} the same sensor id {i!r}",
+                file=p,
+                line=line,
+                hint="give every column its own id",
+            )
+        seen[i] = c
+
+
+def _time_index(names: list[str], time_col: str | int | None) -> int | None:
+    if time_col is None:
+        return 0
+    if isinstance(time_col, str) and time_col in names:
+        return names.index(time_col)
+    if isinstance(time_col, int) or time_col.isdigit():
+        return int(time_col)
+    return None
 
 
 def _time_column(names: list[str], time_col: str | int | None, p: Path) -> str:
