@@ -174,7 +174,7 @@ def _torch_free(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess[
 
 
 def test_watch_once_equals_score_on_a_density_bundle(bundle: Bundle, tmp_path: Path) -> None:
-    from geojepa.edge.score import score_file
+    from geojepa.edge.score import alarm_labels, score_file
 
     proc = _torch_free(tmp_path, ["watch", str(bundle.out), str(bundle.readings), "--once"])
     assert proc.returncode == 0, proc.stderr
@@ -186,8 +186,11 @@ def test_watch_once_equals_score_on_a_density_bundle(bundle: Bundle, tmp_path: P
     for j, sid in enumerate(scores.sensor_ids):
         got = np.array([np.nan if x["scores"][sid] is None else x["scores"][sid] for x in lines])
         np.testing.assert_allclose(got, scores.sensor[:, j], rtol=1e-5, atol=1e-6)
+    # the TARP level's label; null where nothing was scored (as the CSV leaves it empty)
+    assert [x["alarm"] for x in lines] == list(alarm_labels(scores))
     labels = ["green", "amber", "red"]
-    assert [x["alarm"] for x in lines] == [labels[v] for v in scores.level]
+    held = [labels[v] for v in scores.level]
+    assert [x["alarm"] or held[i] for i, x in enumerate(lines)] == held
 
 
 def test_watch_follows_a_growing_file_with_a_density_bundle(bundle: Bundle, tmp_path: Path) -> None:

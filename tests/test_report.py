@@ -411,6 +411,23 @@ def test_non_numeric_score_is_reported(tmp_path: Path) -> None:
     assert (err.value.line, err.value.column) == (3, "score:A")
 
 
+def test_a_time_without_a_score_has_no_alarm_level(tmp_path: Path) -> None:
+    # detect and geojepa-edge leave the alarm empty where no score exists
+    p = tmp_path / "scores.csv"
+    p.write_text(
+        "timestamp,score,alarm\n2024-01-01T00:00Z,,\n2024-01-01T01:00Z,2.5,red\n"
+        "2024-01-01T02:00Z,0.1,green\n",
+        encoding="utf-8",
+    )
+    table = read_scores(p).table
+    assert table["alarm"].tolist() == ["", "red", "green"]
+    assert alarm_episodes(table, pd.Timedelta("1h"))["level"].tolist() == ["red"]
+    p.write_text("timestamp,score,alarm\n2024-01-01T00:00Z,1.0,\n", encoding="utf-8")
+    with pytest.raises(InputError, match="unknown alarm state") as err:
+        read_scores(p)  # a score without a level is an error
+    assert err.value.line == 2
+
+
 def test_cli_report_exit_codes(tmp_path: Path, run_dir: Path, site_dir: Path) -> None:
     run = tmp_path / "small-run"
     run.mkdir()

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from geojepa.edge.hints import for_edge
 from geojepa.errors import GeoJEPAError, InputError
 from geojepa.logs import configure
 
@@ -168,8 +169,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(None if argv is None else list(argv))  # exits 2 on bad usage
     try:
         return {"score": _score, "watch": _watch, "info": _info}[args.command](args)
-    except InputError as err:
-        sys.stderr.write(f"error: {err.render()}\n")
+    except InputError as err:  # advice in the gateway's terms (`geojepa.edge.hints`)
+        sys.stderr.write(f"error: {for_edge(err).render()}\n")
         return 2
     except GeoJEPAError as err:
         sys.stderr.write(f"error: {err}\n")

@@ -13,8 +13,12 @@ Guarantees: no torch import (nor scikit-learn: the density is scored with numpy)
 per-sensor scores are the raw score (the bundle's: energy or density) centred and scaled
 by the training-period statistics stored at export, the per-time score is their row
 maximum (NaN only where nothing is observed), alarm levels come from one `AlarmTracker`
-run over the rows in order; readings of sensors the model does not know are counted and
-reported, never silently used or dropped; the CSV appears whole or not at all.
+run over the rows in order, and a grid time without a score gets no alarm label (an
+empty cell: `alarm_label`, as in ``geojepa detect``'s CSV, written by the same
+`write_scores_csv`); readings of sensors the model does not know are counted and
+reported, never silently used or dropped, and the model's sensors without a reading in
+the file are named in a warning (`score_file`); bad input is an `InputError` whose advice
+names what a gateway can do (`geojepa.edge.hints`); the CSV appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from geojepa.alarms import AlarmTracker, Level, TarpPolicy
 from geojepa.atomic import atomic_path
 from geojepa.density_score import DensityModel, density_stride, frame_density
 from geojepa.edge.bundle import META_FILE, SCORE_GRAPHS, DataFile, ExportMeta, load_meta
+from geojepa.edge.hints import for_edge
 from geojepa.energy import (
     EnergySpec,
     TokenEngine,
@@ -55,6 +60,9 @@ __all__ = [
     "EdgeModel",
     "OnnxEngine",
     "Scores",
+    "absent_sensors",
+    "alarm_label",
+    "alarm_labels",
     "json_line",
     "load_density",
     "score_frame",
@@ -440,7 +448,10 @@ def read_site(
         log.info("pyarrow is not installed: reading %s with the streaming parser", path)
         readings = _read_streaming(model, path, fmt=fmt, tz=tz, sep=sep, time_col=time_col)
     else:
-        readings = read_file(path, fmt, sep=sep, time_col=time_col, tz=tz).readings
+        try:
+            readings = read_file(path, fmt, sep=sep, time_col=time_col, tz=tz).readings
+        except InputError as err:  # ingest's reader: its advice in the gateway's terms
+            raise for_edge(err) from err
     known = readings["sensor_id"].astype(str).isin(model.sensor_ids)
     if not known.all():
         counts = readings.loc[~known, "sensor_id"].astype(str).value_counts()
@@ -495,16 +506,37 @@ def _read_streaming(
     )
 
 
-def scores_table(scores: Scores) -> pd.DataFrame:
-    """``timestamp,score,alarm,score:<sensor_id>...`` (ISO 8601 UTC, alarm as its label)."""
+def alarm_label(score: float, level: int) -> str | None:
+    """The alarm column's value of one grid time: the TARP level's label ("green", "amber",
+    "red"), or None (an empty cell, JSON null) where the score is NaN: a time nothing
+    scored has no alarm level, and calling it green would claim a reading was checked."""
+    return Level(int(level)).label if np.isfinite(score) else None
+
+
+def alarm_labels(scores: Scores) -> np.ndarray:
+    """(T,) object: `alarm_label` of every grid time of `scores`."""
     labels = np.array([lv.label for lv in Level], dtype=object)
+    out = labels[scores.level.astype(np.int64)]
+    out[~np.isfinite(scores.score)] = None
+    return out
+
+
+def absent_sensors(frame: SensorFrame) -> list[str]:
+    """The sensors of `frame` without one observed cell (no reading, or only missing ones)."""
+    ids = list(frame.sensor_ids)
+    return [ids[j] for j in np.flatnonzero(~frame.observed.any(axis=0))]  # (C,) -> names
+
+
+def scores_table(scores: Scores) -> pd.DataFrame:
+    """``timestamp,score,alarm,score:<sensor_id>...`` (ISO 8601 UTC, alarm as its label;
+    empty where the score is NaN: `alarm_label`)."""
     table = pd.DataFrame(
         {
             "timestamp": pd.DatetimeIndex(scores.time)
             .tz_localize("UTC")
             .map(lambda t: t.isoformat()),
             "score": scores.score,
-            "alarm": labels[scores.level.astype(np.int64)],
+            "alarm": alarm_labels(scores),
         }
     )
     for j, sid in enumerate(scores.sensor_ids):
@@ -529,11 +561,33 @@ def score_file(
     int8: bool | None = None,
     threads: int = 1,
 ) -> Scores:
-    """`geojepa-edge score`: read FILE, grid it like `to_frame`, score every grid time."""
+    """`geojepa-edge score`: read FILE, grid it like `to_frame`, score every grid time.
+
+    The model's sensors without a reading in FILE (their score columns stay empty) and the
+    grid times left without a score (no alarm level) are counted and logged as warnings."""
     model = EdgeModel.load(folder, int8=int8, threads=threads)
     site = read_site(model, file, fmt=fmt, tz=tz, sep=sep, time_col=time_col)
     frame = to_frame(site, interval=model.meta.interval, sensor_ids=model.sensor_ids)
+    absent = absent_sensors(frame)
+    if absent:
+        log.warning(
+            "%s: no reading of %d of the model's %d sensors (%s): their scores are empty "
+            "and the per-time score reads the others only",
+            file,
+            len(absent),
+            len(model.sensor_ids),
+            ", ".join(absent),
+        )
     scores = score_frame(model, frame)
+    unscored = int(np.sum(~np.isfinite(scores.score)))
+    if unscored:
+        log.warning(
+            "%s: %d of %d grid times have no score (no reading of a scored sensor there): "
+            "their alarm is left empty",
+            file,
+            unscored,
+            len(scores.score),
+        )
     if out is not None:
         write_scores_csv(scores, out)
     return scores

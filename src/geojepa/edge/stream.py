@@ -18,8 +18,9 @@ replaced (a logger's rotation, a new logger program) is read again from its star
 own header (its columns may be new or in a new order; a file truncated in place and
 appended to without one keeps the header it had); nothing is dropped silently —
 unknown sensor columns, missing/non-finite values, late readings (for a cell already
-closed) and unparseable lines are counted in `StreamStats` and logged; a line longer than
-`max_line_bytes` raises `InputError` instead of growing memory without bound. With
+closed) and unparseable lines are counted in `StreamStats` and logged, and the sensors
+of the model without a good reading so far are listed there (`absent_sensors`); a line
+longer than `max_line_bytes` raises `InputError` instead of growing memory without bound. With
 `max_ahead`, a time further ahead of this machine's clock than that (a logger whose clock
 jumped) is a counted bad line (`stats.future` too): applied, it would close every grid cell
 up to it, and every true reading after it would arrive late.
@@ -221,6 +222,8 @@ class StreamStats:
     duplicates: int = 0  # a sensor's reading repeated at the same time (same value): dropped
     conflicts: int = 0  # a sensor's second, different value at the same time: not applied
     unknown_sensors: dict[str, int] = field(default_factory=dict)
+    # the model's sensors without a good reading so far (their scores stay empty)
+    absent_sensors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -234,6 +237,7 @@ class StreamStats:
             "duplicates": self.duplicates,
             "conflicts": self.conflicts,
             "unknown_sensors": dict(self.unknown_sensors),
+            "absent_sensors": list(self.absent_sensors),
         }
 
 
@@ -272,7 +276,8 @@ class StreamParser:
         self.max_ahead = None if max_ahead is None else pd.Timedelta(max_ahead)
         self.clock = clock  # seconds since the epoch (UTC), as time.time
         self._given = (fmt, sep)  # as asked: a new file's header decides them again
-        self.stats = StreamStats()
+        self.stats = StreamStats(absent_sensors=list(self.sensor_ids))
+        self._seen = np.zeros(len(self.sensor_ids), dtype=bool)  # (C,) a good reading parsed
         self.header: list[str] | None = None
         self._header_lines: list[str] = []
         self._header_size = 1
@@ -415,9 +420,19 @@ class StreamParser:
         if table is None:
             return ReadingsChunk.empty()
         rows, line_no = table
-        if self.fmt == "long":
-            return self._long(rows, line_no)
-        return self._wide(rows, line_no)
+        chunk = self._long(rows, line_no) if self.fmt == "long" else self._wide(rows, line_no)
+        self._note_seen(chunk)
+        return chunk
+
+    def _note_seen(self, chunk: ReadingsChunk) -> None:
+        """Mark the sensors `chunk` has a good reading of; `stats.absent_sensors` lists the
+        others."""
+        cols = np.unique(chunk.column[chunk.good])
+        if cols.size and not self._seen[cols].all():
+            self._seen[cols] = True
+            self.stats.absent_sensors = [
+                s for s, seen in zip(self.sensor_ids, self._seen, strict=True) if not seen
+            ]
 
     def _table(self, lines: list[str], first: int) -> tuple[list[list[str]], np.ndarray] | None:
         assert self.header is not None

@@ -11,8 +11,13 @@ density bundle the embedding density of each sensor's newest patch
 windows `geojepa.density_score.frame_density` scores; cells without a reading get null,
 as there):
 
-    {"timestamp": ISO UTC, "score": float|null, "alarm": "green|amber|red",
-     "changed": bool, "sensors": [ranked ids when not green], "scores": {id: float|null}}
+    {"timestamp": ISO UTC, "score": float|null, "alarm": "green|amber|red"|null,
+     "changed": bool, "sensors": [ranked ids when amber or red], "scores": {id: float|null}}
+
+A grid time without a score has no alarm level ("alarm": null, "sensors": []; the TARP
+state holds through it, as in ``detect``, whose CSV leaves that cell empty). The model's
+sensors without a reading so far are named in a warning when the first window is scored,
+and in the summary (``stream: {..., 'absent_sensors': [...]}``) at the end.
 
 Guarantees: memory is bounded by the ring (history x sensors) and one batch of lines,
 whatever the stream's length; alarm levels come from one `AlarmTracker` stepped in grid
@@ -35,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from geojepa.density_score import window_embeddings
-from geojepa.edge.score import EdgeModel, json_line, ranked
+from geojepa.edge.score import EdgeModel, alarm_label, json_line, ranked
 from geojepa.edge.stream import GridRing, LineFollower, StreamParser, StreamStats
 from geojepa.energy import window_energy
 from geojepa.frame import SensorFrame
@@ -50,27 +55,40 @@ DEFAULT_MAX_AHEAD = pd.Timedelta("1D")
 
 @dataclass(frozen=True)
 class WatchResult:
-    """What a watch run did: grid times emitted, windows scored, seconds, stream counters."""
+    """What a watch run did: grid times emitted, windows scored, seconds, stream counters
+    (`stats.absent_sensors`: the model's sensors never read), and the grid times emitted
+    without a score (their alarm null)."""
 
     emitted: int
     windows: int
     seconds: float
     stats: StreamStats
+    unscored: int = 0
 
 
 class Watcher:
     """The scoring state of one stream: ring, alarm tracker and emitter."""
 
-    def __init__(self, model: EdgeModel, emit: Callable[[str], None], stats: StreamStats) -> None:
+    def __init__(
+        self,
+        model: EdgeModel,
+        emit: Callable[[str], None],
+        stats: StreamStats,
+        source: str | Path = "stream",
+    ) -> None:
         self.model = model
+        self.source = str(source)  # the file followed, for messages
         self.emit = emit
         self.ring = GridRing(len(model.sensor_ids), model.meta.interval, model.history, stats)
         self.tracker = model.tracker()
         self.sensors = model.meta.sensors_frame()
         self.stride = model.stride
         self.scale = model.window.scales[0]
+        self.stats = stats
         self.emitted = 0
+        self.unscored = 0  # grid times emitted without a score (no alarm level)
         self.windows = 0
+        self._warned_absent = False
 
     def on_closed(self, k: int) -> None:
         """Cell k is closed; score if it ends an aligned stride."""
@@ -95,6 +113,16 @@ class Watcher:
     def _score(self, k: int, emit_from: int) -> None:
         """Score the window ending at cell k; emit grid times emit_from .. k."""
         m = self.model
+        if not self._warned_absent and self.stats.absent_sensors:
+            self._warned_absent = True  # once: the summary at the end lists them again
+            log.warning(
+                "%s: no reading yet of %d of the model's %d sensors (%s): their scores are "
+                "null and the per-time score reads the others only",
+                self.source,
+                len(self.stats.absent_sensors),
+                len(m.sensor_ids),
+                ", ".join(self.stats.absent_sensors),
+            )
         frame = self.ring.frame(k, self.sensors, m.meta.interval)  # (history, C)
         raw = self._raw(frame)  # (stride, C)
         sensor = m.calibration.sensor_scores(raw)  # (stride, C): cells k - stride + 1 .. k
@@ -108,8 +136,13 @@ class Watcher:
             row = sensor[i]
             score = float(per_time[i])
             step = self.tracker.step(score)
-            alarm = step.level.label
-            top = ranked(row, m.sensor_ids, m.calibration.top_k) if step.level > 0 else []
+            alarm = alarm_label(score, step.level)  # None (null): nothing scored this time
+            scored = alarm is not None
+            if not scored:
+                self.unscored += 1
+            top = (
+                ranked(row, m.sensor_ids, m.calibration.top_k) if scored and step.level > 0 else []
+            )
             self.emit(
                 json_line(
                     {
@@ -175,7 +208,7 @@ def watch(
         out.write(line + "\n")
         out.flush()
 
-    watcher = Watcher(model, emit, parser.stats)
+    watcher = Watcher(model, emit, parser.stats, file)
     follower = LineFollower(file, follow=not once, poll=poll, idle_timeout=idle_timeout, stop=stop)
     t0 = time.perf_counter()
     for batch in follower.batches():
@@ -184,11 +217,29 @@ def watch(
     if once:
         watcher.flush()
     seconds = time.perf_counter() - t0
+    stats = parser.stats
+    if stats.absent_sensors and watcher.emitted:
+        log.warning(
+            "%s: no reading of %d of the model's %d sensors (%s): their scores were null",
+            file,
+            len(stats.absent_sensors),
+            len(model.sensor_ids),
+            ", ".join(stats.absent_sensors),
+        )
+    if watcher.unscored:
+        log.warning(
+            "%s: %d of %d grid times had no score (no reading of a scored sensor there): "
+            "their alarm was null",
+            file,
+            watcher.unscored,
+            watcher.emitted,
+        )
     log.info(
-        "watch: %d grid times, %d windows scored in %.1f s; stream: %s",
+        "watch: %d grid times (%d without a score), %d windows scored in %.1f s; stream: %s",
         watcher.emitted,
+        watcher.unscored,
         watcher.windows,
         seconds,
-        parser.stats.to_dict(),
+        stats.to_dict(),
     )
-    return WatchResult(watcher.emitted, watcher.windows, seconds, parser.stats)
+    return WatchResult(watcher.emitted, watcher.windows, seconds, stats, watcher.unscored)

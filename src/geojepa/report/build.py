@@ -257,9 +257,10 @@ def alarm_share(ctx: Context) -> float | None:
         return None
     t = ctx.scores.table
     after = t[(t["timestamp"] >= period[0]) & (t["timestamp"] < period[1])]
+    after = after[after["alarm"] != ""]  # times without a score have no level
     if after.empty:
         return None
-    return float((after["alarm"] != "green").mean())
+    return float(after["alarm"].isin(("amber", "red")).mean())
 
 
 def headline(ctx: Context, match: analysis.EventMatch | None) -> list[tuple[str, str]]:

@@ -286,8 +286,9 @@ def read_scores(path: Path) -> Scores | None:
             hint="one row per grid time, in time order, as `geojepa detect` writes",
         )
     score = parse_numbers(df, "score", path)
-    alarm = df["alarm"].str.strip().str.lower()
-    bad = np.flatnonzero(~alarm.isin(ALARM_LEVELS).to_numpy())
+    alarm = df["alarm"].fillna("").astype(str).str.strip().str.lower()
+    unscored = (alarm == "").to_numpy() & ~np.isfinite(score)  # no score, no alarm level
+    bad = np.flatnonzero(~(alarm.isin(ALARM_LEVELS).to_numpy() | unscored))
     if len(bad):
         i = int(bad[0])
         raise InputError(
@@ -295,7 +296,7 @@ def read_scores(path: Path) -> Scores | None:
             file=path,
             line=line_of_row(i),
             column="alarm",
-            hint="alarm states are green, amber or red",
+            hint="alarm states are green, amber or red (empty only where the score is empty)",
         )
     per = {
         c.removeprefix("score:"): parse_numbers(df, c, path)
