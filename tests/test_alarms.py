@@ -136,3 +136,20 @@ def test_nan_breaks_a_run_toward_clearing() -> None:
     policy = TarpPolicy(amber=1.0, red=10.0, n_on=1, n_off=3)
     s = np.array([5, 0, np.nan, 0, 0, 0, 0])
     np.testing.assert_array_equal(alarm_levels(s, policy), [1, 1, 1, 1, 1, 0, 0])
+
+
+def test_a_score_equal_to_the_threshold_raises_nothing_as_predict() -> None:
+    # Training scores tied at zero (most of them) calibrate amber = red = 0; with ">=" every
+    # later zero raised red. Alarms and `Detector.predict` now agree: strictly above.
+    from geojepa.detectors.base import _exceeds
+    from geojepa.thresholds import TrainingScores, quantile_threshold
+
+    train = np.zeros(500)
+    train[:3] = 1.0
+    th = quantile_threshold(TrainingScores.from_scores(train, 500), 0.99).value
+    assert th == 0.0
+    test = np.array([0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0])
+    policy = TarpPolicy(amber=th, red=th, n_on=2, n_off=2)
+    levels = alarm_levels(test, policy)
+    assert levels.tolist() == [0, 0, 0, 0, 2, 2, 0]
+    assert _exceeds(test, th).tolist() == [0, 0, 0, 1, 1, 0, 0]

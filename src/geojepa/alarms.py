@@ -52,9 +52,12 @@ class Level(IntEnum):
 class TarpPolicy:
     """Thresholds and persistence of the TARP levels.
 
-    amber, red: thresholds (red >= amber). amber_clear, red_clear: the score must fall
-    below these to count toward clearing (default: the thresholds themselves, no
-    hysteresis band). n_on / n_off: consecutive times needed to raise / to clear.
+    amber, red: thresholds (red >= amber); a time counts toward raising a level when its
+    score is above the threshold (strictly, as `Detector.predict`: a score equal to a
+    threshold calibrated on tied training scores, e.g. many zeros, never floods the site
+    with alarms). amber_clear, red_clear: the score must fall to or below these to count
+    toward clearing (default: the thresholds themselves, no hysteresis band). n_on / n_off:
+    consecutive times needed to raise / to clear.
     """
 
     amber: float
@@ -103,8 +106,8 @@ class AlarmTracker:
         self.top_k = top_k
         self._levels = policy.thresholds()
         self._active = [False, False]  # amber, red
-        self._up = [0, 0]  # consecutive times at or above the threshold
-        self._down = [0, 0]  # consecutive times below the clear value
+        self._up = [0, 0]  # consecutive times above the threshold
+        self._down = [0, 0]  # consecutive times at or below the clear value
         self.level = Level.GREEN
 
     def step(self, score: float, sensor_scores: np.ndarray | None = None) -> AlarmStep:
@@ -117,8 +120,8 @@ class AlarmTracker:
                 self._up[i] = 0
                 self._down[i] = 0
                 continue
-            self._up[i] = self._up[i] + 1 if s >= th else 0
-            self._down[i] = self._down[i] + 1 if s < clear else 0
+            self._up[i] = self._up[i] + 1 if s > th else 0
+            self._down[i] = self._down[i] + 1 if s <= clear else 0
             if not self._active[i] and self._up[i] >= self.policy.n_on:
                 self._active[i] = True
                 self._down[i] = 0
