@@ -286,8 +286,9 @@ def test_an_alarm_on_an_event_begun_in_training_is_not_a_false_alarm() -> None:
     late = LabelledEvent(170, 180, "step", "", ("a",))
     split = TimeSplit(100, t)
     s = np.random.default_rng(0).random(t) * 0.5
-    s[90:150] = 10.0  # the score flags the early event throughout, into the test period
-    s[170:180] = 10.0  # and the test event
+    s[90:150] = 10.0  # the score flags the early event throughout, into the test period,
+    s[100:150] = 11.0  # above the training scores' top (alarms need a score above it)
+    s[170:180] = 11.0  # and the test event
     scores = DetectorScores(s, s[:, None], ("a",))
     m = evaluate_scores(scores, frame, GroundTruth((early, late), t), split, Protocol(grace=0))
     assert m["all"]["n_events"] == 1.0
