@@ -159,7 +159,7 @@ def future_times(
         last = pd.Timestamp(usable.max())
         if cut - last > STALE_STEPS * step:
             raise InputError(
-                f"sensor {target!r}'s last usable reading at or before the cutoff is "
+                f"the last usable reading of sensor {target!r} at or before the cutoff is "
                 f"{last.isoformat()}, {cut - last} before it ({(cut - last) / step:.0f} grid "
                 f"steps of {step}): a forecast would start from it across a gap it never saw",
                 hint=f"choose a --cutoff at most {STALE_STEPS} grid steps after "
