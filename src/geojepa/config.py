@@ -35,13 +35,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from geojepa.errors import InputError
 from geojepa.masking import MaskConfig
 from geojepa.models import ModelConfig
 from geojepa.models import preset as model_preset
+from geojepa.timeformats import time_step
 from geojepa.windows import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -128,25 +128,12 @@ class TrainConfig:
             if not ok:
                 raise InputError(msg, hint="fix the train section of the configuration")
         if self.interval is not None:
-            _check_interval(self.interval)
+            time_step(self.interval, "interval")
 
     def warmup(self) -> int:
         if self.warmup_steps is not None:
             return min(self.warmup_steps, self.steps)
         return round(self.warmup_fraction * self.steps)
-
-
-def _check_interval(interval: str) -> None:
-    """Refuse a grid interval pandas cannot read, or one that is not positive."""
-    try:
-        step = pd.Timedelta(interval)
-    except (ValueError, TypeError) as err:
-        raise InputError(
-            f"interval {interval!r} is not a time step",
-            hint='write a pandas time step such as "1h", "15min" or "1D"',
-        ) from err
-    if step is pd.NaT or step <= pd.Timedelta(0):
-        raise InputError(f"interval {interval!r} must be a positive time step", hint='e.g. "1h"')
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {

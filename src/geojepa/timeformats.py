@@ -6,7 +6,8 @@ Guarantees: `NUMERIC_OFFSET` matches an offset only after a time of day; `NAIVE_
 (month-first before day-first); `parse_naive` reads a date with no time of day under a
 format that has one as midnight; `naive_format` picks, among the formats that read every
 text, the one whose times increase in file order with the most regular steps (the first
-listed on a tie), the rule that tells day-first from month-first slash dates.
+listed on a tie), the rule that tells day-first from month-first slash dates; `time_step`
+reads a grid step or refuses it (`InputError` naming the option or key).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from geojepa.errors import InputError
 
 NUMERIC_OFFSET = r"[:T].*[+-]\d{2}:?\d{2}"
 """A numeric UTC offset at the end of a time text: it follows a time of day (a ':' or a 'T'
@@ -130,3 +133,18 @@ def naive_format(texts: Sequence[str]) -> str | None:
     readable = np.logical_or.reduce([got.notna().to_numpy() for got in full.values()])
     complete = {f: as_ns(got[readable]) for f, got in full.items() if reads_every(got[readable])}
     return most_regular(complete) if complete else None
+
+
+def time_step(value: str | pd.Timedelta, name: str) -> pd.Timedelta:
+    """`value` as a positive time step; an `InputError` naming `name` (the option or key it
+    came from) when pandas cannot read it or it is not positive."""
+    try:
+        step = pd.Timedelta(value)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"{name} {value!r} is not a time step",
+            hint='write a pandas time step such as "1h", "15min" or "1D"',
+        ) from err
+    if step is pd.NaT or step <= pd.Timedelta(0):
+        raise InputError(f"{name} {value!r} must be a positive time step", hint='e.g. "1h"')
+    return step

@@ -27,6 +27,7 @@ from geojepa.forecast.evaluate import Series
 from geojepa.forecast.methods import CLASSIC
 from geojepa.frame import infer_interval, to_frame
 from geojepa.site import Quality, Site
+from geojepa.timeformats import time_step
 
 if TYPE_CHECKING:
     from geojepa.checkpoint import LoadedRun
@@ -145,15 +146,7 @@ def future_times(
             f"sensor {target!r} has no reading at or before {cut.isoformat()}",
             hint="choose a later --cutoff",
         )
-    try:
-        step = pd.Timedelta(interval) if interval is not None else infer_interval(mine)
-    except (ValueError, TypeError) as err:
-        raise InputError(
-            f"--interval {interval!r} is not a time step",
-            hint='write a pandas time step such as "1h", "1D" or "7D"',
-        ) from err
-    if step is pd.NaT or step <= pd.Timedelta(0):
-        raise InputError(f"--interval must be positive, got {interval!r}")
+    step = time_step(interval, "--interval") if interval is not None else infer_interval(mine)
     usable = _usable_rows(site, target, cut)["timestamp"]
     if len(usable):
         last = pd.Timestamp(usable.max())
