@@ -413,3 +413,22 @@ def test_repeated_header_with_byte_order_mark_and_crlf(tmp_path: Path) -> None:
     f.write_bytes("".join(part.format(h=h) for h in range(3)).encode("utf-8"))
     r = read_file(f)
     assert r.n_readings == 3 and any("(lines 3, 5)" in w for w in r.warnings)
+
+
+def test_sensors_table_rows_of_files_to_come_are_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # one sensors table for the whole site, its loggers' files ingested one at a time: rows
+    # of sensors not in this file are neither refused nor added as sensors without readings
+    sens = tmp_path / "sens.csv"
+    sens.write_text("id,kind,unit\nP1,piezometer,kPa\nrain,rain_gauge,mm\nSP9,settlement,mm\n")
+    site = tmp_path / "site"
+    with caplog.at_level("WARNING"):
+        ingest([_wide(tmp_path / "a.csv", "2024-01-01", 3)], site, sensors=sens)
+    ids = set(Site.load(site).sensors["id"])
+    assert "P1" in ids and "rain" not in ids and "SP9" not in ids
+    assert "2 row(s) name no sensor" in caplog.text and "rain, SP9" in caplog.text
+    q = _wide(tmp_path / "q.csv", "2024-02-01", 3, sensors=("SP9",))
+    ingest([q], site, sensors=sens)
+    kinds = Site.load(site).sensors.set_index("id")["kind"]
+    assert kinds["SP9"] == "settlement"

@@ -18,8 +18,10 @@ Guarantees:
   ingest is refused, naming the sensors, the count, and the first conflicting time with
   both values and the file line; ``on_conflict="keep"`` keeps the stored value (never
   overwritten), adds the other readings and reports the conflicts (count and examples);
-- a sensors-table row whose id names no sensor of the files or the site (a typo) is
-  refused, naming the table's line, the close matches and the known ids;
+- a sensors-table row whose id names no sensor of the files or the site is refused when
+  it is close to a sensor of the files without a row (a typo), naming the table's line,
+  the close matches and the known ids; other such rows (sensors of files to come) are left
+  out with a warning, never added as sensors without readings;
 - every reading names its source, the file's name under ``raw/``, where the file is copied
   byte for byte (a different file with the same name gets its hash in the name);
 - label columns become labels; a sensors table supplies kinds, units and positions; a unit
@@ -275,7 +277,7 @@ def ingest(
     if calibration is not None:
         reads = _add_vibrating_wire(reads, existing, calibration)
     if table is not None:
-        check_table_ids(table, [rd.result for rd in reads], existing)
+        table = check_table_ids(table, [rd.result for rd in reads], existing)
     if labels is not None:
         lp = Path(labels)
         sha = sha256_of(lp) if lp.is_file() else ""
@@ -355,37 +357,50 @@ def describe_options(opts: Mapping[str, Any], keys: Sequence[str]) -> str:
 
 def check_table_ids(
     table: pd.DataFrame, results: Sequence[ReadResult], existing: Site | None
-) -> None:
-    """Refuse a sensors-table row whose id names no sensor of `results` or of the site."""
-    known: set[str] = set()
+) -> pd.DataFrame:
+    """The sensors-table rows that name a sensor of `results` or of the site.
+
+    A row whose id names neither is refused when it is close to a sensor of the files that
+    the table does not describe (a typo: that sensor would keep no kind, and the row would
+    add a sensor without readings); other such rows describe sensors of files not ingested
+    yet, and are left out with a warning (added when those files come with the table)."""
+    files: set[str] = set()
     for r in results:
-        known |= present_ids(r.readings)
+        files |= present_ids(r.readings)
+    known = set(files)
     if existing is not None:
         known |= set(map(str, existing.sensors["id"]))
     lines: Mapping[str, int] = table.attrs.get("lines", {})
     unknown = [str(i) for i in table["id"] if str(i) not in known]
     if not unknown:
-        return
+        return table
     unknown.sort(key=lambda i: lines.get(i, 0))
-    sid = unknown[0]
-    close = difflib.get_close_matches(sid, sorted(known), n=3, cutoff=0.6)
-    names = sorted(known)
-    listed = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
-    more = (
-        f" ({len(unknown) - 1} more such ids: {', '.join(unknown[1:6])})"
-        if len(unknown) > 1
-        else ""
+    undescribed = sorted(files - set(map(str, table["id"])))
+    for sid in unknown:
+        close = difflib.get_close_matches(sid, undescribed, n=3, cutoff=0.6)
+        if not close:
+            continue
+        names = sorted(known)
+        listed = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+        raise InputError(
+            f"sensor {sid!r} of the sensors table is not a sensor of the files ingested nor of "
+            f"the site, and {', '.join(repr(c) for c in close)} of the files has no row",
+            file=table.attrs.get("file", "the sensors table"),
+            line=lines.get(sid),
+            column="id",
+            hint=f"did you mean {' or '.join(repr(c) for c in close)}? fix the id or remove "
+            "the row; known ids: " + (listed or "none"),
+        )
+    log.warning(
+        "%s: %d row(s) name no sensor of these files or of the site (%s); left out, they "
+        "apply when files with those sensors are ingested with the table",
+        table.attrs.get("file", "the sensors table"),
+        len(unknown),
+        ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""),
     )
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    hint += "fix the id or remove the row; known ids: " + (listed or "none")
-    raise InputError(
-        f"sensor {sid!r} of the sensors table is not a sensor of the files ingested nor of "
-        f"the site{more}",
-        file=table.attrs.get("file", "the sensors table"),
-        line=lines.get(sid),
-        column="id",
-        hint=hint,
-    )
+    out = table[table["id"].astype(str).isin(known)]
+    out.attrs.update(table.attrs)
+    return out
 
 
 def _existing(root: Path) -> Site | None:

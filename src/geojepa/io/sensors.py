@@ -180,10 +180,13 @@ def merge_sensors(
 def apply_sensor_table(
     found: pd.DataFrame, table: pd.DataFrame | None, *, file: str | Path, table_name: str
 ) -> pd.DataFrame:
-    """Sensors found in a file, with kind/unit/position from a sensors table.
+    """Sensors found in a file, with kind/unit/position from a sensors table (its rows of
+    other sensors are not the file's).
 
     A unit in the file that contradicts the table is a units mismatch (`InputError`).
     """
     if table is None or len(table) == 0:
         return found
-    return merge_sensors(table, found, file=file, base_name=table_name)
+    mine = table[table["id"].astype(str).isin(set(map(str, found["id"])))]
+    mine.attrs.update(table.attrs)
+    return merge_sensors(mine, found, file=file, base_name=table_name)
