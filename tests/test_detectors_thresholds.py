@@ -145,3 +145,23 @@ def test_calibrate_dispatch() -> None:
     assert calibrate(tr, "pot", 0.999).method == "pot"
     with pytest.raises(ValueError, match="unknown threshold method"):
         calibrate(tr, "magic", 0.9)
+
+
+def test_refitting_a_detector_forgets_its_threshold() -> None:
+    # before: fit on another site kept threshold_, labels_ and decision_scores_ of the first,
+    # and predict used them silently
+    from conftest import synthetic_frame
+    from geojepa.detectors.baselines import RobustZ, TriggerLevels
+
+    a = synthetic_frame(n_sensors=4, n_times=400, seed=1)
+    b = synthetic_frame(n_sensors=4, n_times=800, seed=2)
+    for det in (TriggerLevels(), RobustZ()):
+        det.fit(a, 300).fit_threshold(a, 300)
+        assert det.labels_.shape == (300,)
+        det.fit(b, 600)
+        for name in ("threshold_", "labels_", "decision_scores_"):
+            assert not hasattr(det, name), name
+        with pytest.raises(RuntimeError, match="fit_threshold"):
+            det.predict(b)
+        det.fit_threshold(b, 600)
+        assert det.labels_.shape == (600,)

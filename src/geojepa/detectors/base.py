@@ -22,12 +22,13 @@ harness with one `register_detector` call in its own module, listed in `PLUGIN_M
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -111,8 +112,28 @@ class Detector(BaseEstimator):
     get 0). PyOD's ``contamination`` is ``1 - level`` of the quantile method.
     """
 
+    _THRESHOLD_STATE: ClassVar[tuple[str, ...]] = ("threshold_", "decision_scores_", "labels_")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's ``fit`` first forgets a threshold calibrated before it: a refit
+        detector (another site, another split) never predicts with the old one."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("fit")
+        if own is None or getattr(own, "_forgets_threshold", False):
+            return
+
+        @functools.wraps(own)
+        def fit(self: Detector, *args: Any, **kw: Any) -> Any:
+            for name in Detector._THRESHOLD_STATE:
+                self.__dict__.pop(name, None)
+            return own(self, *args, **kw)
+
+        fit._forgets_threshold = True  # type: ignore[attr-defined]
+        cls.fit = fit  # type: ignore[method-assign]
+
     def fit(self, frame: SensorFrame, train_end: int) -> Self:
-        """Learn normal behaviour from rows ``< train_end`` of `frame` only."""
+        """Learn normal behaviour from rows ``< train_end`` of `frame` only (forgetting a
+        threshold calibrated before: call ``fit_threshold`` again)."""
         raise NotImplementedError
 
     def score(self, frame: SensorFrame) -> DetectorScores:
