@@ -28,20 +28,21 @@ def _frame(kinds: list[str], seed: int = 0) -> SensorFrame:
     )
 
 
-def test_forcing_cells_get_their_training_median_and_response_cells_are_unchanged() -> None:
+def test_forcing_cells_have_no_score_and_response_cells_are_unchanged() -> None:
     frame = _frame(["rain_gauge", "piezometer", "settlement"])
     assert forcing_mask(frame).tolist() == [True, False, False]
     plain = RobustZ().fit(frame, 200)
     wrapped = ResponseOnly(RobustZ()).fit(frame, 200)
     a, b = plain.score(frame), wrapped.score(frame)
     np.testing.assert_allclose(b.sensor_scores[:, 1:], a.sensor_scores[:, 1:])
-    train_median = np.median(a.sensor_scores[:200, 0])
-    np.testing.assert_allclose(b.sensor_scores[:, 0], train_median)
+    assert np.isnan(b.sensor_scores[:, 0]).all()  # context: read as input, never scored
+    assert b.scored is not None and b.scored.tolist() == [False, True, True]
+    b.check_nan(frame)  # NaN only where nothing scored is observed
     np.testing.assert_allclose(b.score, np.max(b.sensor_scores[:, 1:], axis=1))  # response only
     # the plain detector's top cell is the storm; the wrapped one's is the excursion
     assert int(np.argmax(a.score)) in range(300, 310)
     assert int(np.argmax(b.score)) in range(350, 360)
-    assert int(np.argmax(b.sensor_scores[int(np.argmax(b.score))])) == 1
+    assert int(np.nanargmax(b.sensor_scores[int(np.argmax(b.score))])) == 1
 
 
 def test_the_wrapper_follows_the_estimator_contract_and_refuses_all_forcing_sites() -> None:
@@ -75,10 +76,28 @@ def test_the_calibration_carries_context_scores_and_reads_older_bundles() -> Non
     np.testing.assert_array_equal(again.context_score, ctx)
     raw = np.array([[0.5, 9.0, 0.2], [np.nan, np.nan, 3.0], [0.1, 9.0, np.nan]])
     sensor = again.sensor_scores(raw)
-    np.testing.assert_array_equal(sensor[:, 1], [-0.1, np.nan, -0.1])  # context, NaN kept
+    assert np.isnan(sensor[:, 1]).all()  # context: no score
     np.testing.assert_allclose(again.per_time(sensor), [0.5, 3.0, 0.1])  # response sensors
     old = cal.to_dict()
     del old["context_score"]  # a bundle exported before forcing sensors became context
     plain = Calibration.from_dict(old, 3)
     assert plain.context_score is None
     np.testing.assert_allclose(plain.per_time(plain.sensor_scores(raw)), [9.0, 3.0, 9.0])
+
+
+def test_a_time_when_only_forcing_sensors_report_has_no_score() -> None:
+    # before: such a time took the forcing sensors' resting score (0.0) and was green, e.g.
+    # the years of weather records before a well's piezometer was installed
+    frame = _frame(["rain_gauge", "piezometer"])
+    observed = frame.observed.copy()
+    observed[380:, 1] = False  # the piezometer stops; the rain gauge goes on
+    values = np.where(observed, frame.values, np.nan).astype(np.float32)
+    gap = SensorFrame(values, observed, frame.time, frame.sensors, frame.interval)
+    det = ResponseOnly(RobustZ()).fit(gap, 200)
+    out = det.score(gap)
+    assert np.isnan(out.score[380:]).all() and np.isfinite(out.score[:380]).all()
+    out.check_nan(gap)
+    from geojepa.alarms import TarpPolicy, alarm_levels
+
+    levels = alarm_levels(out.score, TarpPolicy(amber=-10.0, red=-5.0))  # all red while scored
+    assert (levels[:380] == 2).all() and (levels[380:] == 2).all()  # NaN holds the level

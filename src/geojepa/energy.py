@@ -428,25 +428,23 @@ def row_max(x: np.ndarray) -> np.ndarray:
 
 
 def with_context(scores: np.ndarray, context_score: np.ndarray | None) -> np.ndarray:
-    """Per-sensor scores (T, C) with each context sensor's finite cells set to its
-    `context_score` (C,) entry (NaN entries: sensors scored as they are; None: all)."""
+    """Per-sensor scores (T, C) with each context sensor's column (a finite `context_score`
+    (C,) entry; NaN entries: sensors scored as they are; None: all scored) set to NaN: a
+    context sensor is read as input but has no score, so it never ranks in an attribution
+    and never sets a time's score."""
     if context_score is None:
         return scores
     out = np.array(scores, dtype=np.float64, copy=True)
-    ctx = ~np.isnan(context_score)  # (C,)
-    out[:, ctx] = np.where(np.isnan(out[:, ctx]), np.nan, context_score[ctx][None, :])
+    out[:, ~np.isnan(context_score)] = np.nan
     return out
 
 
 def scored_row_max(x: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
     """Per-time score (T,) of per-sensor scores x (T, C): the row maximum over the `scored`
-    columns (C,) bool (None: all); a row where none of them has a value takes the maximum
-    over all columns (context sensors' resting scores), so an observed row is never NaN.
-    Context columns thus never lift a time's score above its response sensors'."""
-    if scored is None or scored.all() or not scored.any():
+    columns (C,) bool (None: all). A row where none of them has a value has no score (NaN):
+    context sensors alone never make a time's score (nor its alarm level)."""
+    if scored is None or scored.all():
         return row_max(x)
-    out = row_max(x[:, scored])
-    gap = np.isnan(out)
-    if gap.any():
-        out[gap] = row_max(x[gap])
-    return out
+    if not scored.any():
+        return np.full(x.shape[0], np.nan)
+    return row_max(x[:, scored])

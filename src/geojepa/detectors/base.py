@@ -53,11 +53,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DetectorScores:
-    """Scores of one frame: ``score`` (T,) and ``sensor_scores`` (T, C), higher = more anomalous."""
+    """Scores of one frame: ``score`` (T,) and ``sensor_scores`` (T, C), higher = more
+    anomalous. ``scored`` (C,) bool marks the sensors that are scored (None: all); the
+    others are context (read as input, NaN scores: `geojepa.detectors.response`)."""
 
     score: np.ndarray  # (T,) float64
     sensor_scores: np.ndarray  # (T, C) float64
     sensor_ids: tuple[str, ...]
+    scored: np.ndarray | None = None  # (C,) bool
 
     def __post_init__(self) -> None:
         score = np.asarray(self.score, dtype=np.float64)
@@ -74,6 +77,11 @@ class DetectorScores:
         object.__setattr__(self, "score", score)
         object.__setattr__(self, "sensor_scores", sensor)
         object.__setattr__(self, "sensor_ids", tuple(str(s) for s in self.sensor_ids))
+        if self.scored is not None:
+            scored = np.asarray(self.scored, dtype=bool)
+            if scored.shape != (sensor.shape[1],):
+                raise ValueError(f"scored has shape {scored.shape} for {sensor.shape[1]} sensors")
+            object.__setattr__(self, "scored", scored)
 
     @property
     def n_times(self) -> int:
@@ -81,13 +89,15 @@ class DetectorScores:
 
     def slice(self, start: int, stop: int) -> DetectorScores:
         return DetectorScores(
-            self.score[start:stop], self.sensor_scores[start:stop], self.sensor_ids
+            self.score[start:stop], self.sensor_scores[start:stop], self.sensor_ids, self.scored
         )
 
     def check_nan(self, frame: SensorFrame) -> None:
-        """Raise ValueError if a score is NaN where something is observed."""
-        bad_cells = np.isnan(self.sensor_scores) & frame.observed
-        bad_rows = np.isnan(self.score) & frame.observed.any(axis=1)
+        """Raise ValueError if a scored sensor's score is NaN where it is observed, or a
+        time's score is NaN where a scored sensor is observed."""
+        observed = frame.observed if self.scored is None else frame.observed & self.scored
+        bad_cells = np.isnan(self.sensor_scores) & observed
+        bad_rows = np.isnan(self.score) & observed.any(axis=1)
         if bad_cells.any() or bad_rows.any():
             t = int(np.flatnonzero(bad_rows | bad_cells.any(axis=1))[0])
             raise ValueError(f"NaN score at row {t}, where a sensor is observed")

@@ -3,12 +3,13 @@
 `ResponseOnly` wraps any detector. The inner detector fits and scores the whole frame, so a
 forcing sensor (rain gauge, thermometer, barometer, load: `FORCING_KINDS`) still informs
 the scores of the others wherever the inner detector reads across sensors (the JEPA reads
-every sensor of a window). Its own cells then get no evidence either way: the inner
-detector's median score of that sensor over the training period. So a forcing sensor never
-ranks above a response sensor's unusual cell, never raises the site alarm and is never
-named for an alarm: the per-time score is the row maximum over the response sensors
-(`geojepa.energy.scored_row_max`), falling back to every sensor only in a row where no
-response sensor has a score.
+every sensor of a window). Its own cells get no score (NaN; ``DetectorScores.scored``
+marks the response sensors). So a forcing sensor never ranks in an attribution, never
+raises the site alarm and is never named for an alarm: the per-time score is the row
+maximum over the response sensors (`geojepa.energy.scored_row_max`), and a time when no
+response sensor has a score has none (NaN: no alarm level), whatever the forcing sensors
+read. The training-period median score of each forcing sensor (``median_``) only marks
+which sensors are context, as the edge calibration's ``context_score`` does.
 
 Guarantees: response sensors' scores are the inner detector's, unchanged; nothing about a
 forcing sensor's test-period readings reaches its own score; a frame without a response
@@ -54,9 +55,9 @@ def forcing_mask(frame: SensorFrame) -> np.ndarray:
 
 
 def resting_scores(train: np.ndarray, observed: np.ndarray, forcing: np.ndarray) -> np.ndarray:
-    """(C,) the score a forcing sensor's cells get: its median training score over observed
-    cells (an observed cell without a score counts 0, the detectors' "no evidence"; no
-    observed cell: 0); NaN for the sensors that are scored. train (T_train, C) per-sensor
+    """(C,) each forcing sensor's median training score over observed cells (an observed
+    cell without a score counts 0; no observed cell: 0), NaN for the sensors that are
+    scored: the finite entries mark the context sensors (their cells get no score). train (T_train, C) per-sensor
     scores, observed (T_train, C), forcing (C,) bool."""
     out = np.full(train.shape[1], np.nan)
     for c in np.flatnonzero(forcing):
@@ -67,7 +68,7 @@ def resting_scores(train: np.ndarray, observed: np.ndarray, forcing: np.ndarray)
 
 
 class ResponseOnly(Detector):
-    """`inner`'s scores on response sensors; forcing sensors at their training median."""
+    """`inner`'s scores on response sensors; forcing sensors are context, without a score."""
 
     def __init__(self, inner: Detector) -> None:
         self.inner = inner
@@ -95,9 +96,9 @@ class ResponseOnly(Detector):
         if not hasattr(self, "forcing_"):
             raise RuntimeError("ResponseOnly is not fitted: call fit first")
         out = self.inner.score(frame)
-        sensor = with_context(out.sensor_scores, self.median_)  # (T, C)
+        sensor = with_context(out.sensor_scores, self.median_)  # (T, C), NaN: forcing
         per_time = scored_row_max(sensor, ~self.forcing_)  # (T,): over the response sensors
-        return DetectorScores(per_time, sensor, out.sensor_ids)
+        return DetectorScores(per_time, sensor, out.sensor_ids, scored=~self.forcing_)
 
 
 class _Factory:
