@@ -171,3 +171,29 @@ def test_density_score_ranges_match_the_whole_run_and_train_rows_only(
     # --recent is the energy's: refused with the density rather than silently ignored
     assert _run([*base, "--recent", "3", "--out", str(tmp_path / "y.csv")]) == 2
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_a_gauge_installed_after_the_training_period_is_left_out_not_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: detect exited 2 ("has 0 readings before the end of the training period") on a
+    # run pretrain had accepted, and no option could leave the sensor out
+    site = make_site(4, n_times=24 * 16, n_sensors=4)
+    r = site.readings
+    late = str(site.sensors["id"].iloc[1])
+    t = pd.to_datetime(r["timestamp"], utc=True)
+    cut = t.min() + (t.max() - t.min()) * 0.8
+    keep = (r["sensor_id"] != late) | (t >= cut)
+    new = Site(site.name, site.sensors, r[keep].reset_index(drop=True), site.labels)
+    new.save(tmp_path / "site")
+    write_run(tmp_path / "run", new, seed=0)
+    out = tmp_path / "scores.csv"
+    capsys.readouterr()
+    code = _run(["detect", str(tmp_path / "run"), str(tmp_path / "site"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "not scored" in err and f"({late})" in err
+    table = pd.read_csv(out)
+    assert table[f"score:{late}"].isna().all()
+    others = [c for c in table.columns if c.startswith("score:") and c != f"score:{late}"]
+    assert table[others].notna().any().any() and table["score"].notna().mean() > 0.5

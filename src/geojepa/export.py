@@ -564,6 +564,8 @@ def fit_calibration(
         return frame_energy(engine, f, normaliser, window, spec)
 
     class _Energy(SensorwiseDetector):
+        leave_out_unseen = True  # a gauge installed after the training period: not scored
+
         def _fit_train(self, train: SensorFrame) -> np.ndarray:
             self.raw_train_ = raw_scores(train) if train_raw is None else train_raw
             return self.raw_train_  # (T_train, C)

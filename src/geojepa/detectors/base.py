@@ -223,6 +223,11 @@ class SensorwiseDetector(Detector):
     """
 
     normalise: ClassVar[bool] = True
+    leave_out_unseen: ClassVar[bool] = False
+    """True: a sensor with fewer than 2 readings before the end of the training period (a
+    gauge installed later) is not scored (NaN column, ``unscored_``, warned about) instead
+    of refused; the others are scored as usual. Set where the sensor still has a meaning as
+    input (the JEPA reads it in every window), as `geojepa detect`'s calibration does."""
 
     def _fit_train(self, train: SensorFrame) -> np.ndarray | None:
         """Fit on the training frame; may return its raw scores (T_train, C) to save work."""
@@ -235,13 +240,22 @@ class SensorwiseDetector(Detector):
         end = check_train_end(frame, train_end)
         train = frame.slice_time(0, end)
         counts = train.observed.sum(axis=0)  # (C,)
-        if (counts < 2).any():
-            c = int(np.flatnonzero(counts < 2)[0])
+        unseen = counts < 2
+        if unseen.any() and (not self.leave_out_unseen or unseen.all()):
+            c = int(np.flatnonzero(unseen)[0])
             raise InputError(
                 f"sensor {frame.sensor_ids[c]!r} has {int(counts[c])} readings before the end "
                 "of the training period; a detector needs at least 2",
                 hint="leave the sensor out, or move the split later",
             )
+        if unseen.any():
+            log.warning(
+                "%d sensor(s) have fewer than 2 readings before the end of the training "
+                "period (%s): not scored (empty score columns); the others are",
+                int(unseen.sum()),
+                ", ".join(str(frame.sensor_ids[c]) for c in np.flatnonzero(unseen)[:10]),
+            )
+        self.unscored_ = unseen
         self.sensor_ids_ = tuple(frame.sensor_ids)
         raw = self._fit_train(train)
         if self.normalise:
@@ -251,6 +265,8 @@ class SensorwiseDetector(Detector):
         else:
             self.centre_ = np.zeros(frame.n_sensors)
             self.scale_ = np.ones(frame.n_sensors)
+        if unseen.any():
+            self.centre_ = np.where(unseen, np.nan, self.centre_)  # NaN scores: not scored
         return self
 
     def score(self, frame: SensorFrame) -> DetectorScores:
@@ -264,7 +280,9 @@ class SensorwiseDetector(Detector):
         raw = self._raw(frame)  # (T, C)
         sensor = (raw - self.centre_[None, :]) / self.scale_[None, :]
         per_time = row_max(sensor)
-        return DetectorScores(per_time, sensor, self.sensor_ids_)
+        unscored = getattr(self, "unscored_", None)
+        scored = None if unscored is None or not unscored.any() else ~unscored
+        return DetectorScores(per_time, sensor, self.sensor_ids_, scored)
 
 
 def zero_unscored(out: DetectorScores, frame: SensorFrame) -> DetectorScores:
