@@ -20,6 +20,23 @@ def _forecast_arg(text: str) -> tuple[str | None, Path]:
     return None, Path(text)
 
 
+def _forecast_args(texts: list[str]) -> list[tuple[str | None, Path]]:
+    """Every ``--forecast``, parsed. Several files for one sensor are each drawn (the report
+    shows every forecast it is given); one file given twice for one sensor is refused."""
+    parsed = [_forecast_arg(t) for t in texts]
+    seen: dict[tuple[str | None, Path], str] = {}
+    for text, (sensor, path) in zip(texts, parsed, strict=True):
+        key = (sensor, path.resolve())
+        if key in seen:
+            target = f" for sensor {sensor!r}" if sensor is not None else ""
+            raise UsageError(
+                f"--forecast {seen[key]!r} and --forecast {text!r} give the same file{target}",
+                hint="give each forecast file once (several files for one sensor are all drawn)",
+            )
+        seen[key] = text
+    return parsed
+
+
 @app.command("report")
 def report(
     run: Path = typer.Argument(
@@ -37,8 +54,8 @@ def report(
     forecast: list[str] = typer.Option(
         [],
         "--forecast",
-        help="Forecast CSV, as PATH or SENSOR=PATH; repeat for several "
-        "(default: RUN/forecast*.csv and RUN/forecasts/*.csv).",
+        help="Forecast CSV, as PATH or SENSOR=PATH; repeat for several, one sensor's too: "
+        "each is drawn (default: RUN/forecast*.csv and RUN/forecasts/*.csv).",
     ),
     benchmark: Path | None = typer.Option(
         None, "--benchmark", help="Benchmark table, .md or .json (default: RUN/benchmark.*)."
@@ -54,11 +71,13 @@ def report(
     training curves and embeddings — each section from whatever the run folder holds."""
     from geojepa.report import build_report
 
-    forecasts: dict[str, Path] | list[Path] | None = None
+    forecasts: dict[str, list[Path]] | list[Path] | None = None
     if forecast:
-        parsed = [_forecast_arg(f) for f in forecast]
+        parsed = _forecast_args(forecast)
         if all(s is not None for s, _ in parsed):
-            forecasts = {str(s): p for s, p in parsed}
+            forecasts = {}
+            for s, p in parsed:
+                forecasts.setdefault(str(s), []).append(p)
         elif any(s is not None for s, _ in parsed):
             raise UsageError(
                 "mix of --forecast PATH and SENSOR=PATH", hint="use one form for every file"

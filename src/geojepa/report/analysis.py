@@ -1,6 +1,7 @@
 """Numbers the report shows, computed from the run's outputs (never from a model).
 
 - `alarm_episodes`: contiguous runs of non-green alarm states, with their peak level.
+- `episodes_in`: the episodes that overlap a period (the header counts only those).
 - `attribution`: each episode's per-sensor share of the anomaly score, i.e. which gauge.
 - `match_events`: which labelled events an alarm caught, and which alarms caught none.
 - `collapse_columns`: RankMe / LiDAR / embedding-std columns found under their logged names.
@@ -27,11 +28,11 @@ alarm's score, or the largest share."""
 def alarm_episodes(table: pd.DataFrame, interval: pd.Timedelta) -> pd.DataFrame:
     """Contiguous runs of amber/red rows in a scores table.
 
-    Returns one row per episode: episode (1-based), start, end (last alarmed time plus
-    one `interval`, so a one-row alarm has a width), level (the highest reached), peak_score,
-    peak_time, rows.
+    Returns one row per episode: episode (1-based), start, end (exclusive: last alarmed
+    time plus one `interval`, so a one-row alarm has a width), last (the last alarmed time,
+    inclusive: the one to show), level (the highest reached), peak_score, peak_time, rows.
     """
-    cols = ["episode", "start", "end", "level", "peak_score", "peak_time", "rows"]
+    cols = ["episode", "start", "end", "last", "level", "peak_score", "peak_time", "rows"]
     if table.empty:
         return pd.DataFrame(columns=cols)
     rank = table["alarm"].map(LEVEL_RANK).fillna(0).to_numpy(dtype=np.int64)
@@ -53,6 +54,7 @@ def alarm_episodes(table: pd.DataFrame, interval: pd.Timedelta) -> pd.DataFrame:
                 "episode": k,
                 "start": times.iloc[a],
                 "end": times.iloc[b - 1] + interval,
+                "last": times.iloc[b - 1],
                 "level": "red" if rank[a:b].max() >= 2 else "amber",
                 "peak_score": float(score[i_peak]),
                 "peak_time": times.iloc[i_peak],
@@ -109,6 +111,15 @@ def attribution(
     return pd.DataFrame(out, columns=cols)
 
 
+def episodes_in(episodes: pd.DataFrame, period: tuple[pd.Timestamp, pd.Timestamp]) -> pd.DataFrame:
+    """The episodes with an alarmed time in `period` [lo, hi): those that overlap it (an
+    episode's ``end`` is exclusive, so one that ends at ``lo`` is not in it)."""
+    if episodes.empty:
+        return episodes
+    lo, hi = period
+    return episodes[(episodes["end"] > lo) & (episodes["start"] < hi)]
+
+
 @dataclass(frozen=True)
 class EventMatch:
     """Alarms against labelled events over the scored period (after training data ends)."""
@@ -137,10 +148,7 @@ def match_events(
     lo, hi = period
     labels = labels.reset_index(drop=True)
     inside = (labels["end"] >= lo) & (labels["start"] <= hi)
-    if len(episodes):
-        eps = episodes[(episodes["end"] >= lo) & (episodes["start"] <= hi)]
-    else:
-        eps = episodes
+    eps = episodes_in(episodes, period)
     caught: set[int] = set()
     by_episode: dict[int, list[int]] = {}
     for e in eps.to_dict("records"):

@@ -3,7 +3,8 @@
 - ``forecast*.csv``, ``forecasts/*.csv``  ``timestamp,prediction[,lower,upper]`` and optionally
   more numeric columns, each another method's prediction; the target sensor is a
   ``sensor_id``/``target`` column, or the file name (``forecast_S3.csv``, ``forecasts/S3.csv``),
-  or given explicitly
+  or given explicitly; the method that made ``prediction`` is a ``method`` column, else
+  unknown (the forecast is named after its file, never assumed to be GeoJEPA's)
 - ``benchmark.md`` / ``benchmark.json``  the benchmark table(s)
 - ``embeddings.npz`` / ``.parquet`` / ``.csv``  per-window embeddings with their start times
 
@@ -44,15 +45,25 @@ class ForecastInput:
 
     `table` has timestamp (UTC), prediction, and lower/upper when given; `methods` names
     the further numeric columns (other methods' predictions on the same times). `name` is
-    the method that made ``prediction``: a ``method`` column's value, else GeoJEPA (what
-    `geojepa forecast` makes by default).
+    the method that made ``prediction``: a ``method`` column's value, else the file
+    (``forecast a.csv``): the CSV contract records no method, and `geojepa forecast` writes
+    the same columns for GeoJEPA and for every classic method, so no method is claimed.
     """
 
     path: Path
     sensor_id: str | None
     table: pd.DataFrame
     methods: tuple[str, ...]
-    name: str = "GeoJEPA"
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", unnamed_forecast(self.path))
+
+
+def unnamed_forecast(path: Path) -> str:
+    """The name of a forecast whose file does not say which method made it."""
+    return f"forecast {path.name}"
 
 
 def read_forecast(
@@ -86,7 +97,7 @@ def read_forecast(
             target = str(names[0])
     if target is None:
         target = _target_from_name(path, known_sensors)
-    name = "GeoJEPA"
+    name = ""  # unknown: named after the file
     if "method" in df.columns:
         names = df["method"].str.strip().unique()
         if len(names) != 1 or not names[0]:

@@ -42,7 +42,7 @@ from geojepa.site import Site
 log = logging.getLogger(__name__)
 
 PathLike = str | Path
-Forecasts = PathLike | Sequence[PathLike] | Mapping[str, PathLike]
+Forecasts = PathLike | Sequence[PathLike] | Mapping[str, PathLike | Sequence[PathLike]]
 
 WIDTH_KEYS: tuple[str, ...] = ("embed_dim", "d_model", "width", "dim", "embed_width")
 
@@ -62,9 +62,9 @@ def build_report(
 
     Explicit files override the run folder's defaults (``scores.csv``, ``forecast*.csv``
     and ``forecasts/*.csv``, ``benchmark.md``/``.json``, ``embeddings.*``). `forecasts`
-    may map target sensor ids to files. With `site_dir` None, the site named in the run's
-    configuration (``site``/``sites``) is used when it exists, else site sections are
-    skipped. Returns the path written.
+    may map target sensor ids to a file or to several (each is drawn). With `site_dir`
+    None, the site named in the run's configuration (``site``/``sites``) is used when it
+    exists, else site sections are skipped. Returns the path written.
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -178,7 +178,11 @@ def _read_forecasts(
     if given is None:
         return [artifacts.read_forecast(p, None, known) for p in artifacts.find_forecasts(run)]
     if isinstance(given, Mapping):
-        return [artifacts.read_forecast(Path(p), str(s), known) for s, p in given.items()]
+        return [
+            artifacts.read_forecast(Path(p), str(s), known)
+            for s, ps in given.items()
+            for p in ([ps] if isinstance(ps, str | Path) else ps)
+        ]
     if isinstance(given, str | Path):
         return [artifacts.read_forecast(Path(given), None, known)]
     return [artifacts.read_forecast(Path(p), None, known) for p in given]
@@ -220,6 +224,12 @@ def _width(config: Mapping[str, Any] | None, metrics: pd.DataFrame | None) -> in
     return None
 
 
+def period_label(ctx: Context) -> str:
+    """What the header's alarm figures count: the scored times after training data ends
+    when that end is known, else every scored time (said so, never "after training")."""
+    return "after training" if ctx.split is not None else "all scored times"
+
+
 def _scored_period(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     if ctx.scores is None or ctx.scores.table.empty:
         return None
@@ -250,8 +260,9 @@ def _subtitle(ctx: Context, run: Path) -> str:
 
 
 def alarm_share(ctx: Context) -> float | None:
-    """Fraction of scored times after training data ends that are amber or red: the price
-    of the events caught (a site always in alarm catches every event)."""
+    """Fraction of scored times after training data ends (of all scored times when that end
+    is unknown) that are amber or red: the price of the events caught (a site always in
+    alarm catches every event). Times without a score count neither way."""
     period = _scored_period(ctx)
     if ctx.scores is None or period is None:
         return None
@@ -264,8 +275,14 @@ def alarm_share(ctx: Context) -> float | None:
 
 
 def headline(ctx: Context, match: analysis.EventMatch | None) -> list[tuple[str, str]]:
-    """The header's (label, value) cards, from whatever the run holds."""
+    """The header's (label, value) cards, from whatever the run holds.
+
+    Every alarm figure says the period it counts (`period_label`), and they all count the
+    same one: alarms, time in alarm, events caught and false alarms after training data
+    ends (every scored time when that end is unknown); alarms raised in the training
+    period get a card of their own."""
     cards: list[tuple[str, str]] = []
+    when = period_label(ctx)
     if ctx.site is not None:
         kinds = ctx.site.sensors["kind"].nunique()
         cards.append((f"sensors · {kinds} kinds", str(len(ctx.site.sensors))))
@@ -281,17 +298,31 @@ def headline(ctx: Context, match: analysis.EventMatch | None) -> list[tuple[str,
         if rank is not None:
             cards.append(("RankMe", f"{rank:.1f}" + (f" / {ctx.width}" if ctx.width else "")))
     if ctx.scores is not None:
+        period = _scored_period(ctx)
         eps = ctx.episodes
-        red = int((eps["level"] == "red").sum()) if len(eps) else 0
-        amber = int((eps["level"] == "amber").sum()) if len(eps) else 0
-        cards.append(("alarms red · amber", f"{red} · {amber}"))
+        if period is not None:
+            counted = analysis.episodes_in(eps, period)
+        else:  # nothing scored after training (or a one-row table without a split)
+            counted = eps.iloc[:0] if ctx.split is not None else eps
+        cards.append((f"alarms red · amber ({when})", _red_amber(counted)))
+        if ctx.split is not None and len(eps):
+            training = eps[~eps.index.isin(counted.index)]
+            if len(training):
+                cards.append(("alarms red · amber (training period)", _red_amber(training)))
         share = alarm_share(ctx)
         if share is not None:
-            cards.append(("time in alarm (after training)", f"{share * 100:.0f} %"))
+            cards.append((f"time in alarm ({when})", f"{share * 100:.0f} %"))
     if match is not None:
-        cards.append(("events caught (after training)", f"{match.caught} / {match.events}"))
-        cards.append(("false alarms / month", f"{match.false_alarms_per_month:.2f}"))
+        cards.append((f"events caught ({when})", f"{match.caught} / {match.events}"))
+        cards.append((f"false alarms / month ({when})", f"{match.false_alarms_per_month:.2f}"))
     return cards
+
+
+def _red_amber(episodes: pd.DataFrame) -> str:
+    if episodes.empty:
+        return "0 · 0"
+    level = episodes["level"]
+    return f"{int((level == 'red').sum())} · {int((level == 'amber').sum())}"
 
 
 def run_section(
@@ -331,8 +362,9 @@ def run_section(
         )
     if match is not None:
         sec.body.append(
-            f'<p class="note">Events caught: labelled events overlapping the scored period after '
-            f"training data ends ({match.months:.1f} months) that an amber or red alarm overlaps, "
+            '<p class="note">Events caught: labelled events overlapping the scored period '
+            + ("after training data ends" if ctx.split is not None else "(every scored time)")
+            + f" ({match.months:.1f} months) that an amber or red alarm overlaps, "
             f"with no point adjustment; false alarms: alarms there that overlap no labelled event "
             f"({match.false_alarms} of {match.alarms}).</p>"
         )

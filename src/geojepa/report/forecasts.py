@@ -1,8 +1,12 @@
-"""The forecasts section: GeoJEPA's forecast beside the classic methods, and their errors.
+"""The forecasts section: each forecast file beside the classic methods, and their errors.
 
-The classic methods come from `geojepa.forecast.classic` (the library's own, tested on
-curves with known answers), fitted here on the target's readings before the cutoff, unless
-the forecast file already holds other methods' predictions as extra columns.
+A forecast is named by its file's ``method`` column, else by the file itself (the CSV
+contract records no method: `geojepa.report.artifacts.ForecastInput`). The classic methods
+come from `geojepa.forecast.classic` (the library's own, tested on curves with known
+answers), fitted here on the target's readings before the cutoff, unless the forecast file
+already holds other methods' predictions as extra columns. The load they read is the one
+`geojepa forecast` reads: `geojepa.forecast.apply.default_load_sensor` (the load in the
+target's group, else the site's only load).
 
 Guarantees: the forecast file does not record its cutoff, so the classic fits read only
 readings at or before the forecast's first time less one step (the cutoff lies between
@@ -39,8 +43,8 @@ def forecast_section(ctx: Context) -> Section:
     sec = Section(
         "forecasts",
         "Forecasts",
-        "The forecast (blue, with its band; GeoJEPA's unless the file names another method) "
-        "beside the classic methods engineers use, "
+        "The forecast (blue, with its band; named by the file's method column, else by the "
+        "file) beside the classic methods engineers use, "
         "from readings up to the cutoff; grey is what the sensor read afterwards, and the table "
         "gives each method's error against it.",
     )
@@ -74,6 +78,7 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
     truth_t = truth_v = None
     unit, kind = "", "other"
     load: np.ndarray | None = None
+    load_id: str | None = None
     if known:
         assert site is not None and sid is not None
         s = site.sensor(sid)
@@ -87,7 +92,8 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
         hist_t, hist_v = plots.naive_utc(before["timestamp"]), before["value"].to_numpy()
         if len(after):
             truth_t, truth_v = plots.naive_utc(after["timestamp"]), after["value"].to_numpy()
-        load = _load_on(site, hist_t)
+        load_id = _load_sensor(site, sid)
+        load = _load_on(site, load_id, hist_t) if load_id is not None else None
     else:
         out.append(
             '<p class="note">The target sensor is unknown (name the file '
@@ -100,6 +106,8 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
             hist_t, hist_v, plots.naive_utc(t["timestamp"]), kind, load=load
         )
         methods = {m: v for m, v in methods.items() if m.lower() != fc.name.lower()}
+        if load is not None and kind in CURVE_KINDS:
+            note += f" Load: sensor {load_id}."
     cutoff = pd.Timestamp(hist_t[-1]).tz_localize("UTC") if len(hist_t) else None
     fig = plots.forecast_plot(
         sensor_id=sid or "target",
@@ -126,13 +134,23 @@ def _one_forecast(ctx: Context, fc: ForecastInput) -> list[str]:
     return out
 
 
-def _load_on(site: Site, times: np.ndarray) -> np.ndarray | None:
-    """The site's load (fill height) at `times`, when it has exactly one load sensor:
-    the last reading at or before each time (a load stage holds until the next one)."""
-    ids = list(site.sensors.loc[site.sensors["kind"] == "load", "id"])
-    if len(ids) != 1 or len(times) == 0:
+def _load_sensor(site: Site, target: str) -> str | None:
+    """The load sensor `geojepa forecast` reads for `target` (None when there is none, or
+    several and none in the target's group)."""
+    try:
+        from geojepa.forecast.apply import default_load_sensor
+    except ImportError as err:  # the classic methods are unavailable too: nothing reads it
+        log.info("load sensor not chosen (%s)", err)
         return None
-    r = site.readings[(site.readings["sensor_id"] == ids[0]) & np.isfinite(site.readings["value"])]
+    return default_load_sensor(site, target)
+
+
+def _load_on(site: Site, load_id: str, times: np.ndarray) -> np.ndarray | None:
+    """The load (fill height) of sensor `load_id` at `times`: the last reading at or before
+    each time (a load stage holds until the next one)."""
+    if len(times) == 0:
+        return None
+    r = site.readings[(site.readings["sensor_id"] == load_id) & np.isfinite(site.readings["value"])]
     if r.empty:
         return None
     lt = plots.naive_utc(r["timestamp"])
@@ -234,6 +252,7 @@ def _error_table(
         )
     y = truth_v[j][near]
     rows = []
+    in_unit = f" ({unit})" if unit else ""  # no unit: "MAE" alone, never "MAE (unit)"
     preds = {name: t["prediction"].to_numpy()} | dict(methods)
     for method, p in preds.items():
         e = np.asarray(p, float)[near] - y
@@ -241,12 +260,8 @@ def _error_table(
         rows.append(
             {
                 "method": method,
-                f"MAE ({unit or 'unit'})": float(np.mean(np.abs(e[ok])))
-                if ok.any()
-                else float("nan"),
-                f"RMSE ({unit or 'unit'})": float(np.sqrt(np.mean(e[ok] ** 2)))
-                if ok.any()
-                else float("nan"),
+                "MAE" + in_unit: float(np.mean(np.abs(e[ok]))) if ok.any() else float("nan"),
+                "RMSE" + in_unit: float(np.sqrt(np.mean(e[ok] ** 2))) if ok.any() else float("nan"),
                 "points": int(ok.sum()),
             }
         )

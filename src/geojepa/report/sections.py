@@ -154,13 +154,43 @@ def alarm_section(ctx: Context) -> Section:
             fig, f"{len(t)} scored times from {ctx.scores.path.name}.", "anomaly score timeline"
         )
     )
-    counts = t["alarm"].value_counts()
-    share = ", ".join(
-        f"{lvl} {counts.get(lvl, 0) / max(len(t), 1) * 100:.1f} %"
-        for lvl in ("green", "amber", "red")
-    )
-    sec.body.append(f'<p class="note">Time spent in each state: {esc(share)}.</p>')
+    sec.body.append(f'<p class="note">{esc(state_shares(t, ctx.split))}</p>')
     return sec
+
+
+def state_shares(table: pd.DataFrame, split: pd.Timestamp | None) -> str:
+    """Time spent in each alarm state, saying which times it counts: after training data
+    ends and in the training period when that end is known, else every scored time. Times
+    without a score (an empty alarm cell) count in no state."""
+    scored = table[table["alarm"] != ""]
+
+    def shares(part: pd.DataFrame) -> str:
+        counts = part["alarm"].value_counts()
+        return (
+            ", ".join(
+                f"{lvl} {counts.get(lvl, 0) / len(part) * 100:.1f} %"
+                for lvl in ("green", "amber", "red")
+            )
+            + f" of {len(part)} scored times"
+        )
+
+    if split is None:
+        parts = [("every scored time", scored)]
+    else:
+        after = scored["timestamp"] >= split
+        parts = [
+            ("after training data ends", scored[after]),
+            ("in the training period", scored[~after]),
+        ]
+    text = "Time spent in each state, " + "; ".join(
+        f"{name}: {shares(part)}" for name, part in parts if len(part)
+    )
+    if scored.empty:
+        text = "No time has a score"
+    unscored = len(table) - len(scored)
+    if unscored:
+        text += f" ({unscored} times without a score are not counted)"
+    return text + "."
 
 
 def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Section:
@@ -196,7 +226,8 @@ def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Sect
                 "#": int(ep["episode"]),
                 "level": pill(str(ep["level"])),
                 "start (UTC)": ep["start"],
-                "end (UTC)": ep["end"],
+                "last in alarm (UTC)": ep["last"],  # inclusive: `end` is the next time
+                "period": _period(ctx, ep),
                 "peak score": float(ep["peak_score"]),
                 "named at onset": _onset_sensors(ctx.scores, ep["start"]),
                 "share of the alarm's score": who or "(no per-sensor scores)",
@@ -206,6 +237,8 @@ def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Sect
     table = pd.DataFrame(rows)
     if match is None or labels.empty:
         table = table.drop(columns=["labelled event overlapped"])
+    if ctx.split is None:
+        table = table.drop(columns=["period"])
     sec.body.append(table_html(table, raw_columns=["level"], max_rows=200))
     if att.empty:
         sec.body.append(
@@ -239,6 +272,14 @@ def attribution_section(ctx: Context, match: analysis.EventMatch | None) -> Sect
         )
     )
     return sec
+
+
+def _period(ctx: Context, episode: Mapping[Any, Any]) -> str:
+    """ "after training" for an alarm with a time at or after the end of training data
+    (counted in the header's "after training" figures), else "training"."""
+    if ctx.split is None:
+        return ""
+    return "after training" if episode["end"] > ctx.split else "training"
 
 
 def _onset_sensors(scores: Scores, start: pd.Timestamp) -> str:
