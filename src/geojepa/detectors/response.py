@@ -121,6 +121,8 @@ for _inner in (
     "iforest_raw",
     "catch22_knn",
     "reconstruction",
+    "geojepa_missing_flag",
+    "geojepa_density_missing_flag",
 ):
     register_detector(f"{_inner}_response", _Factory(_inner), opt_in=True)
 
