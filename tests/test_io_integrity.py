@@ -13,37 +13,11 @@ import pandas as pd
 import pytest
 
 from conftest import shared_data
-from geojepa.cli import main
 from geojepa.errors import InputError, UsageError
 from geojepa.io import ingest, read_file
 from geojepa.site import Site
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out.out, out.err
-
-
-def _wide(
-    path: Path, start: str, n: int, sensors: tuple[str, ...] = ("P1", "P2"), bump: float = 0.0
-) -> Path:
-    times = pd.date_range(start, periods=n, freq="h", tz="UTC")
-    rows = [
-        ",".join([t.isoformat()] + [f"{i + j + bump:.1f}" for j, _ in enumerate(sensors)])
-        for i, t in enumerate(times)
-    ]
-    path.write_text("time," + ",".join(sensors) + "\n" + "\n".join(rows) + "\n")
-    return path
-
-
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
-
+from test_cli_data import run
+from test_io_ingest import _snapshot, _wide
 
 # 1. a file whose readings conflict with the stored ones (another instrument) -----------------
 

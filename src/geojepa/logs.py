@@ -10,19 +10,28 @@ import logging
 import sys
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted: a second command run
+    in one process (tests, notebooks) logs to today's stderr, not to the first one's."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:  # the base class assigns it once
+        pass
+
+
 def configure(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
     root = logging.getLogger("geojepa")
     root.setLevel(level)
-    ours = [h for h in root.handlers if getattr(h, "_geojepa", False)]
-    if not ours:
-        handler = logging.StreamHandler()
+    if not any(getattr(h, "_geojepa", False) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._geojepa = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    for h in ours:  # a second command in one process writes to today's stderr, not the first's
-        if isinstance(h, logging.StreamHandler) and h.stream is not sys.stderr:
-            h.setStream(sys.stderr)
     root.propagate = False
     # the ONNX exporter warns once per graph that optional torchvision operators are not
     # registered; GeoJEPA's graphs use none of them, so the lines are noise at the console
