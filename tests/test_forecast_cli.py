@@ -363,3 +363,87 @@ def test_an_unreadable_interval_names_the_option(site_dir: Path, tmp_path: Path)
     out = tmp_path / "f.csv"
     args = ["forecast", str(site_dir), "--target", "SP1", "--cutoff", "2024-04-01"]
     assert run([*args, "--horizon", "3", "--interval", "3X", "--out", str(out)]) == 2
+
+
+def creep_site() -> Site:
+    """A plate read every 4 days under three lifts (days 0, 20, 36: 3.3 m in all), settling by
+    the back-analysis' own form, mostly secondary compression (a = 7, b = 33 per m, t90 24
+    days), with 0.3 noise; and its fill."""
+    from geojepa.soil import consolidation_curve
+
+    days = np.arange(0.0, 400.0, 4.0)
+    lifts = [(0.0, 1.6), (20.0, 1.2), (36.0, 0.5)]
+    s = np.full(days.shape, 3.0)
+    for day, dq in lifts:
+        lag = days - day
+        s += dq * (7.0 * consolidation_curve(lag, 24.0, 0.0) + 33.0 * np.log1p(lag.clip(0) / 24))
+    s += np.random.default_rng(0).normal(0, 0.3, days.size)
+    fill = np.array([sum(dq for day, dq in lifts if day <= x) for x in days])
+    ts = T0 + pd.to_timedelta(days, unit="D")
+    readings = pd.concat(
+        [
+            pd.DataFrame({"timestamp": ts, "sensor_id": "SP1", "value": s}),
+            pd.DataFrame({"timestamp": ts, "sensor_id": "FILL", "value": fill}),
+        ],
+        ignore_index=True,
+    )
+    readings["quality"] = "ok"
+    readings["source"] = "fixture.csv"
+    sensors = sensors_frame(
+        [Sensor("SP1", "settlement", "mm", group="A"), Sensor("FILL", "load", "m", group="A")]
+    )
+    return Site(name="creep", sensors=sensors, readings=readings)
+
+
+def test_the_verb_says_which_grid_step_it_used(
+    site_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default step is the median reading spacing rounded to a logger interval: 4 days
+    become 7, and the verb says so (and how to get steps of 4 days)."""
+    path = tmp_path / "creep"
+    creep_site().save(path)
+    out = tmp_path / "f.csv"
+    args = ["forecast", str(path), "--target", "SP1", "--cutoff", "2024-10-27", "--horizon", "5"]
+    assert run([*args, "--method", "linear", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "5 steps of SP1 every 7D by linear" in said
+    assert "grid step 7D: the median reading spacing of SP1 (4D) rounded" in said
+    assert "--interval 4D for steps of 4D" in said
+    steps = pd.to_datetime(pd.read_csv(out)["timestamp"]).diff().dropna()
+    assert (steps == pd.Timedelta("7D")).all()
+    assert run([*args, "--method", "linear", "--out", str(out), "--interval", "4D"]) == 0
+    said = capsys.readouterr().out
+    assert "every 4D" in said and "grid step" not in said
+    steps = pd.to_datetime(pd.read_csv(out)["timestamp"]).diff().dropna()
+    assert (steps == pd.Timedelta("4D")).all()
+    # a spacing that is a logger interval already: no note
+    plate = ["forecast", str(site_dir), "--target", "SP1", "--cutoff", "2024-04-10"]
+    assert run([*plate, "--horizon", "3", "--method", "linear", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "every 2D" in said and "grid step" not in said
+
+
+def test_consolidation_says_the_end_of_primary_on_the_readings_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model's settlement at the end of primary consolidation under the current load
+    (not ``c + a * load``, a tenth of it on a record that is mostly creep), and when."""
+    site = creep_site()
+    path = tmp_path / "creep"
+    site.save(path)
+    out = tmp_path / "f.csv"
+    args = ["forecast", str(path), "--target", "SP1", "--cutoff", "2024-10-27", "--horizon", "5"]
+    assert run([*args, "--method", "consolidation", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    fit = forecast_site(site, "SP1", "2024-10-27", 5, "consolidation")
+    model = fit.model
+    value = model.primary_final_  # type: ignore[attr-defined]
+    when = fit.at(model.primary_end_)  # type: ignore[attr-defined]
+    assert when is not None
+    assert f"end of primary consolidation under the current load {value:.4g} around " in said
+    assert when.date().isoformat() in said
+    # on the readings' scale: near what the plate read then (36 + 2.1 t90 days, t90 ~ 24)
+    r = site.readings[site.readings["sensor_id"] == "SP1"]
+    then = float(np.interp(when.value, r["timestamp"].astype("int64"), r["value"]))
+    assert value == pytest.approx(then, rel=0.1)
+    assert T0 + pd.Timedelta("60D") < when < T0 + pd.Timedelta("120D")

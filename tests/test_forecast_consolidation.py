@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geojepa.forecast.consolidation import Consolidation, ConsolidationParams
+from geojepa.forecast.consolidation import TV_END_PRIMARY, Consolidation, ConsolidationParams
 from geojepa.forecast.methods import CLASSIC
 from geojepa.soil import consolidation_curve
 
@@ -38,7 +38,10 @@ def test_exact_on_a_two_stage_record() -> None:
     assert p.t90 == pytest.approx(t90)
     assert (p.a, p.b, p.c) == pytest.approx((40.0, 6.0, 3.0), rel=1e-6)
     assert m.t90_ == pytest.approx(t90) and m.t90_identified_
-    assert m.primary_final_ == pytest.approx(3.0 + 40.0 * 4.5, rel=1e-6)  # c + a * total load
+    # the end of primary consolidation: the last lift (day 90) + 2.1 t90, where U = 0.99
+    end = 90.0 + TV_END_PRIMARY / 0.848 * t90
+    assert m.primary_end_ == pytest.approx(end, rel=1e-6)
+    assert m.primary_final_ == pytest.approx(staged(np.array([end]), lifts, 40.0, 6.0, t90)[0])
     # the forecast holds the load: 200 days on, only the two lifts' curves
     tf = np.array([150.0, 200.0, 340.0])
     np.testing.assert_allclose(
@@ -132,3 +135,35 @@ def test_huber_loss_resists_faulty_readings() -> None:
     assert huber < 0.03 * truth
     with pytest.raises(ValueError, match="unknown loss"):
         Consolidation(loss="l1")
+
+
+def test_end_of_primary_is_the_settlement_the_curve_reaches_on_the_readings_scale() -> None:
+    """Mostly creep (b large, a small), the case where ``c + a * load`` was a tenth of the
+    readings: the value is the curve's, secondary compression accrued by then included."""
+    t90 = float(np.geomspace(2.0, 2000.0, 40).round(3)[14])  # 23.9 days, on the grid
+    lifts = [(0.0, 1.6), (20.0, 1.2), (35.0, 0.5)]
+    t = np.arange(0.0, 400.0)  # daily: the fitter's daily load steps are the lifts
+    y = staged(t, lifts, a=7.0, b=33.0, t90=t90)
+    m = Consolidation(load="load", n_boot=0).fit(t, y, {"load": load_of(t, lifts)})
+    assert m.t90_identified_ and m.t90_ == pytest.approx(t90)
+    end = 35.0 + TV_END_PRIMARY / 0.848 * t90
+    assert m.primary_end_ == pytest.approx(end, rel=1e-6)
+    expected = staged(np.array([end]), lifts, 7.0, 33.0, t90)[0]
+    assert m.primary_final_ == pytest.approx(expected, rel=1e-6)
+    assert y[0] < m.primary_final_ < y[-1]  # a reading the record passes through
+    # every lift's primary consolidation at least 99 % complete there
+    only_primary = staged(np.array([end]), lifts, 7.0, 0.0, t90)[0] - 3.0
+    assert 0.99 * 7.0 * 3.3 <= only_primary < 7.0 * 3.3
+
+
+def test_no_end_of_primary_when_the_fit_cannot_identify_it() -> None:
+    t = np.arange(0.0, 300.0, 3.0)
+    lifts = [(0.0, 1.0)]
+    creep = staged(t, lifts, a=0.0, b=50.0, t90=69.102)  # secondary compression only
+    m = Consolidation(load="load", n_boot=0).fit(t, creep, {"load": load_of(t, lifts)})
+    assert m.fallback_ is None and m.params_.a == 0.0
+    assert np.isnan(m.primary_final_) and np.isnan(m.primary_end_)
+    # t90 not pinned down (the record sees only the square-root part): its end is a guess
+    t = np.arange(0.0, 30.0)
+    slow = Consolidation(n_boot=0).fit(t, staged(t, [(0.0, 1.0)], 500.0, 0.0, 5000.0))
+    assert not slow.t90_identified_ and np.isnan(slow.primary_final_)

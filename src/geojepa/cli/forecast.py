@@ -8,16 +8,27 @@ hyperbolic|asaoka|consolidation|linear|persistence|fukuzono``) need no run: RUN 
 read), written ``-``, or left out (``forecast SITE ...``). ``--fill-plan PLAN.csv``
 (``timestamp,load``) drives ``consolidation`` with the construction programme after the
 cutoff instead of holding the current load.
+
+The grid step (``--interval``; default: the target's median reading spacing up to the
+cutoff, rounded to a common logger interval by `geojepa.frame.infer_interval`) is printed
+with the result, and so is the rounding when it changed the spacing (4 days -> 7 days),
+with the ``--interval`` that gives steps of the spacing itself.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from geojepa.cli._app import app
 from geojepa.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from geojepa.site import Site
 
 METHODS = ("jepa", "hyperbolic", "asaoka", "consolidation", "linear", "persistence", "fukuzono")
 
@@ -45,7 +56,11 @@ def forecast(
         "of consolidation (default: the site's only load sensor, if one).",
     ),
     interval: str | None = typer.Option(
-        None, "--interval", help="Grid step, e.g. 1D (default: the target's reading interval)."
+        None,
+        "--interval",
+        help="Grid step, e.g. 1D (default: the target's median reading spacing up to the "
+        "cutoff, rounded to a common logger interval: 1h, 1D, 2D, 7D, ...; the output says "
+        "which step was used).",
     ),
     head: str = typer.Option(
         "ridge",
@@ -93,7 +108,7 @@ def forecast(
         )
 
     from geojepa.atomic import atomic_path
-    from geojepa.forecast.apply import SiteForecast, forecast_site, forecast_site_jepa
+    from geojepa.forecast.apply import SiteForecast, forecast_site, forecast_site_jepa, utc
     from geojepa.site import Site
 
     result: SiteForecast
@@ -115,7 +130,6 @@ def forecast(
             base=None if base == "none" else base,
         )
     else:
-        from geojepa.forecast.apply import utc
         from geojepa.io.plan import read_fill_plan
 
         site = Site.load(site_path)
@@ -139,11 +153,19 @@ def forecast(
         t90 = f"t90 {model.t90_:.0f} days"  # type: ignore[attr-defined]
         if not model.t90_identified_:  # type: ignore[attr-defined]
             t90 += " (at the end of its search range: the record does not pin it down)"
+        note += f", {t90}"
         under = "the current load" if plan is None else "the load so far"
-        note += (
-            f", {t90}, end of primary consolidation "
-            f"{model.primary_final_:.4g} under {under}"  # type: ignore[attr-defined]
-        )
+        end = result.at(model.primary_end_)  # type: ignore[attr-defined]
+        if end is not None:
+            note += (
+                f", end of primary consolidation under {under} "
+                f"{model.primary_final_:.4g} around {end.date().isoformat()}"  # type: ignore[attr-defined]
+            )
+        elif model.t90_identified_:  # type: ignore[attr-defined]
+            note += (
+                ", no end of primary consolidation: the fit reads all the settlement as "
+                "secondary compression"
+            )
         if plan is not None:
             note += (
                 f"; following the fill plan to {plan['load'].iloc[-1]:.4g} "
@@ -154,4 +176,64 @@ def forecast(
         note += (
             ", no failure predicted" if when is None else f", time of failure {when.isoformat()}"
         )
-    typer.echo(f"forecast: {len(result.table)} steps of {target} by {result.method}{note} -> {out}")
+    step, spacing = grid_step(site, target, utc(cutoff), interval)
+    typer.echo(
+        f"forecast: {len(result.table)} steps of {target} every {step_text(step)} by "
+        f"{result.method}{note} -> {out}"
+    )
+    if spacing is not None:
+        own = step_text(spacing)
+        hint = f"; --interval {own} for steps of {own}" if whole(spacing) else ""
+        typer.echo(
+            f"grid step {step_text(step)}: the median reading spacing of {target} ({own}) "
+            f"rounded to a common logger interval{hint}"
+        )
+
+
+def grid_step(
+    site: Site, target: str, cut: pd.Timestamp, interval: str | None
+) -> tuple[pd.Timedelta, pd.Timedelta | None]:
+    """The forecast's grid step (as `geojepa.forecast.apply.future_times` chooses it) and,
+    when it was inferred and rounding changed it, the target's median reading spacing up to
+    `cut` (else None)."""
+    import numpy as np
+    import pandas as pd
+
+    from geojepa.frame import infer_interval
+    from geojepa.timeformats import time_step
+
+    if interval is not None:
+        return time_step(interval, "--interval"), None
+    r = site.readings
+    mine = r[(r["sensor_id"] == target) & (pd.to_datetime(r["timestamp"], utc=True) <= cut)]
+    step = infer_interval(mine)
+    v = np.sort(mine["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64))
+    d = np.diff(v)
+    d = d[d > 0]
+    if not d.size:
+        return step, None
+    spacing = pd.Timedelta(int(np.median(d)), unit="ns")
+    return step, None if spacing == step else spacing
+
+
+def whole(step: pd.Timedelta) -> bool:
+    """A whole, positive number of hours (or days)."""
+    import pandas as pd
+
+    hour = pd.Timedelta(1, unit="h")
+    return step >= hour and step % hour == pd.Timedelta(0)
+
+
+def step_text(step: pd.Timedelta) -> str:
+    """A time step as ``--interval`` reads it when it is whole (7D, 6h, 15min, 30s), else
+    about how long it is (3.99 days)."""
+    import pandas as pd
+
+    units: tuple[str, ...] = ("D", "h", "min", "s")  # minutes under a day, seconds under an hour
+    units = units[: 2 + (step < pd.Timedelta("1D")) + (step < pd.Timedelta("1h"))]
+    for name in units:
+        size = pd.Timedelta(f"1{name}")
+        if step >= size and step % size == pd.Timedelta(0):
+            return f"{step // size}{name}"
+    days = step / pd.Timedelta("1D")
+    return f"{days:.3g} days" if days >= 1.0 else str(step)

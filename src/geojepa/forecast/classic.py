@@ -22,10 +22,15 @@ methods.CLASSIC` names them all.
 Units: t in days; the target in its own unit (the methods never convert it).
 
 Guarantees: every method is exact on curves of its own form without noise (tests check the
-known answers); the three curve methods' bands come from a moving-block residual bootstrap,
-seeded by ``random_state`` and computed in `fit`, so `predict` is deterministic; bands
-always contain the prediction. A method that cannot fit falls back to `Persistence` and says so
-in ``fallback_`` (see `geojepa.forecast.base`).
+known answers). The three curve methods' bands come from moving-block bootstraps seeded by
+``random_state`` and drawn in `fit` (or from a seed drawn there), so `predict` is
+deterministic: the hyperbola's from its residuals; Asaoka's and Fukuzono's, whose curves are
+drawn from the last reading, from their one-step-ahead errors on the fitted window (see
+`CurveForecaster`), so the band brackets the prediction on both sides and holds about its
+level of the next readings on records of the method's own form. Bands contain the
+prediction; an end of the band is NaN where it has none (Fukuzono's upper end once more than
+the tail of its bootstrap draws have failed). A method that cannot fit falls back to
+`Persistence` and says so in ``fallback_`` (see `geojepa.forecast.base`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import warnings
 from abc import abstractmethod
 from dataclasses import dataclass, replace
 from statistics import NormalDist
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 from scipy import stats
@@ -222,15 +227,39 @@ class FukuzonoParams:
 
 
 class CurveForecaster(Forecaster):
-    """A parametric curve fitted to a window of the history, with a residual-bootstrap band.
+    """A parametric curve fitted to a window of the history, with a bootstrap band.
 
     Subclasses choose the window (`_window`), fit parameters (`_fit_params`, raising
-    `FitError` when they cannot) and evaluate the curve (`_curve`). The band: refit on
-    ``fitted + block-resampled residuals`` `n_boot` times, add one resampled residual as
-    observation noise, take the central `level` quantiles.
+    `FitError` when they cannot) and evaluate the curve (`_curve`).
+
+    The band of a curve fitted through the window (``anchored = False``: hyperbolic, the
+    consolidation back-analysis): refit on ``fitted + block-resampled residuals`` `n_boot`
+    times, add one resampled residual as observation noise, take the central `level`
+    quantiles.
+
+    The band of a curve drawn from the last reading (``anchored = True``: Asaoka, Fukuzono;
+    they define `_reanchor` and `_memory`): its in-sample residuals say how far the curve
+    drawn back from the last reading strays, not how it forecasts, so the band comes from
+    the curve's **one-step-ahead errors** on the window instead, each reading forecast from
+    the one before it with the fitted parameters. Centred and block-resampled, they (a)
+    rebuild the window recursively from its first reading, ``n_boot`` times, for refits that
+    carry the parameters' uncertainty, and (b) drive the future away from each refitted curve
+    (drawn from the last reading): one error per median reading spacing, a carried-over
+    deviation shrunk by `_memory` at each step (Asaoka's ``b1``; 1 for Fukuzono, whose
+    velocity does not depend on the displacement). Within the first step the deviation grows
+    like the square root of the lead. The central `level` quantiles of the paths make the
+    band; it brackets the prediction (one-step errors of both signs) and holds about `level`
+    of the next readings of a record of the curve's own form.
+
+    Bands are clipped to contain the prediction. Every random draw is made from
+    `random_state` (in `fit`, or from a seed drawn there), so `predict` is deterministic.
     """
 
     name = "curve"
+    anchored: ClassVar[bool] = False
+    """True for a curve drawn from the last reading (see the class docstring)."""
+    max_band_steps: ClassVar[int] = 2000
+    """Most steps an anchored band simulates; farther leads take longer steps."""
 
     def __init__(
         self,
@@ -255,6 +284,20 @@ class CurveForecaster(Forecaster):
     def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
         """The fitted curve at times t (NaN where undefined)."""
 
+    def _reanchor(self, params: object, t_ref: float, y_ref: float) -> object:
+        """Anchored curves: the same parameters drawn from the reading ``(t_ref, y_ref)``."""
+        raise NotImplementedError(f"{type(self).__name__} is not an anchored curve")
+
+    def _memory(self, params: object, step: float) -> float:
+        """Anchored curves: how much of a change of the anchor reading is left `step` days
+        later (the derivative of the curve's value there with respect to the anchor)."""
+        return 1.0
+
+    def _beyond(self, params: object) -> float:
+        """Anchored curves: what a bootstrap draw's value is where its curve is undefined
+        (NaN: left out of the band; Fukuzono: infinite movement after its failure)."""
+        return float("nan")
+
     def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
         t, y, drv = as_history(t, y, drivers)
         self._persist = Persistence(level=self.level).fit(t, y)
@@ -263,19 +306,23 @@ class CurveForecaster(Forecaster):
         tw, yw = observed(t[start:], y[start:])
         self.window_start_ = float(t[start]) if t.size else float("nan")
         self.n_fit_ = int(tw.size)
+        self.boot_params_: list[object] = []
+        self.boot_failed_ = 0
         try:
             self.params_ = self._fit_params(tw, yw)
         except FitError as err:
             self.fallback_ = str(err)
             log.info("%s: %s; using persistence", self.name, err)
-            self.boot_params_: list[object] = []
+            return self
+        rng = rng_of(self.random_state)
+        if self.anchored:
+            self._fit_anchored_band(tw, yw, rng)
             return self
         fitted = self._curve(self.params_, tw)
         ok = np.isfinite(fitted)  # a curve may be undefined at early window times
         tw, fitted = tw[ok], fitted[ok]
         resid = yw[ok] - fitted
         self.resid_ = resid
-        rng = rng_of(self.random_state)
         block = max(1, round(resid.size ** (1.0 / 3.0)))
         boot: list[object] = []
         failed = 0
@@ -292,6 +339,91 @@ class CurveForecaster(Forecaster):
         )
         return self
 
+    def _fit_anchored_band(self, tw: np.ndarray, yw: np.ndarray, rng: np.random.Generator) -> None:
+        """One-step-ahead errors and the recursive bootstrap of an anchored curve."""
+        p = self.params_
+        self.t_anchor_ = float(tw[-1])
+        steps = np.diff(tw)  # (n-1,)
+        one_step = np.array(
+            [
+                self._curve(self._reanchor(p, float(tw[k]), float(yw[k])), tw[k + 1 : k + 2])[0]
+                for k in range(tw.size - 1)
+            ]
+        )  # (n-1,) each reading forecast from the one before it
+        err = yw[1:] - one_step
+        ok = np.isfinite(err)  # a curve may be undefined from early window readings
+        self.resid_ = err[ok]  # one-step-ahead errors
+        self.band_step_ = float(np.median(steps)) if steps.size else 0.0
+        self._innov = err[ok] - float(err[ok].mean()) if ok.any() else np.zeros(0)
+        self._band_seed = int(rng.integers(0, 2**63 - 1))
+        if self._innov.size < 2 or self.n_boot <= 0:
+            return
+        # the window rebuilt: the readings as they are up to k0, where the curve is defined
+        # from every reading on, then curve + carried one-step errors
+        bad = np.flatnonzero(~ok)
+        k0 = int(bad[-1]) + 1 if bad.size else 0
+        base = self._curve(self._reanchor(p, float(tw[k0]), float(yw[k0])), tw[k0:])
+        if not np.all(np.isfinite(base)):
+            return
+        mem = np.array([self._memory(p, float(s)) for s in steps[k0:]])  # (n-1-k0,)
+        innov = self._innov_paths(rng, self.n_boot, mem.size)  # (B, n-1-k0)
+        dev = np.zeros((self.n_boot, base.size))
+        for k in range(mem.size):
+            dev[:, k + 1] = mem[k] * dev[:, k] + innov[:, k]
+        boot: list[object] = []
+        failed = 0
+        for rebuilt in base[None, :] + dev:
+            y_star = np.concatenate([yw[:k0], rebuilt])
+            try:
+                boot.append(self._reanchor(self._fit_params(tw, y_star), tw[-1], yw[-1]))
+            except FitError:
+                failed += 1
+        self.boot_params_ = boot
+        self.boot_failed_ = failed
+
+    def _innov_paths(self, rng: np.random.Generator, n_paths: int, n_steps: int) -> np.ndarray:
+        """(n_paths, n_steps) moving-block resamples of the centred one-step errors, drawn one
+        block at a time, so a longer path starts with the same steps as a shorter one."""
+        e = self._innov
+        block = max(1, min(round(e.size ** (1.0 / 3.0)), e.size))
+        n_blocks = -(-n_steps // block)
+        out = np.empty((n_paths, n_blocks * block))
+        for i in range(n_blocks):
+            starts = rng.integers(0, e.size - block + 1, size=n_paths)  # (n_paths,)
+            out[:, i * block : (i + 1) * block] = e[starts[:, None] + np.arange(block)[None, :]]
+        return out[:, :n_steps]
+
+    def _anchored_deviation(self, lead: np.ndarray) -> np.ndarray:
+        """(B, H) deviations of the future readings from each bootstrap curve at `lead` days
+        after the last reading (0 at and before it)."""
+        boot = self.boot_params_
+        lmax = float(np.max(lead, initial=0.0))
+        out = np.zeros((len(boot), lead.size))
+        if lmax <= 0.0 or self.band_step_ <= 0.0:
+            return out
+        step = self.band_step_
+        n_steps = int(np.ceil(lmax / step - 1e-9))
+        scale = 1.0
+        if n_steps > self.max_band_steps:  # coarser steps, errors of a random walk's size
+            n_steps = self.max_band_steps
+            scale = float(np.sqrt(lmax / n_steps / step))
+            step = lmax / n_steps
+        mem = np.array([self._memory(p, step) for p in boot])  # (B,)
+        innov = scale * self._innov_paths(
+            np.random.default_rng(self._band_seed), len(boot), n_steps
+        )
+        dev = np.zeros((len(boot), n_steps + 1))  # (B, J+1) on leads 0, step, 2 step, ...
+        for j in range(n_steps):
+            dev[:, j + 1] = mem * dev[:, j] + innov[:, j]
+        pos = np.clip(lead / step, 0.0, float(n_steps))  # (H,)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n_steps)
+        frac = pos - lo
+        out = dev[:, lo] + frac * (dev[:, hi] - dev[:, lo])
+        first = lo == 0  # within the first step: grows like sqrt(lead)
+        out[:, first] = np.sqrt(frac[first]) * dev[:, 1][:, None]
+        return out
+
     def predict(self, t_future: np.ndarray) -> Forecast:
         if self.fallback_ is not None:
             return replace(self._persist.predict(t_future), method=self.name)
@@ -300,14 +432,23 @@ class CurveForecaster(Forecaster):
         if not self.boot_params_:
             return Forecast(tf, pred, pred.copy(), pred.copy(), self.level, self.name)
         sims = np.stack([self._curve(p, tf) for p in self.boot_params_])  # (B, H)
-        sims = sims + self._noise[:, None]
+        if self.anchored:
+            beyond = np.array([self._beyond(p) for p in self.boot_params_])  # (B,)
+            sims = sims + self._anchored_deviation(tf - self.t_anchor_)
+            sims = np.where(np.isnan(sims), beyond[:, None], sims)
+        else:
+            sims = sims + self._noise[:, None]
         tail = (1.0 - self.level) / 2.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
             lo = np.nanquantile(sims, tail, axis=0)
             hi = np.nanquantile(sims, 1.0 - tail, axis=0)
-        lo = np.fmin(lo, pred)
-        hi = np.fmax(hi, pred)
+        if self.anchored:  # an end among draws gone beyond the curve's reach: no end (NaN)
+            lo = np.where(np.isfinite(lo), np.fmin(lo, pred), np.nan)
+            hi = np.where(np.isfinite(hi), np.fmax(hi, pred), np.nan)
+        else:
+            lo = np.fmin(lo, pred)
+            hi = np.fmax(hi, pred)
         return Forecast(tf, pred, lo, hi, self.level, self.name)
 
 
@@ -395,9 +536,15 @@ class Asaoka(CurveForecaster):
     ``0 < b1 < 1`` is required (else the settlement does not converge: fallback). Forecast from
     the last reading ``(t_n, s_n)``: ``s(t) = s_f + (s_n - s_f) b1^((t - t_n)/dt)`` with
     ``s_f = b0/(1 - b1)``. `dt` None: the median spacing of the stage's readings.
+
+    Band: from the one-step-ahead errors of that forecast on the stage's readings (each
+    forecast from the one before it), carried forward with memory ``b1`` per step of `dt`,
+    and refits on stages rebuilt from them (`CurveForecaster`); the point forecast is the
+    fitted curve's.
     """
 
     name = "asaoka"
+    anchored = True
 
     def __init__(
         self,
@@ -439,6 +586,14 @@ class Asaoka(CurveForecaster):
         assert isinstance(p, AsaokaParams)
         return p.final + (p.s_ref - p.final) * p.b1 ** ((t - p.t_ref) / p.dt)
 
+    def _reanchor(self, params: object, t_ref: float, y_ref: float) -> AsaokaParams:
+        assert isinstance(params, AsaokaParams)
+        return replace(params, t_ref=float(t_ref), s_ref=float(y_ref))
+
+    def _memory(self, params: object, step: float) -> float:
+        assert isinstance(params, AsaokaParams)
+        return float(params.b1 ** (step / params.dt))
+
     @property
     def final_(self) -> float:
         """Final settlement ``b0 / (1 - b1)`` (NaN after a fallback)."""
@@ -464,9 +619,16 @@ class Fukuzono(CurveForecaster):
     velocities. Displacement forecast: ``x(t) = x_n + sign * ln((A + B t)/(A + B t_n)) / B``
     from the last reading, NaN at and after ``t_f``; when ``t_f`` is already past it falls back
     to persistence (``fallback_`` says so) while ``time_of_failure_`` keeps the estimate.
+
+    Displacement band: from the one-step-ahead errors of that forecast on the window's
+    readings, accumulated (a velocity does not depend on the displacement), and refits on
+    windows rebuilt from them (`CurveForecaster`). A draw that has failed by a time counts as
+    moved beyond any value, so the upper end (lower, for downward movement) is NaN where more
+    than ``(1 - level) / 2`` of the draws have failed: the band has no end there.
     """
 
     name = "fukuzono"
+    anchored = True
 
     def __init__(
         self,
@@ -550,7 +712,16 @@ class Fukuzono(CurveForecaster):
             small = np.abs(u) < 1e-12
             factor = np.where(small, 1.0, np.log1p(u) / np.where(small, 1.0, u))
             out = p.x_ref + p.sign * factor * (t - p.t_ref) / den0
-        return np.where(u > -1.0, out, np.nan)
+        # NaN after the failure, and from an anchor where 1/v <= 0 (no forward velocity)
+        return np.where((u > -1.0) & (den0 > 0), out, np.nan)
+
+    def _reanchor(self, params: object, t_ref: float, y_ref: float) -> FukuzonoParams:
+        assert isinstance(params, FukuzonoParams)
+        return replace(params, t_ref=float(t_ref), x_ref=float(y_ref))
+
+    def _beyond(self, params: object) -> float:
+        assert isinstance(params, FukuzonoParams)
+        return params.sign * float("inf")  # failed: moved farther than any finite value
 
     def fit(self, t: np.ndarray, y: np.ndarray, drivers: Drivers | None = None) -> Self:
         super().fit(t, y, drivers)

@@ -14,7 +14,9 @@ on day ``d``; ``a`` (settlement per unit load at the end of primary consolidatio
 record is one unit load placed at its first reading. For each ``t90`` of a log-spaced grid,
 ``(c, a, b)`` are fitted by least squares (``a, b >= 0``); the ``t90`` with the least squared
 error wins. The band: the residual bootstrap of `CurveForecaster`, refitting the grid on each
-resample.
+resample. `Consolidation.primary_final_` is the fitted curve's settlement when the last
+increment's primary consolidation reaches 99 % (``t = last lift + 2.1 t90``, the load held),
+secondary compression accrued by then included; NaN when the fit cannot identify it.
 
 Guarantees: exact (to the grid's resolution in ``t90``) on noise-free records of its own form,
 multi-stage loads included (tested); the fitted curve never depends on readings after the
@@ -23,6 +25,7 @@ cutoff; fewer than `min_points` observed readings fall back to persistence and s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +37,11 @@ from geojepa.soil import TV90, TV_SWITCH, consolidation_curve
 
 T90_GRID: tuple[float, ...] = tuple(float(x) for x in np.geomspace(2.0, 2000.0, 40).round(3))
 """Candidate times to 90 % consolidation (days), log-spaced."""
+U_END_PRIMARY = 0.99
+"""The average degree of consolidation taken as the end of primary consolidation (Terzaghi's
+U reaches 1 only asymptotically)."""
+TV_END_PRIMARY = -4.0 / math.pi**2 * math.log((1.0 - U_END_PRIMARY) * math.pi**2 / 8.0)
+"""The time factor at `U_END_PRIMARY` (1.781), from the series' first term."""
 LOSSES: tuple[str, ...] = ("squared", "huber")
 HUBER_K = 1.345  # Huber's threshold, in robust standard deviations of the residuals
 HUBER_PASSES = 6  # reweighting passes per t90
@@ -141,15 +149,41 @@ class Consolidation(CurveForecaster):
         return bool(elapsed > TV_SWITCH / TV90 * t90)
 
     @property
-    def primary_final_(self) -> float:
-        """The reading at the end of primary consolidation under the last known load,
-        ``c + a * (load added)``; secondary compression goes on after it (NaN after a
-        fallback)."""
-        if self.fallback_ is not None:
+    def primary_end_(self) -> float:
+        """When primary consolidation under the last known load ends, days on the record's
+        time axis: the last load increment's day plus the time its primary consolidation
+        takes to reach `U_END_PRIMARY` (``TV_END_PRIMARY / 0.848 * t90``, about 2.1 t90).
+        NaN when the model cannot place it (see `primary_final_`)."""
+        if not self._primary_identified():
             return float("nan")
         p = self.params_
         assert isinstance(p, ConsolidationParams)
-        return p.c + p.a * float(p.dq.sum())
+        loaded = p.days[p.dq != 0.0]
+        return float(loaded.max()) + TV_END_PRIMARY / TV90 * p.t90
+
+    @property
+    def primary_final_(self) -> float:
+        """The settlement the fitted model reaches at the end of primary consolidation under
+        the last known load (at `primary_end_`, with the load held), on the readings' scale:
+        ``c`` plus every increment's primary part (at least `U_END_PRIMARY` complete) plus the
+        secondary compression accrued by then; secondary compression goes on after it.
+
+        NaN when the model cannot identify it: after a fallback, when the fit has no primary
+        part (``a = 0``: all the settlement is read as secondary compression), or when the
+        record does not pin t90 down (`t90_identified_`), since the time of the end of primary
+        consolidation is then the search grid's guess."""
+        if not self._primary_identified():
+            return float("nan")
+        p = self.params_
+        assert isinstance(p, ConsolidationParams)
+        return float(Consolidation._curve(self, p, np.array([self.primary_end_]))[0])
+
+    def _primary_identified(self) -> bool:
+        if self.fallback_ is not None:
+            return False
+        p = self.params_
+        assert isinstance(p, ConsolidationParams)
+        return p.a > 0.0 and self.t90_identified_
 
     def _curve(self, params: object, t: np.ndarray) -> np.ndarray:
         p = params
