@@ -369,3 +369,19 @@ def test_a_block_scored_detector_alarms_when_its_block_completes() -> None:
     assert block["delay"] == 13.0  # the block 288..303 exists live at row 303; onset 290
     assert block["event_recall"] == 1.0
     assert block["auc_pr"] == causal["auc_pr"]  # point metrics: the score on its own rows
+
+
+def test_a_one_seed_summary_shows_no_spread() -> None:
+    # before: one seed printed "0.412 ± 0.000", a spread never measured
+    row = {
+        "scenario": "slope",
+        "intensity": 1.0,
+        "seed": 0,
+        "detector": "trigger",
+        "kind": "all",
+        "auc_pr": 0.412,
+    }
+    one = markdown_table(summarise([row]))
+    assert "0.412" in one and "± 0.000" not in one
+    two = markdown_table(summarise([row, {**row, "seed": 1, "auc_pr": 0.512}]))
+    assert "0.462 ± 0.071" in two

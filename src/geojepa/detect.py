@@ -179,7 +179,8 @@ def detect_run(
         b = int(np.searchsorted(times, ts.tz_localize(None).to_datetime64(), side="right"))
     if a >= b:
         raise InputError(
-            f"no grid time of the site lies in the range {start} .. {end}",
+            f"no grid time of the site lies in the range {start or 'its start'} .. "
+            f"{end or 'its end'}",
             hint=f"the site spans {frame.times()[0].isoformat()} .. "
             f"{frame.times()[-1].isoformat()}",
         )

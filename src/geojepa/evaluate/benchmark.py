@@ -174,10 +174,14 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _pm(rec: dict[str, Any], metric: str, digits: int = 3) -> str:
+    """ "mean ± std" over seeds; the mean alone when there is no spread to show (one seed)."""
     m, s = rec.get(f"{metric}_mean", float("nan")), rec.get(f"{metric}_std", float("nan"))
     if m is None or not math.isfinite(m):
         return "–"
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if math.isfinite(s) else f"{m:.{digits}f}"
+    one = int(rec.get(f"{metric}_n", 2)) < 2  # a std of one seed would print as ± 0.000
+    if s is None or not math.isfinite(s) or one:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
 def markdown_table(summary: Sequence[dict[str, Any]], kind: str = ALL) -> str:
