@@ -7,7 +7,9 @@ site: grid interval, span, flag counts and the labels. `render_summary` prints i
 Guarantees: read-only (the site is not changed); every number comes from the stored
 readings; the missing fraction of a sensor counts grid cells between the site's first and
 last time without a usable reading (flags ``missing``/``non_finite`` are not usable), so a
-daily GNSS sensor on a 10-minute grid shows what it is: mostly missing.
+daily GNSS sensor on a 10-minute grid shows what it is: mostly missing; beside it, the
+sensor's own reading interval (``step``) and ``gaps``, the fraction of its own grid cells
+between its first and last reading without a usable one (the holes in its record).
 """
 
 from __future__ import annotations
@@ -54,11 +56,14 @@ def site_summary(site: Site) -> dict[str, Any]:
         ts = t_ns[sel]
         observed = len(np.unique(cell[sel & usable]))
         q = pd.Series(q_str[sel]).value_counts()
+        own, gaps = _own_gaps(t_ns[sel & usable])
         per[str(sid)] = {
             "readings": int(sel.sum()),
             "first": pd.Timestamp(int(ts.min()), tz="UTC").isoformat(),
             "last": pd.Timestamp(int(ts.max()), tz="UTC").isoformat(),
             "missing_fraction": round(1.0 - observed / n_cells, 4),
+            "interval": None if own is None else str(own),
+            "gap_fraction": gaps,
             "flags": {str(f): int(n) for f, n in q.items() if f != Quality.OK.value},
         }
     out |= {
@@ -73,6 +78,21 @@ def site_summary(site: Site) -> dict[str, Any]:
         "labels": _labels(site),
     }
     return out
+
+
+def _own_gaps(usable: np.ndarray) -> tuple[pd.Timedelta | None, float | None]:
+    """A sensor's own reading interval (the median spacing of its usable readings, rounded
+    as the site grid's) and the fraction of its own grid cells between its first and last
+    usable reading without one: the holes in its record, whatever the site's span or
+    finest grid. usable (n,) int64 ns."""
+    if usable.size < 2:
+        return None, None
+    frame = pd.DataFrame({"sensor_id": "s", "timestamp": pd.to_datetime(usable, utc=True)})
+    step = infer_interval(frame)
+    t0 = int(usable.min())
+    n = (int(usable.max()) - t0) // step.value + 1
+    hit = len(np.unique((usable - t0) // step.value))
+    return step, round(max(0.0, 1.0 - hit / n), 4)
 
 
 def _sensor_row(s: pd.Series, stats: dict[str, Any] | None, n_cells: int | None) -> dict[str, Any]:
@@ -94,6 +114,8 @@ def _sensor_row(s: pd.Series, stats: dict[str, Any] | None, n_cells: int | None)
         "first": None,
         "last": None,
         "missing_fraction": 1.0,
+        "interval": None,
+        "gap_fraction": None,
         "flags": {},
     }
     return row
@@ -126,7 +148,10 @@ def render_summary(s: dict[str, Any]) -> str:
         flags = ", ".join(f"{k} {v}" for k, v in s["quality"].items())
         lines.append(f"quality flags: {flags}")
     lines.append("")
-    header = ("id", "kind", "unit", "x", "y", "z", "readings", "first", "last", "missing", "flags")
+    header = (
+        "id", "kind", "unit", "x", "y", "z", "readings", "first", "last", "missing", "step",
+        "gaps", "flags",
+    )  # fmt: skip
     rows = []
     for r in s["sensors"]:
 
@@ -138,7 +163,9 @@ def render_summary(s: dict[str, Any]) -> str:
             (
                 r["id"], r["kind"], r["unit"], f(r["x"]), f(r["y"]), f(r["z"]),
                 str(r["readings"]), (r["first"] or "")[:19], (r["last"] or "")[:19],
-                f"{100 * r['missing_fraction']:.1f}%", flags,
+                f"{100 * r['missing_fraction']:.1f}%", r.get("interval") or "",
+                "" if r.get("gap_fraction") is None else f"{100 * r['gap_fraction']:.1f}%",
+                flags,
             )
         )  # fmt: skip
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
