@@ -17,18 +17,12 @@ from geojepa.site import Sensor, Site, sensors_frame
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
 
-def embankment_site(seed: int = 0) -> Site:
-    """One plate read every 2 days under two fill stages (stage 2 from day 60), and its fill."""
-    rng = np.random.default_rng(seed)
-    days = np.arange(0.0, 200.0, 2.0)
-    x2 = np.clip(days - 60.0, 0.0, None)
-    s = days / (4.0 + 0.02 * days) + np.where(days >= 60, x2 / (2.0 + 0.025 * x2), 0.0)
-    s = s + rng.normal(0, 0.2, days.size)
-    fill = np.where(days >= 60, 4.0, 2.0)
+def plate_site(name: str, days: np.ndarray, settlement: np.ndarray, fill: np.ndarray) -> Site:
+    """Plate SP1 and its fill FILL (group A) read on `days` after T0."""
     ts = T0 + pd.to_timedelta(days, unit="D")
     readings = pd.concat(
         [
-            pd.DataFrame({"timestamp": ts, "sensor_id": "SP1", "value": s}),
+            pd.DataFrame({"timestamp": ts, "sensor_id": "SP1", "value": settlement}),
             pd.DataFrame({"timestamp": ts, "sensor_id": "FILL", "value": fill}),
         ],
         ignore_index=True,
@@ -38,7 +32,18 @@ def embankment_site(seed: int = 0) -> Site:
     sensors = sensors_frame(
         [Sensor("SP1", "settlement", "mm", group="A"), Sensor("FILL", "load", "m", group="A")]
     )
-    return Site(name="emb", sensors=sensors, readings=readings)
+    return Site(name=name, sensors=sensors, readings=readings)
+
+
+def embankment_site(seed: int = 0) -> Site:
+    """One plate read every 2 days under two fill stages (stage 2 from day 60), and its fill."""
+    rng = np.random.default_rng(seed)
+    days = np.arange(0.0, 200.0, 2.0)
+    x2 = np.clip(days - 60.0, 0.0, None)
+    s = days / (4.0 + 0.02 * days) + np.where(days >= 60, x2 / (2.0 + 0.025 * x2), 0.0)
+    s = s + rng.normal(0, 0.2, days.size)
+    fill = np.where(days >= 60, 4.0, 2.0)
+    return plate_site("emb", days, s, fill)
 
 
 @pytest.fixture
@@ -379,20 +384,7 @@ def creep_site() -> Site:
         s += dq * (7.0 * consolidation_curve(lag, 24.0, 0.0) + 33.0 * np.log1p(lag.clip(0) / 24))
     s += np.random.default_rng(0).normal(0, 0.3, days.size)
     fill = np.array([sum(dq for day, dq in lifts if day <= x) for x in days])
-    ts = T0 + pd.to_timedelta(days, unit="D")
-    readings = pd.concat(
-        [
-            pd.DataFrame({"timestamp": ts, "sensor_id": "SP1", "value": s}),
-            pd.DataFrame({"timestamp": ts, "sensor_id": "FILL", "value": fill}),
-        ],
-        ignore_index=True,
-    )
-    readings["quality"] = "ok"
-    readings["source"] = "fixture.csv"
-    sensors = sensors_frame(
-        [Sensor("SP1", "settlement", "mm", group="A"), Sensor("FILL", "load", "m", group="A")]
-    )
-    return Site(name="creep", sensors=sensors, readings=readings)
+    return plate_site("creep", days, s, fill)
 
 
 def test_the_verb_says_which_grid_step_it_used(
